@@ -1,0 +1,34 @@
+# Li2 Lab: the two commands of the README are `make demo` and `make test`.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PIP     := $(BIN)/pip install -c requirements/constraints.txt
+STAMP   := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench lint clean
+
+$(STAMP): pyproject.toml client/pyproject.toml requirements/constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(PIP) -q -e '.[worker,dev]' -e './client[all]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_trainer.py --write BENCHMARKS.md
+
+lint: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+
+clean:
+	rm -rf $(VENV) var demo-out .pytest_cache
