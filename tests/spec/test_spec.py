@@ -94,6 +94,11 @@ def test_non_objects_are_rejected(raw):
         validate_spec(raw)
 
 
+def test_expressions_take_two_operands():
+    errs = errors_of({"task": {"group": "expression", "expression": "x*y", "modulus": 7, "operands": 3}})
+    assert "2 operands" in errs["task.operands"][0]
+
+
 def test_every_group_kind_needs_its_own_fields():
     for task, field in [({"group": "product"}, "task.factors"), ({"group": "dihedral"}, "task.n"),
                         ({"group": "multiplicative"}, "task.prime"), ({"group": "table"}, "task.table"),

@@ -307,6 +307,8 @@ def _check_sizes(spec: dict) -> dict[str, list[str]]:
 def _check_cross_fields(spec: dict) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     tr = spec["training"]
+    if spec["task"]["group"] == "expression" and spec["task"]["operands"] != 2:
+        errors["task.operands"] = ["an expression in x and y takes exactly 2 operands"]
     if spec["model"]["ridge_top"] is not None and tr["loss"] != "mse":
         errors["model.ridge_top"] = ["needs training.loss = 'mse' (the ridge solution is for the squared loss)"]
     if tr["schedule"] == "step" and tr["step_size"] is None:
