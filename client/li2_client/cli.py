@@ -1,0 +1,320 @@
+"""``li2`` — the shell command of the SDK.
+
+    li2 submit spec.json --wait          # or spec.yaml when PyYAML is installed
+    li2 status ID | li2 list --status running | li2 cancel ID
+    li2 timeline ID | li2 metrics ID --csv curves.csv
+    li2 sweep submit sweep.json --wait | li2 sweep status ID | li2 sweep law ID
+
+Connection: ``--url/--token/--profile``, else LI2_URL/LI2_TOKEN, else ~/.config/li2lab/config.toml.
+``--json`` prints machine-readable JSON instead of tables. Exit codes: 0 ok, 1 error (service,
+network, failed run), 2 bad input (unreadable spec file, invalid spec, bad arguments).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .client import Client
+from .errors import Li2Error, ValidationError
+from .sweeps import flatten
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(Exception):
+    """A local input problem (file missing, not JSON/YAML): exit code 2."""
+
+
+# -- output helpers ----------------------------------------------------------------------------
+def cell(v: Any) -> str:
+    """One value as table text: None as '—', floats with 4 significant digits."""
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned text table with a dashed rule under the headers."""
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in text]
+    return "\n".join(lines)
+
+
+def emit_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def read_document(path: str) -> dict:
+    """Read a JSON (or, with PyYAML, YAML) file holding one object."""
+    p = Path(path)
+    try:
+        text = sys.stdin.read() if path == "-" else p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if p.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as exc:
+            raise BadInput(f"{path}: YAML files need PyYAML (pip install pyyaml), or use JSON") from exc
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise BadInput(f"{path} is not valid YAML: {exc}") from exc
+    else:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    if not isinstance(doc, dict):
+        raise BadInput(f"{path} must hold one JSON/YAML object (a spec), not {type(doc).__name__}")
+    return doc
+
+
+def _task_name(spec: dict | None) -> str:
+    task = (spec or {}).get("task") or {}
+    size = next((task[k] for k in ("order", "n", "prime", "factors", "modulus") if k in task), "")
+    return f"{task.get('group', '?')}({size})" if size != "" else str(task.get("group", "?"))
+
+
+def _experiment_rows(exps) -> list[list[Any]]:
+    rows = []
+    for e in exps:
+        p, s = e.progress, e.summary
+        epochs = f"{p.get('epoch', '—')}/{p.get('epochs', '—')}" if p else "—"
+        rows.append([e.id, e.status, _task_name(e.spec), epochs, s.get("test_acc"), s.get("grokked"),
+                     e.data.get("created_at", "")])
+    return rows
+
+
+EXP_HEADERS = ["id", "status", "task", "epoch", "test_acc", "grokked", "created"]
+
+
+def print_experiment(e) -> None:
+    p = e.progress
+    latest = p.get("latest") or {}
+    fields = [("id", e.id), ("status", e.status + ("  (cached: same spec submitted before)" if e.cached else "")),
+              ("task", _task_name(e.spec)), ("progress", f"{p.get('epoch', '—')}/{p.get('epochs', '—')}" if p else "—")]
+    fields += [(f"latest {k}", v) for k, v in latest.items()]
+    fields += [(f"summary {k}", v) for k, v in e.summary.items()]
+    if e.error:
+        fields.append(("error", e.error))
+    width = max(len(k) for k, _ in fields)
+    for k, v in fields:
+        print(f"{k.ljust(width)}  {cell(v)}")
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_submit(client: Client, a) -> int:
+    exp = client.submit(read_document(a.spec_file), force=a.force)
+    if a.wait:
+        exp.wait(timeout=a.timeout, progress=not a.json, raise_on_failure=False)
+    if a.json:
+        emit_json(exp.data)
+    else:
+        print_experiment(exp)
+    return EXIT_OK if exp.status != "failed" and exp.status != "cancelled" else EXIT_ERROR
+
+
+def cmd_status(client: Client, a) -> int:
+    exp = client.get(a.id)
+    emit_json(exp.data) if a.json else print_experiment(exp)
+    return EXIT_OK
+
+
+def cmd_list(client: Client, a) -> int:
+    exps = list(client.list(status=a.status, sweep_id=a.sweep))
+    if a.json:
+        emit_json([e.data for e in exps])
+    else:
+        print(format_table(EXP_HEADERS, _experiment_rows(exps)))
+        print(f"{len(exps)} experiment(s)")
+    return EXIT_OK
+
+
+def cmd_cancel(client: Client, a) -> int:
+    exp = client.cancel(a.id)
+    emit_json({"id": exp.id, "status": exp.status}) if a.json else print(f"{exp.id}: {exp.status}")
+    return EXIT_OK
+
+
+def cmd_timeline(client: Client, a) -> int:
+    tl = client.get(a.id).timeline()
+    if a.json:
+        emit_json(tl.raw)
+        return EXIT_OK
+    print(format_table(["stage", "start", "end", "criterion"], tl.table()))
+    if tl.events:
+        print("\nevents:")
+        for ev in tl.events:
+            print("  " + ", ".join(f"{k}={v}" for k, v in ev.items()))
+    if tl.censored:
+        print(f"\ncensored: {tl.censored} (a stage was still open when training stopped)")
+    return EXIT_OK
+
+
+def cmd_metrics(client: Client, a) -> int:
+    exp = client.get(a.id)
+    if a.csv:
+        if a.csv == "-":
+            sys.stdout.write(exp._client._http.request("GET", f"/experiments/{exp.id}/metrics",
+                                                       params={"format": "csv"}).text)
+        else:
+            print(exp.metrics_csv(a.csv))
+        return EXIT_OK
+    cols = exp.metric_columns()
+    if a.json:
+        emit_json({"columns": cols})
+        return EXIT_OK
+    n = len(next(iter(cols.values()), []))
+    names = [c for c in ("epoch", "train_acc", "test_acc", "train_loss", "test_loss") if c in cols]
+    step = max(1, n // 10)
+    idx = sorted(set(list(range(0, n, step)) + ([n - 1] if n else [])))
+    print(format_table(names, [[cols[c][i] for c in names] for i in idx]))
+    print(f"{n} rows, {len(cols)} columns (every row: --csv FILE or --json)")
+    return EXIT_OK
+
+
+def cmd_sweep_submit(client: Client, a) -> int:
+    doc = read_document(a.sweep_file)
+    if "base" not in doc or "grid" not in doc:
+        raise BadInput(f"{a.sweep_file} must hold {{\"base\": SPEC, \"grid\": {{dotted.path: [values]}}}}")
+    sweep = client.submit_sweep(doc["base"], doc["grid"])
+    if a.wait:
+        sweep.wait(timeout=a.timeout, progress=not a.json)
+    return _print_sweep(sweep, a)
+
+
+def _print_sweep(sweep, a) -> int:
+    if a.json:
+        emit_json(sweep.data)
+    else:
+        counts = "  ".join(f"{k}={v}" for k, v in sweep.counts.items())
+        print(f"sweep {sweep.id}: {sweep.status}, {sweep.n_runs} runs, {sweep.progress:.0%} ended  {counts}".rstrip())
+    return EXIT_OK
+
+
+def cmd_sweep_status(client: Client, a) -> int:
+    return _print_sweep(client.get_sweep(a.id), a)
+
+
+def cmd_sweep_runs(client: Client, a) -> int:
+    items = client.get_sweep(a.id).run_items()
+    if a.json:
+        emit_json(items)
+        return EXIT_OK
+    rows = [{"id": it.get("id"), "status": it.get("status"), **flatten(it.get("spec") or {}),
+             **flatten(it.get("summary") or {}, "summary")} for it in items]
+    varying = [k for k in (rows[0] if rows else {}) if k in ("id", "status")
+               or len({json.dumps(r.get(k), default=str) for r in rows}) > 1]
+    print(format_table(varying, [[r.get(k) for k in varying] for r in rows]))
+    return EXIT_OK
+
+
+def cmd_sweep_law(client: Client, a) -> int:
+    sweep = client.get_sweep(a.id)
+    law = sweep.scaling_law(partial=a.partial)
+    if a.plot:
+        from .plots import plot_scaling_law
+        path = plot_scaling_law(law, a.plot)
+        if not a.json:
+            print(f"plot: {path}")
+    if a.json:
+        emit_json(law.raw)
+        return EXIT_OK
+    lo, hi = law.ci95
+    print(f"form: {law.form}")
+    print(f"c = {law.c if law.c is None else f'{law.c:.4g}'}   95% CI [{lo if lo is None else f'{lo:.4g}'}, "
+          f"{hi if hi is None else f'{hi:.4g}'}]   r2 = {law.r2 if law.r2 is None else f'{law.r2:.3f}'}")
+    print(format_table(["M", "n_star", "p_star"], [[p.M, p.n_star, p.p_star] for p in law.critical]))
+    if law.alternatives:
+        print("\nalternatives:")
+        alts = law.alternatives if isinstance(law.alternatives, list) else [
+            {"form": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in law.alternatives.items()]
+        for alt in alts:
+            print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in alt.items()))
+    return EXIT_OK
+
+
+def cmd_health(client: Client, a) -> int:
+    body = client.health()
+    emit_json(body) if a.json else print(f"{client.url}: " + ", ".join(f"{k}={v}" for k, v in body.items()))
+    return EXIT_OK
+
+
+# -- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help="service URL (else LI2_URL, config file)")
+    common.add_argument("--token", default=argparse.SUPPRESS, help="API token (else LI2_TOKEN, config file)")
+    common.add_argument("--profile", default=argparse.SUPPRESS, help="config-file profile (else LI2_PROFILE)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+
+    p = argparse.ArgumentParser(prog="li2", parents=[common], description="Li2 Lab command line client.")
+    p.set_defaults(url=None, token=None, profile=None, json=False)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_, parent=sub):
+        sp = parent.add_parser(name, parents=[common], help=help_, description=help_)
+        sp.set_defaults(func=func)
+        return sp
+
+    s = add("submit", cmd_submit, "submit a spec file (JSON, or YAML with PyYAML)")
+    s.add_argument("spec_file", help="path to the spec, or - for stdin")
+    s.add_argument("--wait", action="store_true", help="wait until the run ends (progress on stderr)")
+    s.add_argument("--force", action="store_true", help="run again even if the same spec was run before")
+    s.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (3600)")
+    add("status", cmd_status, "show one experiment").add_argument("id")
+    s = add("list", cmd_list, "list your experiments (all pages)")
+    s.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    s.add_argument("--sweep", help="only runs of this sweep id")
+    add("cancel", cmd_cancel, "cancel an experiment").add_argument("id")
+    add("timeline", cmd_timeline, "the stage timeline of a finished experiment").add_argument("id")
+    s = add("metrics", cmd_metrics, "metrics of a finished experiment (every epoch)")
+    s.add_argument("id")
+    s.add_argument("--csv", metavar="FILE", help="write every row as CSV to FILE (- for stdout)")
+    add("health", cmd_health, "is the service ready?")
+
+    sw = sub.add_parser("sweep", help="sweeps: submit, status, runs, law").add_subparsers(
+        dest="sweep_command", required=True, metavar="SWEEP_COMMAND")
+    s = add("submit", cmd_sweep_submit, "submit a sweep file {base, grid}", sw)
+    s.add_argument("sweep_file")
+    s.add_argument("--wait", action="store_true")
+    s.add_argument("--timeout", type=float, default=3600)
+    add("status", cmd_sweep_status, "show one sweep", sw).add_argument("id")
+    add("runs", cmd_sweep_runs, "the sweep's runs: varying spec fields and summaries", sw).add_argument("id")
+    s = add("law", cmd_sweep_law, "the fitted scaling law n* = c·M·ln M", sw)
+    s.add_argument("id")
+    s.add_argument("--partial", action="store_true", help="fit now on the runs that have ended")
+    s.add_argument("--plot", metavar="PNG", help="also save the scaling-law plot here")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        client = Client(args.url, args.token, profile=args.profile)
+        return args.func(client, args)
+    except BadInput as exc:
+        print(f"li2: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValidationError as exc:
+        print(f"li2: invalid input: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Li2Error as exc:
+        print(f"li2: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("li2: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""``Experiment``: a handle on one run of the service, and everything you can ask about it.
+
+A handle holds the last answer of ``GET /experiments/{id}`` (``.data``); ``refresh()`` reloads it.
+Results (``metrics``, ``timeline``, ``features``) exist once the run has finished; asking earlier
+raises ``Conflict`` with the server's message. ``predictions()`` is available right after submit.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import Li2Error
+from .polling import TERMINAL, ProgressBar, wait_for
+from .results import Features, Predictions, Timeline
+
+if TYPE_CHECKING:
+    from .client import Client
+
+
+class RunFailed(Li2Error):
+    """``wait()`` saw the run end as ``failed`` or ``cancelled``; ``message`` holds the server's reason."""
+
+
+def columns_to_frame(columns: dict[str, list]):
+    """``{"epoch": [...], ...}`` → pandas DataFrame (None → NaN); a dict of lists without pandas."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return {k: list(v) for k, v in columns.items()}
+    frame = pd.DataFrame(columns)
+    for name in frame.columns:                # all-null columns (NaN diagnostics) arrive as object
+        if frame[name].dtype == object:
+            try:
+                frame[name] = pd.to_numeric(frame[name])
+            except (ValueError, TypeError):
+                pass
+    return frame
+
+
+class Experiment:
+    """One experiment (run). ``id``, ``status``, ``spec``, ``progress``, ``summary`` read ``.data``."""
+
+    def __init__(self, client: "Client", data: dict[str, Any]):
+        self._client = client
+        self.data: dict[str, Any] = dict(data)
+        self.id: str = str(data["id"])
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        return str(self.data.get("status", "unknown"))
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def spec(self) -> dict | None:
+        return self.data.get("spec")
+
+    @property
+    def progress(self) -> dict:
+        return self.data.get("progress") or {}
+
+    @property
+    def summary(self) -> dict:
+        return self.data.get("summary") or {}
+
+    @property
+    def cached(self) -> bool:
+        """True when submit found the same spec already submitted by you (no new run was made)."""
+        return bool(self.data.get("cached"))
+
+    @property
+    def error(self) -> str | None:
+        return self.data.get("error")
+
+    def _path(self, suffix: str = "") -> str:
+        return f"/experiments/{self.id}{suffix}"
+
+    def refresh(self) -> "Experiment":
+        """Reload status, progress and summary from the server."""
+        fresh = self._client._http.get_json(self._path())
+        self.data.update(fresh)
+        return self
+
+    def wait(self, timeout: float | None = 600, poll: float = 1.0, progress: bool = True,
+             raise_on_failure: bool = True) -> "Experiment":
+        """Block until the run is succeeded/failed/cancelled; return self.
+
+        ``progress=True`` shows a bar with epoch/epochs and the latest train/test accuracy.
+        Raises ``WaitTimeout`` after ``timeout`` s, and ``RunFailed`` if the run failed or was
+        cancelled (unless ``raise_on_failure=False``).
+        """
+        bar = ProgressBar(f"{self.id[:8]}", "epoch", progress)
+
+        def show() -> None:
+            p = self.progress
+            latest = p.get("latest") or {}
+            acc = "  ".join(f"{k}={latest[k]:.3f}" for k in ("train_acc", "test_acc")
+                            if isinstance(latest.get(k), (int, float)))
+            bar.update(p.get("epoch"), p.get("epochs") or (self.spec or {}).get("training", {}).get("epochs"),
+                       f"{self.status} {acc}".strip())
+
+        try:
+            status = wait_for(lambda: self.refresh().status, what=f"experiment {self.id}", timeout=timeout,
+                              poll=poll, on_update=show)
+        finally:
+            bar.close()
+        if raise_on_failure and status != "succeeded":
+            raise RunFailed(f"experiment {self.id} {status}" + (f": {self.error}" if self.error else ""))
+        return self
+
+    def cancel(self) -> "Experiment":
+        """Ask the server to cancel; a queued run is cancelled at once, a running one within seconds."""
+        answer = self._client._http.post_json(self._path("/cancel"))
+        if isinstance(answer, dict) and "status" in answer:
+            self.data["status"] = answer["status"]
+        return self
+
+    # -- results -------------------------------------------------------------------------------
+    def metrics(self):
+        """Every recorded epoch's metrics (not a sample) as a pandas DataFrame, one column per metric
+        (``epoch, train_acc, test_acc, train_loss, test_loss, ...``); a dict of lists without pandas."""
+        return columns_to_frame(self.metric_columns())
+
+    def metric_columns(self) -> dict[str, list]:
+        """The metrics as plain ``{column: [values]}`` (no pandas needed)."""
+        body = self._client._http.get_json(self._path("/metrics"))
+        return body.get("columns", body)
+
+    def metrics_csv(self, path: str | Path) -> Path:
+        """Write the metrics as CSV (the server's own rendering) to ``path``; return the path."""
+        resp = self._client._http.request("GET", self._path("/metrics"), params={"format": "csv"})
+        out = Path(path)
+        out.write_text(resp.text, encoding="utf-8")
+        return out
+
+    def timeline(self) -> Timeline:
+        """The lazy → independent → interactive stage timeline, with events and censoring."""
+        return Timeline.from_dict(self._client._http.get_json(self._path("/timeline")))
+
+    def features(self) -> Features:
+        """The learned features: per-node irrep decomposition, spectrum, coverage."""
+        return Features.from_dict(self._client._http.get_json(self._path("/features")))
+
+    def predictions(self) -> Predictions:
+        """What the theory predicts for this spec (critical data size, ...); available at once."""
+        return Predictions.from_dict(self._client._http.get_json(self._path("/predictions")))
+
+    def checkpoints(self) -> list[dict]:
+        """Stored checkpoints: ``[{"epoch", "kind", "size"}]``."""
+        body = self._client._http.get_json(self._path("/checkpoints"))
+        return body.get("items", body) if isinstance(body, dict) else body
+
+    def download_checkpoint(self, epoch: int, path: str | Path) -> Path:
+        """Save the safetensors checkpoint of ``epoch`` to ``path`` (streamed); return the path."""
+        resp = self._client._http.request("GET", self._path(f"/checkpoints/{int(epoch)}"), stream=True)
+        out = Path(path)
+        with out.open("wb") as fh:
+            for chunk in resp.iter_content(chunk_size=1 << 16):
+                fh.write(chunk)
+        return out
+
+    def plot(self, out_dir: str | Path, *, spectrum: bool = True) -> list[Path]:
+        """Save PNGs (training curves with stages shaded; irrep spectrum) into ``out_dir``; return paths."""
+        from . import plots
+        return plots.plot_experiment(self, out_dir, spectrum=spectrum)
+
+    def __repr__(self) -> str:
+        p = self.progress
+        where = f" {p.get('epoch')}/{p.get('epochs')}" if p.get("epoch") is not None else ""
+        return f"<Experiment {self.id} {self.status}{where}>"

@@ -1,0 +1,149 @@
+"""matplotlib pictures from the API's JSON: training curves with the stages shaded, the irrep
+spectrum of the learned features, and the scaling law with its 95 % band.
+
+When the science core is installed next to the SDK (``li2.plots``), ``plot_experiment`` hands
+the data to its ``plot_run``, so the pictures are the very ones ``li2lab run --plots``
+draws; otherwise (the usual case for a light ``pip install li2-client[plots]``) the small drawing
+code below is used. Both write PNG files and return their paths.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .results import Features, ScalingLaw, Timeline
+
+if TYPE_CHECKING:
+    from .experiments import Experiment
+
+STAGE_COLORS = {"lazy": "#d9d9d9", "independent": "#a6cee3", "interactive": "#b2df8a"}
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError("plots need matplotlib: pip install 'li2-client[plots]'") from exc
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _finite(xs: list) -> list[float]:
+    return [float("nan") if x is None else float(x) for x in xs]
+
+
+def _shade_stages(ax, timeline: Timeline, last_epoch: float) -> None:
+    for stage in timeline.stages:
+        if stage.start_epoch is None:
+            continue
+        end = stage.end_epoch if stage.end_epoch is not None else last_epoch
+        ax.axvspan(stage.start_epoch, end, color=STAGE_COLORS.get(stage.name, "#eeeeee"), alpha=0.5,
+                   label=f"{stage.name} stage" + ("" if stage.end_epoch is not None else " (censored)"))
+
+
+def plot_curves(columns: dict[str, list], timeline: Timeline | None, path: str | Path, title: str = "") -> Path:
+    """Accuracy (top) and loss (bottom, log scale) against epoch, stages shaded behind."""
+    plt = _pyplot()
+    epoch = _finite(columns.get("epoch") or list(range(len(columns.get("train_acc", [])))))
+    fig, (ax_acc, ax_loss) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    last = epoch[-1] if epoch else 0
+    for ax in (ax_acc, ax_loss):
+        if timeline is not None:
+            _shade_stages(ax, timeline, last)
+    for name, style in (("train", "-"), ("test", "--")):
+        if f"{name}_acc" in columns:
+            ax_acc.plot(epoch, _finite(columns[f"{name}_acc"]), style, color="k", label=f"{name} accuracy")
+        if f"{name}_loss" in columns:
+            ax_loss.plot(epoch, _finite(columns[f"{name}_loss"]), style, color="k", label=f"{name} loss")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_ylim(-0.02, 1.02)
+    ax_loss.set_ylabel("loss")
+    if any(v > 0 for v in _finite(columns.get("train_loss", [])) if v == v):
+        ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_acc.legend(loc="lower right", fontsize=8)
+    if title:
+        ax_acc.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_spectrum(features: Features, path: str | Path, title: str = "") -> Path:
+    """Bar chart: share of the hidden layer's power in each irrep (Fourier frequency for Z_M)."""
+    plt = _pyplot()
+    labels = list(features.spectrum)
+    fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(labels) + 2), 3.5))
+    ax.bar(range(len(labels)), [features.spectrum[k] for k in labels], color="#1f78b4")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=90 if len(labels) > 12 else 0, fontsize=8)
+    ax.set_xlabel("irrep")
+    ax.set_ylabel("power share")
+    sub = f"coverage {features.coverage}" if features.coverage is not None else ""
+    ax.set_title(" — ".join(t for t in (title, sub) if t))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_scaling_law(law: ScalingLaw, path: str | Path, title: str = "") -> Path:
+    """Measured n*(M) points, the fitted c·M·ln M, and the band from ``ci95`` of c."""
+    plt = _pyplot()
+    pts = [(p.M, p.n_star) for p in law.critical if p.n_star is not None and p.M > 1]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if pts:
+        ax.plot([m for m, _ in pts], [n for _, n in pts], "o", color="k", label="measured n*")
+    ms = sorted({p.M for p in law.critical if p.M > 1})
+    if law.c is not None and ms:
+        lo, hi = ms[0], ms[-1]
+        grid = [lo + (hi - lo) * i / 50 for i in range(51)] if hi > lo else [lo]
+        f = [m * math.log(m) for m in grid]
+        ax.plot(grid, [law.c * v for v in f], "-", color="#1f78b4", label=f"{law.c:.3g}·M·ln M")
+        c_lo, c_hi = law.ci95
+        if c_lo is not None and c_hi is not None:
+            ax.fill_between(grid, [c_lo * v for v in f], [c_hi * v for v in f], color="#1f78b4", alpha=0.2,
+                            label="95 % CI of c")
+    ax.set_xlabel("group order M")
+    ax.set_ylabel("critical train size n*")
+    ax.set_title(title or "scaling law")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return out
+
+
+def _core_plots():
+    """``li2.plots`` when the science core is installed, else None."""
+    try:
+        from li2 import plots as core
+    except ImportError:
+        return None
+    return core
+
+
+def plot_experiment(exp: "Experiment", out_dir: str | Path, *, spectrum: bool = True,
+                    use_core: bool = True) -> list[Path]:
+    """Fetch the finished run's metrics, timeline and features; draw them into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    columns, timeline = exp.metric_columns(), exp.timeline()
+    features = exp.features() if spectrum else None
+    core = _core_plots() if use_core else None
+    if core is not None and hasattr(core, "plot_run"):
+        result: dict[str, Any] = {"spec": exp.spec, "summary": exp.summary, "metrics": columns,
+                                  "timeline": timeline.raw, "features": features.raw if features else {}}
+        paths = core.plot_run(result, out)
+        return [Path(p) for p in (paths or [])]
+    tag = exp.id[:8]
+    paths = [plot_curves(columns, timeline, out / f"curves_{tag}.png", title=f"experiment {tag}")]
+    if features is not None and features.spectrum:
+        paths.append(plot_spectrum(features, out / f"spectrum_{tag}.png", title=f"experiment {tag}"))
+    return paths

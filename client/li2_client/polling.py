@@ -1,0 +1,72 @@
+"""Waiting for a run or sweep: one polling loop and one progress bar, shared by both handles.
+
+The bar is tqdm when installed (``pip install li2-client[progress]``), otherwise a plain line on
+stderr that is rewritten only when something changed, so logs stay short.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+from .errors import WaitTimeout
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class ProgressBar:
+    """A minimal bar: ``update(n, total, postfix)``; ``close()``. Disabled = does nothing."""
+
+    def __init__(self, desc: str, unit: str, enabled: bool):
+        self.enabled = enabled
+        self._bar = None
+        self._last = ""
+        self.desc, self.unit = desc, unit
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+                self._bar = tqdm(desc=desc, unit=unit, total=None, leave=True, file=sys.stderr)
+            except ImportError:
+                self._bar = None
+
+    def update(self, n: int | None, total: int | None, postfix: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            if total and self._bar.total != total:
+                self._bar.total = total
+            if n is not None:
+                self._bar.n = n
+            self._bar.set_postfix_str(postfix, refresh=False)
+            self._bar.refresh()
+            return
+        line = f"{self.desc}: {n if n is not None else '?'}/{total or '?'} {self.unit} {postfix}"
+        if line != self._last:
+            print(line, file=sys.stderr, flush=True)
+            self._last = line
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def wait_for(refresh: Callable[[], str], *, what: str, timeout: float | None, poll: float,
+             on_update: Callable[[], None] = lambda: None,
+             clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> str:
+    """Call ``refresh()`` (returns the status) every ``poll`` s until a terminal status; return it.
+
+    Raises ``WaitTimeout`` after ``timeout`` seconds (None = wait forever) naming the last status,
+    so a caller knows whether the run was still queued (no worker?) or running (too slow?).
+    """
+    deadline = None if timeout is None else clock() + timeout
+    while True:
+        status = refresh()
+        on_update()
+        if status in TERMINAL:
+            return status
+        if deadline is not None and clock() >= deadline:
+            hint = (" — still queued: is a worker running and connected to the same broker?"
+                    if status == "queued" else " — still running; wait longer or check progress")
+            raise WaitTimeout(f"{what} did not finish within {timeout:g} s (status {status!r}){hint}")
+        left = poll if deadline is None else max(0.0, min(poll, deadline - clock()))
+        sleep(left)
