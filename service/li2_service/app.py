@@ -1,0 +1,79 @@
+"""The Flask app factory: `create_app(config)` wires settings, database, auth, errors and routes.
+
+    app = create_app()                                   # settings from LI2_* environment
+    app = create_app({"DATABASE_URL": "sqlite:///t.db",  # tests: override any key, and
+                      "ENQUEUE": record_calls})          # record enqueues instead of sending
+
+Routes: /api/v1/experiments..., /api/v1/sweeps..., /healthz, /readyz; the OpenAPI 3 document at
+/api/v1/openapi.json (also /openapi.json), Swagger UI at /api/v1/docs and ReDoc at /api/v1/redoc.
+Every route except health, readiness and the docs needs `Authorization: Bearer TOKEN`.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_smorest import Api
+
+from li2.spec import ExperimentSpecSchema
+from li2_service import auth, errors, schemas
+from li2_service.blueprints import experiments, health, sweeps
+from li2_service.config import check_secrets, load_config
+from li2_service.db import make_engine
+from li2_service.runs import ServiceState, real_enqueue
+
+API_PREFIX = "/api/v1"
+BEARER = {"type": "http", "scheme": "bearer",
+          "description": "a token from `li2lab users create NAME`: Authorization: Bearer TOKEN"}
+
+
+def _openapi_settings() -> dict:
+    return {
+        "API_TITLE": "Li2 Lab",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": API_PREFIX,
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "OPENAPI_REDOC_PATH": "redoc",
+        "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
+        "API_SPEC_OPTIONS": {
+            "security": [{"bearerAuth": []}],
+            "info": {"description": "Experiments as a service for the Li2 theory of grokking "
+                                    "(Tian, arXiv 2509.21519)."},
+        },
+    }
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the API. `config` overrides keys of `load_config()` (and may set ENQUEUE, TESTING)."""
+    settings = {**load_config(), **(config or {})}
+    check_secrets(settings)
+    app = Flask(__name__)
+    app.config.update(_openapi_settings())
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
+    app.config["TESTING"] = bool(settings.get("TESTING"))
+    app.json.sort_keys = False
+
+    engine = settings.get("ENGINE") or make_engine(settings["DATABASE_URL"])
+    app.extensions["li2"] = ServiceState(engine=engine, config=settings,
+                                         enqueue=settings.get("ENQUEUE") or real_enqueue)
+
+    api = Api(app)
+    api.spec.components.security_scheme("bearerAuth", BEARER)
+    api.spec.components.schema("ExperimentSpec", schema=ExperimentSpecSchema)
+    api.spec.components.schema("Submit", schema=schemas.SubmitSchema)
+    api.spec.components.schema("SweepSubmit", schema=schemas.SweepSubmitSchema)
+    for blueprint in (experiments.blp, sweeps.blp, health.blp):
+        api.register_blueprint(blueprint)
+
+    @app.get("/openapi.json", endpoint="openapi_json_alias")
+    def openapi_json_alias():
+        """The OpenAPI document outside the prefix too (DESIGN.md names both)."""
+        return api.spec.to_dict()
+
+    app.before_request(auth.authenticate)
+    errors.register_error_handlers(app)
+    logging.getLogger("li2_service").setLevel(logging.INFO)
+    return app

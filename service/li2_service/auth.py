@@ -1,0 +1,89 @@
+"""Bearer-token accounts: tokens are shown once and stored only as sha256 hashes.
+
+Every request is authenticated in one `before_request` hook unless its endpoint is listed in
+PUBLIC_ENDPOINTS (health, readiness, API docs), so a new route is protected by default. The caller
+is `g.user` (a detached snapshot: id, name, is_admin). Ownership: `visible_to(user)` is the one
+rule — admins see everything, everyone else only their own rows; others' ids answer 404, exactly
+like unknown ids, so ids cannot be probed.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app, g, request
+from flask_smorest import abort
+
+from li2_service import models
+from li2_service.db import session_scope
+
+# Endpoints reachable without a token. flask-smorest names its docs endpoints "api-docs.*".
+PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "static", "openapi_json_alias"}
+PUBLIC_PREFIXES = ("api-docs.",)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling; a plain value so views never hold a session-bound ORM object."""
+
+    id: int
+    name: str
+    is_admin: bool
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token (sha256 hex). Tokens are 256-bit random, so no salt is needed."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_user(session, name: str, admin: bool = False) -> str:
+    """Create a user and return the new token; only its hash is stored, so print it now or lose it."""
+    token = secrets.token_urlsafe(32)
+    session.add(models.User(name=name, token_hash=hash_token(token), is_admin=bool(admin)))
+    session.flush()
+    return token
+
+
+def is_public(endpoint: str | None) -> bool:
+    return endpoint in PUBLIC_ENDPOINTS or (endpoint or "").startswith(PUBLIC_PREFIXES)
+
+
+def _unauthorized(message: str):
+    abort(401, message=message, headers={"WWW-Authenticate": 'Bearer realm="li2lab"'})
+
+
+def authenticate() -> None:
+    """before_request hook: resolve `Authorization: Bearer TOKEN` into g.user or answer 401."""
+    if request.routing_exception is not None or is_public(request.endpoint):
+        return  # unknown route / wrong method: let routing answer 404/405; public: no token
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        _unauthorized("missing bearer token: send 'Authorization: Bearer TOKEN'")
+    if len(token) > 512:
+        _unauthorized("invalid token")
+    with session_scope(current_app.extensions["li2"].engine) as session:
+        user = session.scalar(sa.select(models.User).where(models.User.token_hash == hash_token(token)))
+        if user is None:
+            _unauthorized("invalid token")
+        g.user = Caller(id=user.id, name=user.name, is_admin=bool(user.is_admin))
+
+
+def current_user() -> Caller:
+    return g.user
+
+
+def visible_to(user: Caller, column) -> sa.ColumnElement[bool]:
+    """SQL condition: rows with this user_id column that `user` may see."""
+    return sa.true() if user.is_admin else column == user.id
+
+
+def get_visible(session, model, row_id: str, user: Caller, what: str):
+    """Load one row the caller may see, or answer 404 (for unknown and for others' ids alike)."""
+    row = session.get(model, row_id) if isinstance(row_id, str) and len(row_id) <= 64 else None
+    if row is None or not (user.is_admin or row.user_id == user.id):
+        abort(404, message=f"no {what} with this id")
+    return row

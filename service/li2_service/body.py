@@ -1,0 +1,41 @@
+"""Reading JSON request bodies defensively.
+
+Flask's `get_json` accepts NaN/Infinity and lets a deeply nested body raise RecursionError; here
+both are 400s. The size bound (LI2_MAX_BODY_BYTES) is Flask's MAX_CONTENT_LENGTH, enforced while
+reading, so an oversized body is a 413 before any parsing.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from flask import request
+from flask_smorest import abort
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def json_object() -> dict:
+    """The request body as a JSON object, or abort 400 (malformed) / 422 (not an object)."""
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    if not raw.strip():
+        abort(400, message="the request body is empty; send a JSON object")
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        abort(400, message="the JSON body is nested too deeply")
+    except (ValueError, UnicodeDecodeError) as exc:
+        abort(400, message=f"the request body is not valid JSON: {str(exc)[:200]}")
+    if not isinstance(value, dict):
+        abort(422, message="the body must be a JSON object", errors={"_schema": ["must be a JSON object"]})
+    return value

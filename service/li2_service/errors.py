@@ -1,0 +1,113 @@
+"""JSON errors for every failure: {"code", "status", "message", "errors": {field: [msgs]}}.
+
+One handler formats every HTTPException (ours from `abort`, webargs' 422s, werkzeug's 404/405/413);
+`SpecError` from the core becomes 422 with its field messages; a database outage becomes 503 with
+Retry-After; anything else is logged and answered with a JSON 500 that leaks nothing. Bad input
+must never reach that last handler: tests send hostile bodies and require 4xx.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from flask_smorest import abort
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from li2.errors import SpecError
+
+log = logging.getLogger(__name__)
+
+# webargs keys its messages by location ({"query": {"page": [...]}}); clients want the field.
+_LOCATIONS = {"json", "query", "querystring", "headers", "view_args", "path", "form", "files", "cookies"}
+
+
+def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Nested marshmallow/webargs messages -> {"dotted.field": ["message", ...]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, val in errors.items():
+            if not prefix and key in _LOCATIONS and isinstance(val, dict):
+                path = ""
+            elif key == "_schema":
+                path = prefix
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for p, msgs in flatten_errors(val, path).items():
+                out.setdefault(p, []).extend(msgs)
+    elif isinstance(errors, (list, tuple)) and all(isinstance(e, str) for e in errors):
+        out[prefix or "_schema"] = list(errors)
+    elif isinstance(errors, (list, tuple)):
+        for item in errors:
+            for p, msgs in flatten_errors(item, prefix).items():
+                out.setdefault(p, []).extend(msgs)
+    else:
+        out[prefix or "_schema"] = [str(errors)]
+    return out
+
+
+def _payload(code: int, status: str, message: str, errors: dict | None = None) -> dict:
+    body = {"code": code, "status": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def handle_http_exception(exc: HTTPException):
+    """Format any HTTPException (abort, webargs validation, routing, body size) as our JSON."""
+    data = getattr(exc, "data", None) or {}
+    raw_errors = data.get("errors", data.get("messages"))
+    errors = flatten_errors(raw_errors) if raw_errors else None
+    message = data.get("message")
+    if not message:
+        message = "invalid input; see errors" if errors else (exc.description or exc.name)
+    headers = dict(data.get("headers") or {})
+    if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+        headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    if exc.code == 413:
+        message = "request body too large"
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None and "Retry-After" not in headers:
+        headers["Retry-After"] = str(retry_after)
+    response = jsonify(_payload(exc.code or 500, exc.name, message, errors))
+    response.status_code = exc.code or 500
+    response.headers.update(headers)
+    return response
+
+
+def handle_spec_error(exc: SpecError):
+    """Bad experiment input from li2.spec / li2.groups: 422 naming each field."""
+    response = jsonify(_payload(422, "Unprocessable Entity", "invalid experiment spec; see errors", exc.errors))
+    response.status_code = 422
+    return response
+
+
+def handle_database_down(exc: OperationalError):
+    """The database is unreachable or locked: a temporary condition, say so and when to retry."""
+    log.error("database error: %s", exc)
+    response = jsonify(_payload(503, "Service Unavailable", "the database is unavailable; retry shortly"))
+    response.status_code = 503
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def handle_unexpected(exc: Exception):
+    """A bug, not bad input: log the traceback, answer JSON 500 without internals."""
+    if isinstance(exc, HTTPException):
+        return handle_http_exception(exc)
+    log.exception("unhandled error")
+    return handle_http_exception(InternalServerError())
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the handlers above; call after flask-smorest's Api so ours replace its default."""
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(SpecError, handle_spec_error)
+    app.register_error_handler(OperationalError, handle_database_down)
+    app.register_error_handler(Exception, handle_unexpected)
+
+
+def unprocessable(field: str, message: str):
+    """Abort with 422 naming one field."""
+    abort(422, message=f"{field}: {message}", errors={field: [message]})

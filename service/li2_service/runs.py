@@ -1,0 +1,204 @@
+"""What the API does to runs: submit (with atomic dedup), submit a sweep, enqueue, cancel, settle.
+
+The database is the truth. A submit commits its row(s) first and only then sends `(run_id,
+attempt)` to the broker; if the broker is down the row simply stays queued and the worker side's
+reconciler re-enqueues it from the database, so the client still gets its 202. Views stay thin:
+they parse and authorise, then call these functions.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Callable
+
+import sqlalchemy as sa
+from flask_smorest import abort
+from sqlalchemy.exc import IntegrityError
+
+from li2.spec import expand_sweep, shape_key, spec_hash, validate_sweep
+from li2_service import limits, models
+from li2_service.auth import Caller
+from li2_service.db import session_scope, utcnow
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[list[tuple[str, int]], str], None]
+
+
+@dataclass
+class ServiceState:
+    """What views need at run time; stored as app.extensions["li2"]."""
+
+    engine: sa.Engine
+    config: dict
+    enqueue: Enqueue
+
+
+@dataclass
+class Submitted:
+    """Outcome of a submit: the experiment row and how it was obtained."""
+
+    row: models.Experiment
+    outcome: str  # "created" | "cached" (identical spec) | "replayed" (same Idempotency-Key)
+
+
+def real_enqueue(items: list[tuple[str, int]], broker_url: str) -> None:
+    """Production enqueue: li2_worker.dispatch (imports neither torch nor the runner)."""
+    from li2_worker.dispatch import enqueue
+
+    enqueue(items, broker_url)
+
+
+def send(state: ServiceState, items: list[tuple[str, int]]) -> bool:
+    """Enqueue one batch; a broker failure is logged, not raised (the reconciler retries)."""
+    try:
+        state.enqueue(items, state.config["BROKER_URL"])
+        return True
+    except Exception:  # noqa: BLE001 - any broker/transport error leaves the rows queued
+        log.exception("enqueue of %d run(s) failed; they stay queued for the reconciler", len(items))
+        return False
+
+
+def _idempotency_dedup(key: str) -> str:
+    # "k" is not a hex digit, so these never collide with spec hashes in the same column (64 chars).
+    return "k" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:63]
+
+
+def _new_experiment(user: Caller, spec: dict, config: dict, **extra) -> models.Experiment:
+    return models.Experiment(
+        user_id=user.id, spec_json=spec, spec_hash=spec_hash(spec), shape_key=shape_key(spec),
+        status="queued", attempt=1, max_attempts=config["MAX_ATTEMPTS"],
+        epochs=int(spec["training"]["epochs"]), enqueued_at=utcnow(), **extra,
+    )
+
+
+def submit_experiment(state: ServiceState, user: Caller, spec: dict, *, force: bool,
+                      idempotency_key: str | None) -> Submitted:
+    """Create (or find) the experiment for a validated spec, then enqueue it.
+
+    Dedup key: the spec hash for a plain submit; with force, the Idempotency-Key's hash if one was
+    given, else none. The unique index on (user_id, dedup_key) makes this atomic: a concurrent
+    identical submit that loses the insert race reads and returns the winner's row. A previous
+    identical run that failed or was cancelled is retired (its key cleared) so the spec runs again.
+    """
+    dedup = spec_hash(spec) if not force else (_idempotency_dedup(idempotency_key) if idempotency_key else None)
+    for _ in range(3):
+        try:
+            with session_scope(state.engine) as session:
+                if dedup is not None:
+                    existing = session.scalar(sa.select(models.Experiment).where(
+                        models.Experiment.user_id == user.id, models.Experiment.dedup_key == dedup))
+                    if existing is not None:
+                        if force or existing.status not in ("failed", "cancelled"):
+                            return Submitted(existing, "replayed" if force else "cached")
+                        existing.dedup_key = None
+                        session.flush()
+                limits.check_active(session, user, 1, state.config)
+                row = _new_experiment(user, spec, state.config, dedup_key=dedup)
+                session.add(row)
+        except IntegrityError:
+            continue  # lost the race to an identical submit: the next pass returns its row
+        send(state, [(row.id, 1)])
+        return Submitted(row, "created")
+    abort(409, message="concurrent identical submissions kept conflicting; retry")
+
+
+def batches(rows: list[models.Experiment], max_batch: int) -> list[list[tuple[str, int]]]:
+    """Group runs by shape_key (same tensor shapes train as one stacked model), ≤ max_batch each."""
+    ordered = sorted(rows, key=lambda r: r.shape_key)
+    out = []
+    for _, group in groupby(ordered, key=lambda r: r.shape_key):
+        items = [(r.id, r.attempt) for r in group]
+        out.extend(items[i:i + max_batch] for i in range(0, len(items), max_batch))
+    return out
+
+
+def submit_sweep(state: ServiceState, user: Caller, raw: dict) -> models.Sweep:
+    """Validate and expand a sweep, create it and all its runs in one transaction, enqueue batches."""
+    sweep = validate_sweep(raw)
+    specs = expand_sweep(sweep)
+    limits.check_sweep_size(len(specs), state.config)
+    with session_scope(state.engine) as session:
+        limits.check_active(session, user, len(specs), state.config)
+        row = models.Sweep(user_id=user.id, base_json=sweep["base"], grid_json=sweep["grid"],
+                           status="queued", n_runs=len(specs))
+        session.add(row)
+        session.flush()
+        runs = [_new_experiment(user, spec, state.config, sweep_id=row.id) for spec in specs]
+        session.add_all(runs)
+        session.flush()
+        work = batches(runs, state.config["MAX_BATCH"])
+    for items in work:
+        send(state, items)
+    return row
+
+
+def cancel_experiment(session, row: models.Experiment) -> str:
+    """Cancel one run; returns its status afterwards. Conditional updates race safely with claims.
+
+    queued -> cancelled at once; running -> cancel_requested (the worker stops it within seconds
+    and marks it cancelled); already finished -> 409.
+    """
+    exp = models.Experiment
+    now = utcnow()
+    done = session.execute(sa.update(exp).where(exp.id == row.id, exp.status == "queued")
+                           .values(status="cancelled", cancel_requested=True, finished_at=now))
+    if done.rowcount:
+        status = "cancelled"
+    else:
+        asked = session.execute(sa.update(exp).where(exp.id == row.id, exp.status == "running")
+                                .values(cancel_requested=True))
+        if not asked.rowcount:
+            session.refresh(row)
+            abort(409, message=f"the experiment is already {row.status}; only queued or running runs can be cancelled")
+        status = "running"
+    session.refresh(row)
+    if row.sweep_id:
+        settle_sweep(session, session.get(models.Sweep, row.sweep_id))
+    return status
+
+
+def cancel_sweep(session, sweep: models.Sweep) -> dict:
+    """Cancel every queued run of a sweep now and ask its running runs to stop."""
+    exp = models.Experiment
+    now = utcnow()
+    cancelled = session.execute(sa.update(exp).where(exp.sweep_id == sweep.id, exp.status == "queued")
+                                .values(status="cancelled", cancel_requested=True, finished_at=now)).rowcount
+    stopping = session.execute(sa.update(exp).where(exp.sweep_id == sweep.id, exp.status == "running")
+                               .values(cancel_requested=True)).rowcount
+    settle_sweep(session, sweep)
+    return {"cancelled": cancelled, "stopping": stopping}
+
+
+def sweep_counts(session, sweep_id: str) -> dict[str, int]:
+    """{status: number of the sweep's runs in it} for all five statuses."""
+    exp = models.Experiment
+    rows = session.execute(sa.select(exp.status, sa.func.count()).where(exp.sweep_id == sweep_id)
+                           .group_by(exp.status)).all()
+    counts = dict.fromkeys(models.STATUSES, 0)
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def derived_status(counts: dict[str, int]) -> str:
+    """A sweep's status from its runs: queued, running, or (all ended) succeeded/failed/cancelled."""
+    total = sum(counts.values())
+    ended = sum(counts[s] for s in models.TERMINAL)
+    if total == 0 or ended < total:
+        return "queued" if counts["queued"] == total else "running"
+    if counts["failed"]:
+        return "failed"
+    return "cancelled" if counts["cancelled"] else "succeeded"
+
+
+def settle_sweep(session, sweep: models.Sweep) -> dict[str, int]:
+    """Bring the sweep row's status in line with its runs; returns the counts."""
+    counts = sweep_counts(session, sweep.id)
+    status = derived_status(counts)
+    if status != sweep.status:
+        sweep.status = status
+        if status in models.TERMINAL and sweep.finished_at is None:
+            sweep.finished_at = utcnow()
+    return counts

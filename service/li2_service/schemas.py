@@ -1,0 +1,243 @@
+"""Marshmallow schemas for query strings and answers, and the presenters that build the answers.
+
+The experiment spec itself is `li2.spec.ExperimentSpecSchema` (one definition, shared with the CLI
+and the worker); it is documented here by reference only. Query schemas reject unknown parameters
+and out-of-range values with 422 field messages. Presenters turn ORM rows into plain dicts; JSON
+results are passed through `finite` so a NaN in a stored metric never yields invalid JSON.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from li2.spec import ExperimentSpecSchema  # noqa: F401 - re-exported for the OpenAPI components
+from li2_service import models
+
+STATUS = validate.OneOf(models.STATUSES, error="must be one of: " + ", ".join(models.STATUSES))
+HEX_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="must be a 32-character hex id")
+
+
+# ---------------------------------------------------------------------------------- queries
+
+class _Query(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PageQuery(_Query):
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+
+
+class ExperimentListQuery(PageQuery):
+    status = fields.String(validate=STATUS)
+    sweep_id = fields.String(validate=HEX_ID)
+    user = fields.String(validate=validate.Length(1, 100),
+                         metadata={"description": "admins only: the owner's user name"})
+
+
+class SweepListQuery(PageQuery):
+    status = fields.String(validate=STATUS)
+    user = fields.String(validate=validate.Length(1, 100),
+                         metadata={"description": "admins only: the owner's user name"})
+
+
+class SweepRunsQuery(PageQuery):
+    page_size = fields.Integer(load_default=1000, validate=validate.Range(1, 1000))
+    status = fields.String(validate=STATUS)
+
+
+class MetricsQuery(_Query):
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv"),
+                                                                        error="must be json or csv"))
+
+
+class ScalingLawQuery(_Query):
+    partial = fields.Boolean(load_default=False)
+
+
+# ---------------------------------------------------------------------------------- bodies (documentation)
+
+class SubmitSchema(Schema):
+    """POST /experiments body: {"spec": SPEC, "force": false}, or the bare SPEC."""
+
+    spec = fields.Nested(ExperimentSpecSchema, required=True)
+    force = fields.Boolean(load_default=False, metadata={"description": "run again even if an identical "
+                                                          "spec of yours exists"})
+
+
+class SweepSubmitSchema(Schema):
+    """POST /sweeps body."""
+
+    base = fields.Nested(ExperimentSpecSchema, required=True)
+    grid = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw()), required=True,
+                       metadata={"description": "dotted spec path -> list of values (Cartesian product)",
+                                 "example": {"task.order": [23, 41], "seed": [1, 2]}})
+
+
+# ---------------------------------------------------------------------------------- answers
+
+class LatestSchema(Schema):
+    train_acc = fields.Float(allow_none=True)
+    test_acc = fields.Float(allow_none=True)
+    train_loss = fields.Float(allow_none=True)
+    test_loss = fields.Float(allow_none=True)
+
+
+class ProgressSchema(Schema):
+    epoch = fields.Integer()
+    epochs = fields.Integer()
+    fraction = fields.Float()
+    latest = fields.Nested(LatestSchema)
+
+
+class ExperimentSchema(Schema):
+    id = fields.String()
+    status = fields.String()
+    spec = fields.Dict()
+    spec_hash = fields.String()
+    sweep_id = fields.String(allow_none=True)
+    user_id = fields.Integer()
+    attempt = fields.Integer()
+    max_attempts = fields.Integer()
+    progress = fields.Nested(ProgressSchema)
+    summary = fields.Dict(allow_none=True)
+    error = fields.String(allow_none=True)
+    cancel_requested = fields.Boolean()
+    cached = fields.Boolean()
+    created_at = fields.String()
+    started_at = fields.String(allow_none=True)
+    finished_at = fields.String(allow_none=True)
+
+
+class _PageSchema(Schema):
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer()
+
+
+class ExperimentPageSchema(_PageSchema):
+    items = fields.List(fields.Nested(ExperimentSchema))
+
+
+class CountsSchema(Schema):
+    queued = fields.Integer()
+    running = fields.Integer()
+    succeeded = fields.Integer()
+    failed = fields.Integer()
+    cancelled = fields.Integer()
+
+
+class SweepSchema(Schema):
+    id = fields.String()
+    status = fields.String()
+    n_runs = fields.Integer()
+    base = fields.Dict()
+    grid = fields.Dict()
+    user_id = fields.Integer()
+    counts = fields.Nested(CountsSchema)
+    progress = fields.Float(metadata={"description": "fraction of runs that have ended"})
+    has_scaling_law = fields.Boolean()
+    created_at = fields.String()
+    finished_at = fields.String(allow_none=True)
+
+
+class SweepPageSchema(_PageSchema):
+    items = fields.List(fields.Nested(SweepSchema))
+
+
+class CancelSchema(Schema):
+    id = fields.String()
+    status = fields.String()
+    cancel_requested = fields.Boolean()
+
+
+class SweepCancelSchema(Schema):
+    id = fields.String()
+    cancelled = fields.Integer()
+    stopping = fields.Integer()
+
+
+class CheckpointSchema(Schema):
+    epoch = fields.Integer()
+    kind = fields.String()
+    size = fields.Integer()
+
+
+class ColumnsSchema(Schema):
+    columns = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw()))
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    checks = fields.Dict()
+
+
+# ---------------------------------------------------------------------------------- presenters
+
+def iso(ts: datetime | None) -> str | None:
+    """Naive-UTC datetime from the DB -> ISO 8601 with Z."""
+    return None if ts is None else ts.isoformat(timespec="milliseconds") + "Z"
+
+
+def finite(value: Any) -> Any:
+    """Copy of a JSON-like value with NaN/±inf replaced by None (valid JSON for every client)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+LATEST_KEYS = ("train_acc", "test_acc", "train_loss", "test_loss")
+
+
+def experiment_view(row: models.Experiment, *, cached: bool = False) -> dict:
+    """The JSON shape of one experiment (GET /experiments/{id}, list items, submit answers)."""
+    epochs = row.epochs or int(row.spec_json.get("training", {}).get("epochs", 0) or 0)
+    epoch = epochs if row.status == "succeeded" else (row.progress_epoch or 0)
+    latest = row.latest_metrics_json or {}
+    return {
+        "id": row.id,
+        "status": row.status,
+        "spec": row.spec_json,
+        "spec_hash": row.spec_hash,
+        "sweep_id": row.sweep_id,
+        "user_id": row.user_id,
+        "attempt": row.attempt,
+        "max_attempts": row.max_attempts,
+        "progress": {"epoch": epoch, "epochs": epochs,
+                     "fraction": min(1.0, epoch / epochs) if epochs else 0.0,
+                     "latest": finite({k: latest.get(k) for k in LATEST_KEYS})},
+        "summary": finite(row.summary_json),
+        "error": row.error,
+        "cancel_requested": bool(row.cancel_requested),
+        "cached": cached,
+        "created_at": iso(row.created_at),
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
+    }
+
+
+def sweep_view(row: models.Sweep, counts: dict[str, int]) -> dict:
+    """The JSON shape of one sweep, with its runs counted by status."""
+    ended = sum(counts[s] for s in models.TERMINAL)
+    return {
+        "id": row.id,
+        "status": row.status,
+        "n_runs": row.n_runs,
+        "base": row.base_json,
+        "grid": row.grid_json,
+        "user_id": row.user_id,
+        "counts": counts,
+        "progress": ended / row.n_runs if row.n_runs else 0.0,
+        "has_scaling_law": row.scaling_law_json is not None,
+        "created_at": iso(row.created_at),
+        "finished_at": iso(row.finished_at),
+    }
+
