@@ -25,16 +25,12 @@ from li2 import irreps as irreps_mod
 
 
 def activation(name: str):
-    """σ by name: sqr (x²), relu, silu, relusqr (relu(x)²)."""
-    table = {
-        "sqr": lambda x: x * x,
-        "relu": torch.relu,
-        "silu": torch.nn.functional.silu,
-        "relusqr": lambda x: torch.relu(x) ** 2,
-    }
-    if name not in table:
-        raise ValueError(f"activation must be one of {', '.join(table)}, got {name!r}")
-    return table[name]
+    """σ by name, the model's own table (li2.model.ACTIVATIONS): sqr, relu, silu, relusqr."""
+    from li2.model import ACTIVATIONS
+
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
 
 
 class EnergyData:
@@ -179,9 +175,10 @@ def theory_energies(task, irreps: list) -> list[dict]:
 
 def _train_rows(spec: dict, task) -> np.ndarray:
     """The spec's training rows, from li2.data's deterministic split (same as the trainer's)."""
-    from li2 import data as data_mod
+    from li2.data import make_split, train_count
 
-    return np.asarray(data_mod.split(spec, task)[0])
+    ops = spec["task"]["operands"]
+    return make_split(task, ops, train_count(spec["data"], task.order, ops), spec["seed"]).train_idx
 
 
 def _cluster_maxima(e_train: np.ndarray, e_full: np.ndarray, conc: np.ndarray, dom: list[str],

@@ -1,0 +1,156 @@
+"""Stage diagnostics of the Li2 framework, batched over R runs, at the trainer's measurement cadence.
+
+`batch_diagnostics` turns a snapshot of R same-shape runs into one number per run for each of the
+paper's stage markers (digest §8). All solves are float64 and go through one eigen-decomposition
+per run of the smaller Gram matrix of the sample-centred features F̃ (K×K when K ≤ n, else the
+n×n push-through form), so a call costs one (R, m, m) `eigh` with m = min(n, K).
+
+Columns (each a (R,) float64 tensor, NaN where undefined):
+
+* gf_key_cos      cos(G_F, ỸỸᵀF̃), G_F = P₁^⊥(Y − FV)Vᵀ (Eq. 2) vs the key term of Eqs. 3/5.
+* v_ridge_dist    ‖V − V_ridge‖/‖V_ridge‖, V_ridge = (F̃ᵀF̃ + η_eff I)⁻¹F̃ᵀỸ (Eq. 4; η_eff = n·wd/2
+                  for the coupled-L2 MSE loss). η_eff = 0 uses the minimum-norm least-squares V.
+* ftf_offdiag_ratio  mean |off-diagonal| / mean |diagonal| of F̃ᵀF̃ (Fig. 3's Gram check).
+* repulsion_agree Thm 6 on the most similar node pairs: share of pairs where B = (F̃ᵀF̃ + ηI)⁻¹ has
+                  sign(B_jl) = −sign(f̃_jᵀf̃_l), i.e. similar features repel. (With P_{η,−jl}
+                  replaced by P_η, Thm 6's own sign identity is exact algebra — F̃ᵀP_ηF̃ = ηI − η²B —
+                  so we test the claim it is used for: similarity ⇒ negative coupling.) NaN at η = 0.
+* missing_residual_share  Thm 7: share of the residual Ỹ − F̃V's non-trivial power (class space)
+                  on irreps no concentrated node has learned. NaN for non-groups.
+* mean_concentration, coverage  from `li2.features` on W.
+
+The caller passes the *effective* top layer (β·V when an output scale β is used).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from li2 import features as features_mod
+from li2 import irreps as irreps_mod
+
+TOP_PAIRS = 200          # most similar node pairs checked for repulsion (as [XU])
+COLUMNS = ("gf_key_cos", "v_ridge_dist", "ftf_offdiag_ratio", "repulsion_agree",
+           "missing_residual_share", "mean_concentration", "coverage")
+
+
+def batch_diagnostics(F: torch.Tensor, Vt: torch.Tensor, y: torch.Tensor, W: torch.Tensor,
+                      eta_eff: torch.Tensor, task, operands: int) -> dict[str, torch.Tensor]:
+    """Diagnostics of R runs: F (R, n, K), Vt (R, K, M), y (R, n) long, W (R, d, K), eta_eff (R,).
+
+    Returns {column: (R,) float64 tensor on the CPU}.
+    """
+    with torch.no_grad():
+        F = F.detach().to(torch.float64)
+        V = Vt.detach().to(torch.float64)
+        eta = torch.as_tensor(eta_eff, dtype=torch.float64, device=F.device).reshape(-1)   # (R,)
+        R, n, K = F.shape
+        M = V.shape[-1]
+        Y = torch.nn.functional.one_hot(y.to(F.device), M).to(torch.float64)             # (R, n, M)
+        Yt = Y - Y.mean(1, keepdim=True)                                                  # Ỹ
+        Ft = F - F.mean(1, keepdim=True)                                                  # F̃ (R, n, K)
+        resid = Yt - Ft @ V                                                               # P₁^⊥(Y − FV)
+        G = resid @ V.transpose(1, 2)                                                     # (R, n, K)
+        key = Yt @ (Yt.transpose(1, 2) @ Ft)                                              # ỸỸᵀF̃
+        out = {"gf_key_cos": _cos(G, key)}
+
+        C = Ft.transpose(1, 2) @ Ft                                                       # (R, K, K)
+        lam, Vr = _gram_eigen(Ft, C)                                                      # (R, m), (R, K, m)
+        out["v_ridge_dist"] = _ridge_distance(V, Ft, Yt, lam, Vr, eta)
+        diag = torch.diagonal(C, dim1=1, dim2=2)                                          # (R, K)
+        off = (C.abs().sum((1, 2)) - diag.abs().sum(1)) / max(K * (K - 1), 1)
+        out["ftf_offdiag_ratio"] = off / diag.abs().mean(1).clamp_min(1e-300)
+        out["repulsion_agree"] = _repulsion(C, diag, lam, Vr, eta)
+
+        irreps = irreps_mod.decompose(task)
+        nan = torch.full((R,), math.nan, dtype=torch.float64)
+        if irreps is None:
+            out.update(missing_residual_share=nan, mean_concentration=nan.clone(), coverage=nan.clone())
+        else:
+            out.update(_irrep_columns(W, resid, irreps, operands))
+    return {k: v.detach().cpu() for k, v in out.items()}
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Frobenius cosine per run of (R, …) tensors."""
+    num = (a * b).sum(tuple(range(1, a.ndim)))
+    den = a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)
+    return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, math.nan))
+
+
+def _gram_eigen(Ft: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenpairs of F̃ᵀF̃ in its row space: λ (R, m) ≥ 0 and orthonormal Vr (R, K, m), m = min(n, K).
+
+    K ≤ n: eigh of the K×K Gram. K > n: eigh of the n×n Gram F̃F̃ᵀ = UΛUᵀ, then Vr = F̃ᵀUΛ^{-1/2}.
+    Directions with λ ≤ 1e-10·λ_max are zeroed (λ = 0 and Vr column = 0), i.e. dropped.
+    """
+    R, n, K = Ft.shape
+    if K <= n:
+        lam, Vr = torch.linalg.eigh(C)
+    else:
+        lam, U = torch.linalg.eigh(Ft @ Ft.transpose(1, 2))                            # (R, n), (R, n, n)
+        Vr = (Ft.transpose(1, 2) @ U) / lam.clamp_min(1e-300).sqrt()[:, None, :]
+    keep = lam > 1e-10 * lam.amax(1, keepdim=True).clamp_min(1e-300)
+    lam = torch.where(keep, lam, torch.zeros_like(lam))
+    Vr = Vr * keep[:, None, :]
+    return lam, Vr
+
+
+def _ridge_distance(V, Ft, Yt, lam, Vr, eta) -> torch.Tensor:
+    """‖V − V_ridge‖/‖V_ridge‖ with V_ridge = Vr diag(1/(λ+η)) Vrᵀ F̃ᵀỸ (pseudo-inverse at η = 0)."""
+    proj = Vr.transpose(1, 2) @ (Ft.transpose(1, 2) @ Yt)                              # (R, m, M)
+    inv = torch.where(lam > 0, 1.0 / (lam + eta[:, None]).clamp_min(1e-300), torch.zeros_like(lam))
+    V_ridge = Vr @ (inv[:, :, None] * proj)                                             # (R, K, M)
+    den = V_ridge.flatten(1).norm(dim=1)
+    return torch.where(den > 0, (V - V_ridge).flatten(1).norm(dim=1) / den.clamp_min(1e-300),
+                       torch.full_like(den, math.nan))
+
+
+def _repulsion(C, diag, lam, Vr, eta) -> torch.Tensor:
+    """Share of the TOP_PAIRS most similar live pairs with sign(B_jl) = −sign(C_jl)."""
+    R, K, _ = C.shape
+    live = diag > 1e-8 * diag.amax(1, keepdim=True).clamp_min(1e-300)                  # (R, K)
+    inv_norm = torch.where(live, diag.clamp_min(1e-300).rsqrt(), torch.zeros_like(diag))
+    cos = C * inv_norm[:, :, None] * inv_norm[:, None, :]                               # (R, K, K)
+    upper = torch.triu(torch.ones(K, K, dtype=torch.bool, device=C.device), diagonal=1)
+    score = torch.where(upper, cos.abs(), torch.full_like(cos, -1.0)).flatten(1)        # (R, K²)
+    P = min(TOP_PAIRS, K * (K - 1) // 2)
+    if P == 0:
+        return torch.full((R,), math.nan, dtype=torch.float64)
+    top_score, top = score.topk(P, dim=1)                                               # (R, P)
+    j, l = top // K, top % K
+    # B_jl = Σ_m Vr_jm Vr_lm (1/(λ_m+η) − 1/η) for j ≠ l; its sign is that of −Σ Vr Vr λ/(λ+η).
+    etab = eta[:, None].clamp_min(1e-300)
+    weight = lam / (lam + etab)                                                         # (R, m)
+    Vj = torch.gather(Vr, 1, j[:, :, None].expand(-1, -1, Vr.shape[2]))                 # (R, P, m)
+    Vl = torch.gather(Vr, 1, l[:, :, None].expand(-1, -1, Vr.shape[2]))
+    b_sign = torch.sign(-(Vj * Vl * weight[:, None, :]).sum(-1))
+    c_sign = torch.sign(torch.gather(C.flatten(1), 1, top))
+    valid = (top_score > 0) & (b_sign != 0)
+    agree = ((b_sign == -c_sign) & valid).sum(1).to(torch.float64) / valid.sum(1).clamp_min(1)
+    return torch.where((eta > 0) & (valid.sum(1) > 0), agree, torch.full_like(agree, math.nan))
+
+
+def _irrep_columns(W: torch.Tensor, resid: torch.Tensor, irreps: list, operands: int) -> dict:
+    """mean_concentration, coverage (from W) and the residual's share on missing irreps (Thm 7)."""
+    Wn = W.detach().to(torch.float64).cpu().numpy()                                     # (R, d, K)
+    power = features_mod.node_powers(Wn, irreps, operands).sum(-3)                      # (R, K, n_irreps)
+    dom, conc, _ = features_mod.concentration_of(power, irreps)                         # (R, K)
+    norm2 = (Wn ** 2).sum(1)                                                            # (R, K)
+    Q, owner = irreps_mod.orthogonal_basis(irreps)
+    member = (owner[:, None] == np.arange(len(irreps))[None, :]).astype(np.float64)     # (M, n_irreps)
+    coeff = (resid.cpu() @ torch.as_tensor(Q)).numpy() ** 2                             # (R, n, M)
+    res_power = coeff.sum(1) @ member                                                   # (R, n_irreps)
+    nontriv = np.array([not ir.is_trivial for ir in irreps])
+    R = Wn.shape[0]
+    mean_c, cov, share = np.empty(R), np.empty(R), np.empty(R)
+    for r in range(R):
+        covered, missing = features_mod.coverage_of(dom[r], conc[r], norm2[r], irreps)
+        mean_c[r] = features_mod.weighted_concentration(conc[r], norm2[r])
+        cov[r] = len(covered) / max(1, len(covered) + len(missing))
+        total = res_power[r, nontriv].sum()
+        share[r] = res_power[r, missing].sum() / total if total > 0 else math.nan
+    return {"missing_residual_share": torch.as_tensor(share), "mean_concentration": torch.as_tensor(mean_c),
+            "coverage": torch.as_tensor(cov)}
