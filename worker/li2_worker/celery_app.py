@@ -1,0 +1,90 @@
+"""The Celery app: `make_celery(broker_url)` and the module-level `app` for `celery -A`.
+
+Settings follow "Option A" of docs/workers.md (research: service-anchors.md §4): early ack and no
+prefetch, so a long GPU job never holds an unacked message that Redis' visibility timeout could
+redeliver; crash recovery is the database reaper's job, not the broker's. JSON only (no pickle on
+the wire), no result backend (states and results live in our database), one prefork child per
+worker that is replaced after every task (a fresh CUDA context each time), and time limits.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+from celery import Celery
+from celery.signals import worker_shutting_down
+
+from li2_worker.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://")
+
+
+def make_celery(broker_url: str | None = None) -> Celery:
+    """A Celery app on `broker_url` (default: LI2_BROKER_URL, or the embedded SQLite transport)."""
+    settings = load_settings()
+    url = broker_url or settings.broker_url
+    app = Celery("li2", broker=url, include=["li2_worker.tasks"])
+    app.conf.update(
+        # Wire format: JSON only (pickle from a reachable broker is code execution).
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        # No result backend: status and results are rows in our database.
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
+        # Option A: ack when the task starts; the visibility timeout never applies to a running job.
+        task_acks_late=False,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        # Fetch only when the child is free (Celery >= 5.6; Redis only, Celery ignores it elsewhere
+        # with a warning, so we set it only where it applies).
+        worker_disable_prefetch=url.startswith(REDIS_SCHEMES),
+        # One child, replaced after each task: GPU memory goes back to the driver between batches.
+        worker_concurrency=1,
+        worker_pool="prefork",
+        worker_max_tasks_per_child=1,
+        # Time limits (prefork only): soft raises inside the task, hard kills the child.
+        task_time_limit=settings.time_limit_s,
+        task_soft_time_limit=settings.soft_time_limit_s,
+        # Never run the same job twice in parallel after a broker reconnect.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        # Cold shutdown first waits this long for the task to checkpoint and requeue itself.
+        worker_soft_shutdown_timeout=settings.soft_shutdown_s,
+        worker_hijack_root_logger=False,
+        broker_transport_options=_transport_options(url),
+    )
+    return app
+
+
+def _transport_options(url: str) -> dict:
+    """SQLite transport: wait for the file lock instead of failing at once ("database is locked")."""
+    if url.startswith(("sqla+sqlite", "sqlalchemy+sqlite")):
+        return {"connect_args": {"timeout": 30}}
+    return {}
+
+
+@worker_shutting_down.connect
+def _forward_shutdown_to_children(sig=None, how=None, **_kw) -> None:
+    """Warm shutdown (SIGTERM to the worker): ask the running task to checkpoint and requeue.
+
+    Celery's warm shutdown waits for the running task however long it takes, and a container stop
+    kills it after a grace period. The task installs a SIGTERM handler (tasks.py) that stops its
+    runs at the next epoch, keeps their checkpoints and puts them back in the queue; here, in the
+    main process, we pass the signal on to the pool children so that happens now.
+    """
+    import billiard.process
+
+    for child in billiard.process.active_children():
+        if child.pid:
+            log.info("li2: %s shutdown, asking pool child %s to checkpoint and requeue", how, child.pid)
+            try:
+                os.kill(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+app = make_celery()

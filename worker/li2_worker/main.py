@@ -1,0 +1,93 @@
+"""``li2lab worker [--device auto|cpu|cuda|cuda:N] [--concurrency 1]``: one Celery worker + reaper.
+
+The main process runs the reaper loop in a background thread (no torch there) and Celery's worker
+with a prefork pool whose child is replaced after every task. The device reaches the children
+through LI2_WORKER_DEVICE. One worker per GPU: pin it with CUDA_VISIBLE_DEVICES=N (the GPU is
+then cuda:0 inside) or with --device cuda:N; see docs/workers.md.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+
+from li2_worker.settings import DEVICE_RE
+
+log = logging.getLogger(__name__)
+
+
+def _device(value: str) -> str:
+    if not DEVICE_RE.match(value):
+        raise argparse.ArgumentTypeError(f"--device must be auto, cpu, cuda or cuda:N, got {value!r}")
+    return value
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--concurrency must be an integer >= 1, got {value!r}")
+    return n
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The worker's options (li2.cli adds them to its `worker` subcommand)."""
+    parser.add_argument("--device", type=_device, default=os.environ.get("LI2_WORKER_DEVICE") or "auto",
+                        help="auto | cpu | cuda | cuda:N (default: LI2_WORKER_DEVICE or auto)")
+    parser.add_argument("--concurrency", type=_positive, default=1,
+                        help="pool processes (default 1; keep 1 per GPU)")
+    parser.add_argument("--name", default=None, help="Celery node name (default li2-<pid>@<host>)")
+    parser.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--no-reaper", action="store_true", help="do not run the reaper thread here")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return add_arguments(argparse.ArgumentParser(prog="li2lab worker", description=__doc__)).parse_args(argv)
+
+
+def main(args: argparse.Namespace | list[str] | None = None) -> int:
+    """Start the worker; `args` is li2.cli's parsed namespace or an argv list (None = sys.argv)."""
+    ns = args if isinstance(args, argparse.Namespace) else parse_args(args)
+    defaults = parse_args([])
+    device = getattr(ns, "device", None) or defaults.device
+    os.environ["LI2_WORKER_DEVICE"] = device  # read by the pool children (settings.load_settings)
+
+    from li2_service.config import check_secrets
+    from li2_service.db import init_db, make_engine
+    from li2_worker.celery_app import make_celery
+    from li2_worker.reaper import run_forever
+    from li2_worker.settings import load_settings
+
+    check_secrets()
+    settings = load_settings()
+    logging.basicConfig(level=getattr(ns, "loglevel", "INFO"),
+                        format="[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s")
+
+    stop = threading.Event()
+    if not getattr(ns, "no_reaper", False):
+        engine = make_engine(settings.database_url)
+        if engine.url.get_backend_name() == "sqlite":
+            init_db(engine)  # embedded mode: the tables may not exist yet; PostgreSQL uses Alembic
+        # A forked pool child must not reuse the reaper's pooled connections (SQLAlchemy's advice).
+        os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+        threading.Thread(target=run_forever, args=(engine, settings, stop), name="li2-reaper", daemon=True).start()
+
+    app = make_celery(settings.broker_url)
+    name = getattr(ns, "name", None) or f"li2-{os.getpid()}@%h"
+    log.info("li2 worker %s: device=%s broker=%s", name, device,
+             "embedded SQLite" if settings.broker_embedded else settings.broker_url.split("@")[-1])
+    try:
+        app.worker_main(["worker", "-P", "prefork", "-c", str(getattr(ns, "concurrency", 1) or 1),
+                         "-n", name, "--loglevel", getattr(ns, "loglevel", "INFO"),
+                         "--without-gossip", "--without-mingle", "--max-tasks-per-child", "1"])
+    finally:
+        stop.set()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

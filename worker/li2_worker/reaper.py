@@ -1,0 +1,139 @@
+"""The reaper: finds work the queue lost and gives it back, from the database (the truth).
+
+Each pass (`reap_once`) does three things, each one an atomic, guarded UPDATE per run, so several
+reapers (one per worker host) can run at once without double work:
+
+1. **stale leases** — a running run whose heartbeat is older than LI2_LEASE_S lost its worker
+   (killed, OOM, host gone): back to queued with attempt+1 (the old attempt's messages and writes
+   become void) and re-enqueued; the next worker resumes from its newest checkpoint. After
+   max_attempts it fails with "lost: heartbeat expired after N attempts"; a run whose cancel was
+   requested is simply cancelled.
+2. **lost messages** — a queued run nobody claimed for LI2_REQUEUE_AFTER_S while the broker queue
+   is empty (Redis restarted without persistence, a flushed database, a failed publish) is
+   re-enqueued. When the queue still holds messages we wait: the runs are only waiting their turn,
+   and re-sending them would pile duplicates into the queue.
+3. **sweep fan-in** — sweeps whose runs have all ended get their scaling law (sweeps.py).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from itertools import groupby
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from li2_service.db import session_scope, utcnow
+from li2_service.models import Experiment as E
+from li2_worker import sweeps
+from li2_worker.dispatch import celery_for, enqueue
+from li2_worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+def queue_length(broker_url: str) -> int | None:
+    """Messages waiting in the default Celery queue; 0 if it does not exist; None if unknown."""
+    from kombu.exceptions import ChannelError
+
+    app = celery_for(broker_url)
+    try:
+        with app.connection_for_read() as conn:
+            try:
+                return conn.default_channel.queue_declare(queue=app.conf.task_default_queue, passive=True).message_count
+            except ChannelError:
+                return 0
+    except Exception as exc:  # noqa: BLE001 — broker down: re-sending would fail too
+        log.warning("broker queue length unknown: %s", exc)
+        return None
+
+
+def _send_batches(runs: list[tuple[str, str, int]], settings: WorkerSettings) -> None:
+    """Enqueue (shape_key, run_id, attempt) triples as messages of one shape_key, ≤ max_batch runs."""
+    for _, group in groupby(sorted(runs), key=lambda r: r[0]):
+        items = [(rid, att) for _, rid, att in group]
+        for i in range(0, len(items), settings.max_batch):
+            enqueue(items[i:i + settings.max_batch], settings.broker_url)
+
+
+def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int]:
+    """Requeue, fail or cancel running runs whose heartbeat is older than the lease."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.lease_s)
+    stale = sa.and_(E.status == "running", sa.or_(E.heartbeat_at < cutoff, E.heartbeat_at.is_(None)))
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+    requeued: list[tuple[str, str, int]] = []
+    sweep_ids: set[str] = set()
+    with session_scope(engine) as s:
+        rows = s.execute(sa.select(E.id, E.attempt, E.max_attempts, E.cancel_requested, E.shape_key, E.sweep_id)
+                         .where(stale)).all()
+    for r in rows:
+        this = sa.and_(E.id == r.id, E.attempt == r.attempt, stale)  # still stale, still that attempt
+        if r.cancel_requested:
+            kind, values = "cancelled", dict(status="cancelled", finished_at=now)
+        elif r.attempt >= r.max_attempts:
+            kind, values = "failed", dict(status="failed", finished_at=now,
+                                          error=f"lost: heartbeat expired after {r.attempt} attempts")
+        else:
+            kind, values = "requeued", dict(status="queued", attempt=r.attempt + 1, claimed_by=None,
+                                            heartbeat_at=None, enqueued_at=now)
+        with session_scope(engine) as s:
+            if not s.execute(sa.update(E).where(this).values(**values)).rowcount:
+                continue  # it heartbeated meanwhile, or another reaper got there first
+        counts[kind] += 1
+        log.warning("run %s attempt %d: heartbeat expired -> %s", r.id, r.attempt, kind)
+        if kind == "requeued":
+            requeued.append((r.shape_key, r.id, r.attempt + 1))
+        elif r.sweep_id:
+            sweep_ids.add(r.sweep_id)
+    _send_batches(requeued, settings)
+    for sweep_id in sweep_ids:
+        sweeps.finalize_sweep(engine, sweep_id)
+    return counts
+
+
+def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
+    """Re-enqueue queued runs left unclaimed for LI2_REQUEUE_AFTER_S while the queue is empty."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.requeue_after_s)
+    waiting = sa.and_(E.status == "queued", E.cancel_requested.is_(False),
+                      sa.func.coalesce(E.enqueued_at, E.created_at) < cutoff)
+    with session_scope(engine) as s:
+        rows = s.execute(sa.select(E.id, E.attempt, E.shape_key).where(waiting)).all()
+    if not rows or queue_length(settings.broker_url) != 0:
+        return 0
+    resend = []
+    for r in rows:
+        with session_scope(engine) as s:  # stamp first: a concurrent reaper then skips this run
+            if s.execute(sa.update(E).where(E.id == r.id, E.attempt == r.attempt, waiting)
+                         .values(enqueued_at=now)).rowcount:
+                resend.append((r.shape_key, r.id, r.attempt))
+    if resend:
+        log.warning("re-enqueueing %d queued runs whose message was lost", len(resend))
+        _send_batches(resend, settings)
+    return len(resend)
+
+
+def reap_once(engine: Engine, settings: WorkerSettings) -> dict[str, int]:
+    """One full pass; returns what it did (for logs and tests)."""
+    done = reap_stale_leases(engine, settings)
+    done["resent"] = resend_lost_messages(engine, settings)
+    done["sweeps_closed"] = len(sweeps.finalize_ready_sweeps(engine))
+    return done
+
+
+def reaper_interval(settings: WorkerSettings) -> float:
+    """Often enough to notice a stale lease within a fraction of it; never busier than 2 Hz."""
+    return max(0.5, min(settings.heartbeat_s, settings.lease_s / 4, settings.requeue_after_s / 2))
+
+
+def run_forever(engine: Engine, settings: WorkerSettings, stop: threading.Event) -> None:
+    """The reaper loop (a thread of `li2lab worker`'s main process); errors are logged, not fatal."""
+    while not stop.wait(reaper_interval(settings)):
+        try:
+            done = reap_once(engine, settings)
+            if any(done.values()):
+                log.info("reaper: %s", done)
+        except Exception as exc:  # noqa: BLE001 — a DB/broker hiccup must not kill the worker
+            log.warning("reaper pass failed (will retry): %s", exc)

@@ -1,0 +1,83 @@
+"""Worker settings read from the LI2_* environment, once, into one frozen dataclass.
+
+The values shared with the API (database and broker URLs, LI2_MAX_ATTEMPTS, LI2_MAX_BATCH) come
+from ``li2_service.config.load_config`` so both sides resolve them the same way (including the
+embedded SQLite broker when LI2_BROKER_URL is unset). The rest are the worker's own knobs.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from li2_service.config import ConfigError, load_config
+
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    database_url: str
+    broker_url: str
+    broker_embedded: bool      # True: kombu SQLAlchemy transport on ./var/broker.sqlite
+    heartbeat_s: float         # lease refresh + cancel poll period (LI2_HEARTBEAT_S, 5)
+    lease_s: float             # a running run whose heartbeat is older is requeued (LI2_LEASE_S, 60)
+    requeue_after_s: float     # a queued run unclaimed this long is re-enqueued (LI2_REQUEUE_AFTER_S, 30)
+    max_attempts: int          # LI2_MAX_ATTEMPTS (3)
+    max_batch: int             # runs per re-enqueued message (LI2_MAX_BATCH, 64)
+    checkpoint_every: int      # epochs between "resume" checkpoints (LI2_CHECKPOINT_EVERY, 50)
+    device: str                # auto | cpu | cuda | cuda:N (LI2_WORKER_DEVICE, auto)
+    time_limit_s: int          # hard Celery limit: the child is killed (LI2_TASK_TIME_LIMIT_S, 6 h)
+    soft_time_limit_s: int     # soft limit: the batch fails cleanly (LI2_TASK_SOFT_TIME_LIMIT_S)
+    soft_shutdown_s: float     # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, lo: float, cast=float):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return cast(default)
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= lo:  # also rejects NaN
+        raise ConfigError(f"{name} must be >= {lo}, got {raw!r}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
+    """Settings from `env` (default os.environ); raises ConfigError naming a malformed variable."""
+    env = os.environ if env is None else env
+    shared = load_config(env)
+    device = env.get("LI2_WORKER_DEVICE") or "auto"
+    if not DEVICE_RE.match(device):
+        raise ConfigError(f"LI2_WORKER_DEVICE must be auto, cpu, cuda or cuda:N, got {device!r}")
+    hard = _number(env, "LI2_TASK_TIME_LIMIT_S", 6 * 3600, 60, int)
+    soft = _number(env, "LI2_TASK_SOFT_TIME_LIMIT_S", max(hard - 300, hard * 0.9), 30, int)
+    if soft >= hard:
+        raise ConfigError(f"LI2_TASK_SOFT_TIME_LIMIT_S ({soft}) must be below LI2_TASK_TIME_LIMIT_S ({hard})")
+    heartbeat = _number(env, "LI2_HEARTBEAT_S", 5, 0.1)
+    lease = _number(env, "LI2_LEASE_S", 60, 0.5)
+    if lease <= heartbeat:
+        raise ConfigError(f"LI2_LEASE_S ({lease}) must be longer than LI2_HEARTBEAT_S ({heartbeat})")
+    broker = shared["BROKER_URL"]
+    if shared["BROKER_EMBEDDED"]:
+        # sqla+sqlite:////abs/path/var/broker.sqlite: the folder must exist before kombu opens it.
+        Path(broker.split("sqlite:///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    return WorkerSettings(
+        database_url=shared["DATABASE_URL"],
+        broker_url=broker,
+        broker_embedded=shared["BROKER_EMBEDDED"],
+        heartbeat_s=heartbeat,
+        lease_s=lease,
+        requeue_after_s=_number(env, "LI2_REQUEUE_AFTER_S", 30, 0.5),
+        max_attempts=shared["MAX_ATTEMPTS"],
+        max_batch=shared["MAX_BATCH"],
+        checkpoint_every=_number(env, "LI2_CHECKPOINT_EVERY", 50, 1, int),
+        device=device,
+        time_limit_s=hard,
+        soft_time_limit_s=soft,
+        soft_shutdown_s=_number(env, "LI2_SOFT_SHUTDOWN_S", 60, 0),
+    )

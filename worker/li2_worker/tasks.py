@@ -1,0 +1,223 @@
+"""The ``li2.run_batch`` task: claim, train with the core, stream progress, write results.
+
+Flow of one message ``[[run_id, attempt], ...]`` (runs of one shape_key):
+
+1. claim each pair atomically (lease.claim); pairs already claimed, finished, cancelled or
+   superseded by a newer attempt are skipped, so duplicate and late messages are harmless;
+2. load each run's newest "resume" checkpoint when its attempt is > 1 (the reaper requeued it);
+3. start the heartbeat thread and a SIGTERM handler, import li2.runner *here*, inside the pool
+   child (CUDA is never initialised in Celery's parent process), and run the batch;
+4. write each run's final state, guarded by its lease: succeeded (+ result row), cancelled
+   (stopped on request; partial result kept), failed (the core raised: the error text is stored,
+   a run is never silently lost), or back to queued with attempt+1 when the worker is being shut
+   down (SIGTERM) — the message is re-sent and another worker resumes from the checkpoint;
+5. fan in: close any sweep whose runs have all ended (sweeps.finalize_sweep).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Callable
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from li2_service.db import make_engine, session_scope, utcnow
+from li2_worker import TASK_NAME, lease, store, sweeps
+from li2_worker.dispatch import enqueue
+from li2_worker.heartbeat import Heartbeat
+from li2_worker.settings import WorkerSettings, load_settings
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 1.0  # at most ~one progress write per second per batch
+
+
+def parse_items(items) -> list[tuple[str, int]]:
+    """Validate the message body: a list of [run_id (str), attempt (int >= 1)] pairs."""
+    if not isinstance(items, list):
+        raise ValueError("li2.run_batch expects a list of [run_id, attempt] pairs")
+    pairs = []
+    for item in items:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+                and isinstance(item[1], int) and not isinstance(item[1], bool) and item[1] >= 1):
+            raise ValueError(f"bad item {item!r}: expected [run_id (string), attempt (integer >= 1)]")
+        pairs.append((item[0], item[1]))
+    return pairs
+
+
+class TermFlag:
+    """SIGTERM inside the pool child: remember it, so the runs stop at the next epoch and requeue."""
+
+    def __init__(self):
+        self.fired = False
+        self._previous = None
+
+    def install(self) -> None:
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _handle(self, _signum, _frame) -> None:
+        if not self.fired:
+            log.warning("SIGTERM: stopping the batch at the next epoch to checkpoint and requeue")
+        self.fired = True
+
+
+def _load_runner() -> Callable:
+    from li2.runner import run_batch  # torch is imported here, in the child, never in the parent
+
+    return run_batch
+
+
+class BatchJob:
+    """One execution of a message by one worker process (`worker_id` = celery host/pid)."""
+
+    def __init__(self, engine, settings: WorkerSettings, worker_id: str, run_batch: Callable | None = None):
+        self.engine, self.settings, self.worker_id = engine, settings, worker_id
+        self._run_batch = run_batch
+        self.claims: list[lease.Claim] = []
+        self.heartbeat: Heartbeat | None = None
+        self.term = TermFlag()
+        self._pending: dict[lease.Claim, tuple[int, dict]] = {}
+        self._last_progress = 0.0
+
+    # -- the task -------------------------------------------------------------------------
+    def run(self, pairs: list[tuple[str, int]]) -> None:
+        self.claims = [c for c in (lease.claim(self.engine, rid, att, self.worker_id) for rid, att in pairs) if c]
+        log.info("li2.run_batch: claimed %d of %d runs %s", len(self.claims), len(pairs),
+                 [f"{c.run_id}#{c.attempt}" for c in self.claims])
+        if not self.claims:
+            return
+        with session_scope(self.engine) as s:
+            for sweep_id in {c.sweep_id for c in self.claims if c.sweep_id}:
+                sweeps.mark_running(s, sweep_id)
+        self.heartbeat = Heartbeat(self.engine, self.claims, self.worker_id, self.settings.heartbeat_s)
+        self.heartbeat.start()
+        self.term.install()
+        try:
+            results = self._train()
+        except SoftTimeLimitExceeded:
+            self._fail_all(f"time limit exceeded: the batch ran longer than {self.settings.soft_time_limit_s} s "
+                           "(LI2_TASK_SOFT_TIME_LIMIT_S)")
+        except Exception as exc:  # noqa: BLE001 — any error of the core ends as 'failed' with its text
+            log.exception("batch failed")
+            self._fail_all(f"{type(exc).__name__}: {exc}")
+        else:
+            self._record(results)
+        finally:
+            self.term.restore()
+            self.heartbeat.stop()
+        for sweep_id in {c.sweep_id for c in self.claims if c.sweep_id}:
+            sweeps.finalize_sweep(self.engine, sweep_id)
+
+    def _train(self) -> list[dict]:
+        resume = [self._resume_blob(c) for c in self.claims]
+        run_batch = self._run_batch or _load_runner()
+        return run_batch(
+            [c.spec for c in self.claims], self.settings.device,
+            on_progress=self.on_progress, should_stop=self.should_stop, on_checkpoint=self.on_checkpoint,
+            resume=resume, checkpoint_every=self.settings.checkpoint_every,
+        )
+
+    def _resume_blob(self, c: lease.Claim) -> bytes | None:
+        if c.attempt == 1:
+            return None
+        found = store.load_resume(self.engine, c.run_id)
+        if found is None:
+            log.info("run %s attempt %d: no checkpoint, starting over", c.run_id, c.attempt)
+            return None
+        log.info("run %s attempt %d: resuming from epoch %d", c.run_id, c.attempt, found[0])
+        return found[1]
+
+    # -- runner callbacks ---------------------------------------------------------------------
+    def on_progress(self, index: int, epoch: int, metrics: dict) -> None:
+        self._pending[self.claims[index]] = (int(epoch), store.json_safe(dict(metrics)))
+        if time.monotonic() - self._last_progress >= PROGRESS_EVERY_S:
+            self._flush_progress()
+
+    def _flush_progress(self) -> None:
+        pending, self._pending = self._pending, {}
+        self._last_progress = time.monotonic()
+        if pending:
+            try:
+                lease.write_progress(self.engine, pending, self.worker_id)
+            except Exception as exc:  # noqa: BLE001 — progress is best effort; results are not
+                log.warning("progress write failed: %s", exc)
+
+    def should_stop(self) -> set[int]:
+        if self.term.fired:
+            return set(range(len(self.claims)))
+        stop = self.heartbeat.stopped_ids() if self.heartbeat else set()
+        return {i for i, c in enumerate(self.claims) if c.run_id in stop}
+
+    def on_checkpoint(self, index: int, epoch: int, blob: bytes) -> None:
+        c = self.claims[index]
+        if self.heartbeat and c.run_id in self.heartbeat.lost:
+            return  # not ours any more: the new attempt owns the checkpoints
+        store.save_checkpoint(self.engine, c.run_id, int(epoch), bytes(blob), "resume")
+        training = c.spec.get("training", {})
+        if epoch in {0, training.get("epochs", c.epochs), *training.get("checkpoint_epochs", [])}:
+            store.save_checkpoint(self.engine, c.run_id, int(epoch), bytes(blob), "snapshot")
+
+    # -- final states -------------------------------------------------------------------------
+    def _record(self, results: list[dict]) -> None:
+        self._flush_progress()
+        self.heartbeat.beat()  # the newest cancel/lost view before deciding
+        requeued = []
+        for c, result in zip(self.claims, results):
+            summary = store.json_safe(result.get("summary") or {})
+            epoch = self._last_epoch(result, c)
+            with session_scope(self.engine) as s:
+                if c.run_id in self.heartbeat.lost:
+                    log.warning("run %s: lease lost, result discarded", c.run_id)
+                elif not summary.get("stopped"):
+                    if lease.finish(s, c, self.worker_id, "succeeded", summary_json=summary, progress_epoch=epoch):
+                        store.add_result(s, c.run_id, result)
+                elif self.term.fired and c.run_id not in self.heartbeat.cancelled:
+                    if lease.finish(s, c, self.worker_id, "queued", attempt=c.attempt + 1,
+                                    max_attempts=lease.E.max_attempts + 1,  # a graceful stop costs no retry
+                                    claimed_by=None, heartbeat_at=None, enqueued_at=utcnow()):
+                        requeued.append((c.run_id, c.attempt + 1))
+                elif c.run_id in self.heartbeat.cancelled:
+                    if lease.finish(s, c, self.worker_id, "cancelled", summary_json=summary, progress_epoch=epoch):
+                        store.add_result(s, c.run_id, result)
+                else:
+                    lease.finish(s, c, self.worker_id, "failed", summary_json=summary,
+                                 error="the core stopped the run without a cancel request")
+        if requeued:
+            log.warning("requeued %d runs after SIGTERM: %s", len(requeued), requeued)
+            enqueue(requeued, self.settings.broker_url)
+
+    @staticmethod
+    def _last_epoch(result: dict, c: lease.Claim) -> int:
+        epochs = (result.get("metrics") or {}).get("epoch") or []
+        return int(epochs[-1]) if epochs else c.epochs
+
+    def _fail_all(self, message: str) -> None:
+        self._flush_progress()
+        with session_scope(self.engine) as s:
+            for c in self.claims:
+                lease.finish(s, c, self.worker_id, "failed", error=message)
+
+
+@shared_task(name=TASK_NAME, bind=True)
+def run_batch_task(self, items) -> None:
+    """Celery entry point: validate the message, then one BatchJob in this (fresh) pool child."""
+    try:
+        pairs = parse_items(items)
+    except ValueError as exc:
+        log.error("dropping malformed li2.run_batch message: %s", exc)
+        return
+    settings = load_settings()
+    worker_id = f"{self.request.hostname or socket.gethostname()}/{os.getpid()}"
+    engine = make_engine(settings.database_url)
+    try:
+        BatchJob(engine, settings, worker_id).run(pairs)
+    finally:
+        engine.dispose()
