@@ -1,0 +1,18 @@
+"""Small specs for the core tests, normalised by the real validator."""
+import copy
+
+from li2.spec import validate_spec
+
+
+def make_spec(order=11, hidden=32, epochs=30, seed=1, fraction=0.5, diagnostics=False, **sections):
+    """A small valid spec; `sections` maps 'model'/'training'/'task'/'data' to dicts of overrides."""
+    raw = {"task": {"group": "cyclic", "order": order}, "data": {"train_fraction": fraction},
+           "model": {"hidden": hidden},
+           "training": {"epochs": epochs, "diagnostics": diagnostics, "dense_until": 10, "eval_every": 5},
+           "seed": seed}
+    for name, over in sections.items():
+        if name == "data":
+            raw["data"] = dict(over)
+        else:
+            raw[name].update(over)
+    return validate_spec(copy.deepcopy(raw))

@@ -1,0 +1,148 @@
+"""The paper's network, Ŷ = β·σ(XW)V, for R runs at once, as plain stacked tensors.
+
+X is the concatenation of k one-hot operands, so XW is a sum of k row gathers of W:
+pre(a, b) = W[a] + W[M + b]. No one-hot matrix is ever built. Optional parts, as in the
+reference code (`modular_addition_simple2.py`):
+
+- `extra_layers` L: residual hidden layers x ← σ(x + x·U_l), U_l (K, K), no bias;
+- `embedding_trainable`: an (M, M) embedding E, initialised to the identity (one-hot) and trained;
+  pre = Σ_j (E·W_j)[a_j] with W_j the j-th (M, K) block of W;
+- `top_init_scale`: V's initial values × this (0 = zero-init); `output_scale` β multiplies the output.
+
+Parameters live in a dict of tensors whose first axis is the run (R):
+
+    W   (R, d, K)      d = k·M
+    Vt  (R, K, M)      the paper's V
+    U   (R, L, K, K)   only when extra_layers > 0
+    E   (R, M, M)      only when embedding_trainable
+
+Initialisation is PyTorch's `nn.Linear` default (kaiming-uniform, a=√5, i.e. U(-1/√fan_in, 1/√fan_in)),
+drawn for each run from its own CPU `torch.Generator(seed)` in the order W, U_1..U_L, V, so a run's
+initial weights never depend on its batch-mates or the device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+ACTIVATIONS = {
+    "sqr": lambda x: x * x,
+    "relu": torch.relu,
+    "silu": torch.nn.functional.silu,
+    "relusqr": lambda x: torch.relu(x).square(),
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Everything that must be equal for runs to share one stacked model."""
+
+    order: int                 # M
+    operands: int              # k
+    hidden: int                # K
+    activation: str
+    extra_layers: int = 0      # L
+    embedding_trainable: bool = False
+
+    @property
+    def d(self) -> int:
+        return self.operands * self.order
+
+
+def _linear_init(gen: torch.Generator, out_features: int, in_features: int) -> torch.Tensor:
+    """nn.Linear's default weight init, (out, in), drawn from `gen`."""
+    bound = 1.0 / in_features ** 0.5
+    return torch.empty(out_features, in_features).uniform_(-bound, bound, generator=gen)
+
+
+def init_params(shape: Shape, seeds: list[int], top_init_scales: list[float],
+                device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Initial parameters for len(seeds) runs; each run from torch.Generator().manual_seed(seed)."""
+    W, U, V = [], [], []
+    for seed, scale in zip(seeds, top_init_scales):
+        gen = torch.Generator().manual_seed(int(seed))
+        W.append(_linear_init(gen, shape.hidden, shape.d).T)                            # (d, K)
+        U.append([_linear_init(gen, shape.hidden, shape.hidden).T for _ in range(shape.extra_layers)])
+        V.append(_linear_init(gen, shape.order, shape.hidden).T * float(scale))          # (K, M)
+    params = {"W": torch.stack(W), "Vt": torch.stack(V)}
+    if shape.extra_layers:
+        params["U"] = torch.stack([torch.stack(u) for u in U])                          # (R, L, K, K)
+    if shape.embedding_trainable:
+        params["E"] = torch.eye(shape.order).expand(len(seeds), -1, -1).clone()         # (R, M, M)
+    return {k: v.contiguous().to(device) for k, v in params.items()}
+
+
+def flat_index(x: torch.Tensor, order: int) -> torch.Tensor:
+    """Operand indices (R, n, k) -> row indices (k, R·n) into W viewed as (R·M, K) per block.
+
+    Row for run r, sample i, operand j: r·d + j·M + x[r, i, j]  (d = k·M), i.e. into W.view(R·d, K).
+    """
+    R, n, k = x.shape
+    d = k * order
+    offs = torch.arange(R, device=x.device).view(R, 1, 1) * d + torch.arange(k, device=x.device).view(1, 1, k) * order
+    return (x + offs).permute(2, 0, 1).reshape(k, R * n)
+
+
+def hidden(params: dict[str, torch.Tensor], rows: torch.Tensor, shape: Shape) -> torch.Tensor:
+    """F = σ(XW) (after any residual layers) for `rows` from `flat_index`. Returns (R, n, K)."""
+    W = params["W"]                                   # (R, d, K)
+    R, d, K = W.shape
+    if "E" in params:  # trainable embedding: W_j ← E·W_j, still gathered by row
+        W = torch.cat([torch.bmm(params["E"], W[:, j * shape.order:(j + 1) * shape.order])
+                       for j in range(shape.operands)], dim=1)
+    table = W.reshape(R * d, K)
+    pre = table[rows[0]]
+    for j in range(1, rows.shape[0]):
+        pre = pre + table[rows[j]]
+    act = ACTIVATIONS[shape.activation]
+    f = act(pre.view(R, -1, K))                       # (R, n, K)
+    for layer in range(shape.extra_layers):
+        f = act(f + torch.bmm(f, params["U"][:, layer]))
+    return f
+
+
+def output(f: torch.Tensor, Vt: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """β · F V: (R, n, K) × (R, K, M) -> (R, n, M); beta (R, 1, 1)."""
+    return torch.bmm(f, Vt) * beta
+
+
+def centered_targets(y: torch.Tensor, order: int) -> torch.Tensor:
+    """One-hot(y) − 1/M, the reference's MSE target. y (R, n) -> (R, n, M)."""
+    t = torch.full((*y.shape, order), -1.0 / order, device=y.device)
+    return t.scatter_(-1, y.unsqueeze(-1), 1.0 - 1.0 / order)
+
+
+def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Per-run mean loss, (R,).
+
+    mse: ‖(o − mean_c o) − (e_y − 1/M)‖² summed over classes, averaged over samples (no ½),
+         exactly the reference's definition; nll: cross-entropy of softmax(o).
+    """
+    if loss == "mse":
+        diff = out - out.mean(-1, keepdim=True) - centered_targets(y, out.shape[-1])
+        return diff.square().sum(-1).mean(-1)
+    logp = torch.log_softmax(out, dim=-1)
+    return -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(-1)
+
+
+def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fraction of argmax(out) == y per run, (R,)."""
+    return (out.argmax(-1) == y).float().mean(-1)
+
+
+def ridge_top(f: torch.Tensor, y: torch.Tensor, order: int, eta: torch.Tensor,
+              beta: torch.Tensor) -> torch.Tensor:
+    """V solving min ‖βFV − Y_c‖² + η‖V‖² with uncentred F and Y_c = one-hot − 1/M (reference's V_ridge).
+
+    f (R, n, K), y (R, n), eta and beta (R, 1, 1) -> Vt (R, K, M).
+    """
+    bf = f * beta
+    gram = bf.transpose(1, 2) @ bf                                     # (R, K, K)
+    gram = gram + eta * torch.eye(gram.shape[-1], device=f.device)
+    return torch.linalg.solve(gram, bf.transpose(1, 2) @ centered_targets(y, order))
+
+
+def grad_scale(loss: str, n: int) -> float:
+    """Factor turning ∂(mean loss)/∂F into the paper's G_F: n/2 for mse (½‖·‖² summed), n for nll."""
+    return n / 2.0 if loss == "mse" else float(n)
