@@ -76,8 +76,8 @@ ENV NVIDIA_VISIBLE_DEVICES=all \
     MPLBACKEND=Agg
 COPY --from=build-worker /opt/li2 /opt/li2
 USER 10001:10001
-# Alive = this container's Celery node answers a broker ping (the main process answers while a
-# pool child trains, so a long run does not make it unhealthy).
+# Alive = this container's Celery node (li2-<pid>@<hostname>) answers a broker ping; the main
+# process answers while a pool child trains, so a long run does not make it unhealthy.
 HEALTHCHECK --interval=60s --timeout=30s --start-period=60s --retries=3 \
-    CMD ["python", "-m", "li2_worker.healthcheck"]
+    CMD ["python", "-c", "import socket, sys; from li2_worker.celery_app import app; replies = app.control.ping(timeout=5); sys.exit(0 if any(n.endswith('@' + socket.gethostname()) for r in replies for n in r) else 1)"]
 CMD ["li2lab", "worker", "--device", "cuda"]
