@@ -1,0 +1,292 @@
+"""A real Li2 Lab stack on loopback for the fault and load tests: API, workers, Redis, PostgreSQL.
+
+Every part is a real process started the way production starts it (`li2lab serve`, `li2lab worker`,
+`redis-server`), each in its own session so a test can kill one with SIGKILL or SIGTERM exactly as a
+container runtime would. Nothing is mocked: the tests observe the system only through the HTTP API
+and the database, which is the service's record of truth.
+
+Used by tests/reliability (fixtures in its conftest.py) and by bench/load_test.py.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy; return it, or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except (requests.ConnectionError, requests.Timeout) as exc:  # a server restarting
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
+        time.sleep(interval)
+
+
+class Proc:
+    """One child process in a session of its own (so a signal reaches its whole process group)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the main process only (what `docker stop` does to PID 1)."""
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def kill_group(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to every process of the group (a container being killed takes all of them)."""
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL for whatever of the group is left after `grace` seconds."""
+        if self.alive():
+            self.kill_group(signal.SIGTERM)
+            self.wait(grace)
+        self.kill_group(signal.SIGKILL)
+        self.wait(5)
+        self._log.close()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port (never the shared one on 6379).
+
+    No persistence (`--save "" --appendonly no`): a restart loses every queued message, which is the
+    worst case the service must survive by re-enqueueing from the database.
+    """
+
+    def __init__(self, workdir: Path):
+        self.dir = workdir / "redis"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: Proc | None = None
+
+    def start(self) -> None:
+        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                "--appendonly", "no", "--dir", str(self.dir), "--maxmemory-policy", "noeviction"]
+        self.proc = Proc(f"redis-{self.port}", argv, dict(os.environ), self.dir)
+        wait_until(self.ping, 10, f"redis-server on port {self.port}")
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+
+class Api:
+    """A minimal HTTP client for /api/v1 (the tests check raw status codes, so not the SDK)."""
+
+    def __init__(self, base_url: str, token: str | None):
+        self.base = base_url.rstrip("/")
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def request(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 30)
+        return self.session.request(method, f"{self.base}/api/v1{path}", **kw)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        return self.request("POST", path, **kw)
+
+
+class Stack:
+    """Database + broker + API + workers, all real, all on 127.0.0.1, all stopped by `close()`.
+
+    `env` holds the LI2_* settings every process of the stack shares; the fault tests shorten the
+    heartbeat, lease and re-enqueue intervals so recovery happens within seconds.
+    """
+
+    def __init__(self, database_url: str, broker_url: str, workdir: Path, **settings: Any):
+        from li2_service.db import init_db, make_engine
+
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.database_url = database_url
+        self.broker_url = broker_url
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
+        self.env.update({
+            "LI2_DATABASE_URL": database_url,
+            "LI2_BROKER_URL": broker_url,
+            "LI2_ARTIFACT_DIR": str(workdir / "artifacts"),
+            "LI2_WORKER_DEVICE": "cpu",
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        })
+        self.env.update({k: str(v) for k, v in settings.items()})
+        self.engine = make_engine(database_url)
+        init_db(self.engine)
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_proc: Proc | None = None
+        self.workers: dict[str, Proc] = {}
+        self._api_starts = 0
+
+    # ---- processes -------------------------------------------------------------------------
+
+    def start_api(self, server: str = "serve") -> Proc:
+        """Start the API on this stack's fixed port and wait until /healthz answers.
+
+        server="serve" runs `li2lab serve` (the werkzeug-based server the README uses);
+        server="gunicorn" runs gunicorn with 4 threaded workers, the production layout.
+        """
+        self._api_starts += 1
+        if server == "gunicorn":
+            argv = [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
+                    "--threads", "8", "--worker-class", "gthread", "--timeout", "60",
+                    "li2_service.app:create_app()"]
+        else:
+            argv = [PYTHON, "-m", "li2.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.api_proc = Proc(f"api-{self._api_starts}", argv, self.env, self.logs)
+        wait_until(self._healthy, 60, f"the API on port {self.port} (log: {self.api_proc.log_path})", 0.2)
+        return self.api_proc
+
+    def _healthy(self) -> bool:
+        if self.api_proc is not None and not self.api_proc.alive():
+            raise AssertionError(f"the API exited early:\n{self.api_proc.log()[-3000:]}")
+        return requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200
+
+    def stop_api(self) -> None:
+        if self.api_proc is not None:
+            self.api_proc.stop()
+            self.api_proc = None
+
+    def start_worker(self, name: str, **extra_env: Any) -> Proc:
+        """Start one `li2lab worker` (Celery, prefork, concurrency 1) on the CPU."""
+        env = dict(self.env)
+        env.update({k: str(v) for k, v in extra_env.items()})
+        argv = [PYTHON, "-m", "li2.cli", "worker", "--device", "cpu"]
+        proc = Proc(f"worker-{name}", argv, env, self.logs)
+        self.workers[name] = proc
+        return proc
+
+    def close(self) -> None:
+        for proc in self.workers.values():
+            proc.stop(grace=5)
+        self.stop_api()
+        self.engine.dispose()
+
+    # ---- accounts and HTTP -----------------------------------------------------------------
+
+    def create_user(self, name: str, admin: bool = False) -> str:
+        """A new account; returns its token (the database keeps only the hash)."""
+        from li2_service.auth import create_user
+        from li2_service.db import session_scope
+
+        with session_scope(self.engine) as session:
+            return create_user(session, name, admin=admin)
+
+    def api(self, token: str | None) -> Api:
+        return Api(self.base_url, token)
+
+    # ---- the database, read directly (the record of truth) ---------------------------------
+
+    def experiment(self, exp_id: str) -> dict:
+        """The experiments row as a dict."""
+        from li2_service import models
+
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(models.Experiment.__table__).where(models.Experiment.id == exp_id)).mappings().one()
+            return dict(row)
+
+    def count(self, model, **where: Any) -> int:
+        """Rows of `model` matching the equality filters."""
+        table = model.__table__
+        stmt = sa.select(sa.func.count()).select_from(table)
+        for col, val in where.items():
+            stmt = stmt.where(table.c[col] == val)
+        with self.engine.connect() as c:
+            return int(c.scalar(stmt))
+
+    def resume_checkpoint_epoch(self, exp_id: str) -> int | None:
+        """Epoch of the newest "resume" checkpoint of a run (None when it has none yet)."""
+        from li2_service import models
+
+        t = models.Checkpoint.__table__
+        with self.engine.connect() as c:
+            return c.scalar(sa.select(sa.func.max(t.c.epoch)).where(t.c.experiment_id == exp_id, t.c.kind == "resume"))
+
+    def status(self, exp_id: str) -> str:
+        return self.experiment(exp_id)["status"]
+
+    def wait_status(self, exp_id: str, statuses: tuple[str, ...], timeout: float) -> dict:
+        """Wait until the run's DB status is one of `statuses`; return the row."""
+        def check():
+            row = self.experiment(exp_id)
+            return row if row["status"] in statuses else None
+        try:
+            return wait_until(check, timeout, f"run {exp_id} to reach {statuses}", 0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nrow: {self.experiment(exp_id)}\n{self.tail_logs()}") from None
+
+    def tail_logs(self, chars: int = 2500) -> str:
+        """The end of every process log, for failure messages."""
+        out = []
+        for path in sorted(self.logs.glob("*.log")):
+            out.append(f"--- {path.name}\n{path.read_text(errors='replace')[-chars:]}")
+        return "\n".join(out)

@@ -1,0 +1,154 @@
+"""Every route × every HTTP method has an explicit authorization decision, and the app enforces it.
+
+Modelled on MLflow's authorization-coverage guard (service-anchors.md appendix B): the table
+DECISIONS below is the single list of what may be called without a token. A route added to the app
+(or to the OpenAPI document) without an entry here fails `test_every_route_has_a_decision`, so a
+new endpoint cannot ship unreviewed. The other tests send real requests for every entry: with no
+token, a malformed header, a wrong token, and a valid one.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+PUBLIC = "public"   # answers without a token (health, readiness, API docs)
+USER = "user"       # needs a valid bearer token; objects are scoped to their owner (admins: all)
+
+# (werkzeug rule, method) -> decision. HEAD and OPTIONS are derived by Flask from GET / any route.
+DECISIONS: dict[tuple[str, str], str] = {
+    ("/healthz", "GET"): PUBLIC,
+    ("/readyz", "GET"): PUBLIC,
+    ("/openapi.json", "GET"): PUBLIC,
+    ("/api/v1/openapi.json", "GET"): PUBLIC,
+    ("/api/v1/docs", "GET"): PUBLIC,
+    ("/api/v1/redoc", "GET"): PUBLIC,
+    ("/static/<path:filename>", "GET"): PUBLIC,
+    ("/api/v1/experiments", "POST"): USER,
+    ("/api/v1/experiments", "GET"): USER,
+    ("/api/v1/experiments/<exp_id>", "GET"): USER,
+    ("/api/v1/experiments/<exp_id>/metrics", "GET"): USER,
+    ("/api/v1/experiments/<exp_id>/timeline", "GET"): USER,
+    ("/api/v1/experiments/<exp_id>/features", "GET"): USER,
+    ("/api/v1/experiments/<exp_id>/predictions", "GET"): USER,
+    ("/api/v1/experiments/<exp_id>/checkpoints", "GET"): USER,
+    ("/api/v1/experiments/<exp_id>/checkpoints/<int:epoch>", "GET"): USER,
+    ("/api/v1/experiments/<exp_id>/cancel", "POST"): USER,
+    ("/api/v1/sweeps", "POST"): USER,
+    ("/api/v1/sweeps", "GET"): USER,
+    ("/api/v1/sweeps/<sweep_id>", "GET"): USER,
+    ("/api/v1/sweeps/<sweep_id>/runs", "GET"): USER,
+    ("/api/v1/sweeps/<sweep_id>/cancel", "POST"): USER,
+    ("/api/v1/sweeps/<sweep_id>/scaling-law", "GET"): USER,
+}
+
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+IMPLICIT = {"HEAD", "OPTIONS"}
+
+
+def served(app) -> set[tuple[str, str]]:
+    """(rule, method) pairs the Flask app answers, without the implicit HEAD/OPTIONS."""
+    return {(r.rule, m) for r in app.url_map.iter_rules() for m in r.methods - IMPLICIT}
+
+
+def documented(client) -> set[tuple[str, str]]:
+    """(rule, method) pairs of the OpenAPI document, with {name} turned back into werkzeug's <...>."""
+    doc = client.get("/api/v1/openapi.json").get_json()
+    out = set()
+    for path, item in doc["paths"].items():
+        for method in item:
+            if method.upper() in ALL_METHODS:
+                rule = re.sub(r"\{(\w+)\}", lambda m: "<int:epoch>" if m[1] == "epoch" else f"<{m[1]}>", path)
+                out.add((rule, method.upper()))
+    return out
+
+
+def concrete(rule: str, world) -> str:
+    """A real URL for a rule: alice's ids, so a valid token gets a real answer, not a 404."""
+    return (rule.replace("<exp_id>", world.experiment_id).replace("<sweep_id>", world.sweep_id)
+            .replace("<int:epoch>", str(world.checkpoint_epoch)).replace("<path:filename>", "nothing.css"))
+
+
+def call(client, method: str, url: str, headers: dict | None = None):
+    body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+    return client.open(url, method=method, headers=headers or {}, **body)
+
+
+def test_every_route_has_a_decision(app, client):
+    """Fails when a route (in the app or in the OpenAPI document) has no entry in DECISIONS."""
+    missing = (served(app) | documented(client)) - set(DECISIONS)
+    assert not missing, f"routes without an authorization decision; add them to DECISIONS: {sorted(missing)}"
+    stale = set(DECISIONS) - served(app)
+    assert not stale, f"DECISIONS lists routes the app no longer serves: {sorted(stale)}"
+
+
+def test_openapi_marks_user_routes_as_secured(client):
+    """The document tells clients the truth: token routes need bearerAuth, public ones need none."""
+    doc = client.get("/api/v1/openapi.json").get_json()
+    default = doc.get("security", [])
+    for (rule, method), decision in DECISIONS.items():
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
+        op = doc["paths"].get(path, {}).get(method.lower())
+        if op is None:
+            continue  # docs pages, static files: not API operations
+        security = op.get("security", default)
+        if decision == USER:
+            assert {"bearerAuth": []} in security, f"{method} {path} should declare bearerAuth"
+        else:
+            assert security in ([], [{}]), f"{method} {path} is public but declares {security}"
+
+
+BAD_HEADERS = {
+    "no header": {},
+    "empty bearer": {"Authorization": "Bearer "},
+    "basic scheme": {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
+    "unknown token": {"Authorization": "Bearer not-a-real-token"},
+    "token hash instead of token": None,  # filled in per test: the stored sha256 must not work
+    "oversized token": {"Authorization": "Bearer " + "A" * 5000},
+}
+
+
+@pytest.mark.parametrize("route", sorted(DECISIONS), ids=lambda r: f"{r[1]} {r[0]}")
+def test_decision_is_enforced(route, client, world, engine):
+    rule, method = route
+    url = concrete(rule, world)
+    decision = DECISIONS[route]
+    if decision == PUBLIC:
+        r = call(client, method, url)
+        assert r.status_code != 401, f"public {method} {rule} asked for a token"
+        assert r.status_code < 500
+        return
+    import sqlalchemy as sa
+
+    with engine.connect() as c:
+        stored_hash = c.scalar(sa.text("SELECT token_hash FROM users WHERE name = 'alice'"))
+    for name, headers in BAD_HEADERS.items():
+        headers = headers if headers is not None else {"Authorization": f"Bearer {stored_hash}"}
+        r = call(client, method, url, headers)
+        assert r.status_code == 401, f"{method} {rule} with {name}: {r.status_code} {r.get_data()[:200]!r}"
+        assert r.get_json()["code"] == 401 and r.get_json()["message"]
+        assert r.headers.get("WWW-Authenticate", "").startswith("Bearer")
+    r = call(client, method, url, {"Authorization": f"Bearer {world.alice}"})
+    assert r.status_code not in (401, 403, 404, 405) and r.status_code < 500, \
+        f"alice's own {method} {rule}: {r.status_code} {r.get_data()[:300]!r}"
+
+
+@pytest.mark.parametrize("rule", sorted({r for r, _ in DECISIONS}))
+def test_unserved_methods_answer_405(rule, client, world):
+    """Methods a route does not serve answer 405 with Allow, with or without a token, never 5xx."""
+    url = concrete(rule, world)
+    allowed = {m for r, m in DECISIONS if r == rule}
+    for method in sorted(set(ALL_METHODS) - allowed):
+        for headers in ({}, {"Authorization": f"Bearer {world.alice}"}):
+            r = call(client, method, url, headers)
+            assert r.status_code == 405, f"{method} {rule}: {r.status_code}"
+            assert set(r.headers["Allow"].replace(" ", "").split(",")) >= allowed
+
+
+def test_user_filter_is_admin_only(client, world):
+    """?user=NAME (list someone else's runs) is the one admin-only switch: 403 for a user."""
+    for path in ("/api/v1/experiments?user=alice", "/api/v1/sweeps?user=alice"):
+        r = client.get(path, headers={"Authorization": f"Bearer {world.bob}"})
+        assert r.status_code == 403, path
+        r = client.get(path, headers={"Authorization": f"Bearer {world.root}"})
+        assert r.status_code == 200 and r.get_json()["total"] >= 1, path
