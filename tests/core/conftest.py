@@ -1,10 +1,12 @@
-"""Small specs for the core tests, normalised by the real validator."""
+"""Small specs for the core tests, normalised by the real validator (`make_spec` fixture)."""
 import copy
+
+import pytest
 
 from li2.spec import validate_spec
 
 
-def make_spec(order=11, hidden=32, epochs=30, seed=1, fraction=0.5, diagnostics=False, **sections):
+def build_spec(order=11, hidden=32, epochs=30, seed=1, fraction=0.5, diagnostics=False, **sections):
     """A small valid spec; `sections` maps 'model'/'training'/'task'/'data' to dicts of overrides."""
     raw = {"task": {"group": "cyclic", "order": order}, "data": {"train_fraction": fraction},
            "model": {"hidden": hidden},
@@ -16,3 +18,8 @@ def make_spec(order=11, hidden=32, epochs=30, seed=1, fraction=0.5, diagnostics=
         else:
             raw[name].update(over)
     return validate_spec(copy.deepcopy(raw))
+
+
+@pytest.fixture
+def make_spec():
+    return build_spec

@@ -1,0 +1,121 @@
+"""`run_batch`: normalised specs in, result.json dicts out — the one entry point of the CLI and
+the worker.
+
+Specs are grouped by `li2.trainer.batch_key` (and, when resuming, by the epoch their checkpoint
+was taken at); each group trains as one stacked `BatchTrainer`. Results come back in input order.
+After training, the analysis modules (`li2.analysis`, `li2.predictions`) fill `summary`,
+`timeline`, `features` and `predictions` when they are installed; without them the summary is
+computed here from the curves and the other sections stay empty.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from collections import defaultdict
+from typing import Callable
+
+from li2 import checkpoint
+from li2.environment import describe, resolve_device
+from li2.trainer import BatchTrainer, RunOutcome, batch_key
+
+SOLVED = 0.99   # accuracy counted as "memorised" (train) or "generalised" (test)
+
+
+def _optional(module: str, attr: str):
+    """module.attr if the module exists, else None (only the module's own absence is tolerated)."""
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
+def _first_epoch(metrics: dict, column: str) -> int | None:
+    for e, v in zip(metrics["epoch"], metrics[column]):
+        if v is not None and v >= SOLVED:
+            return int(e)
+    return None
+
+
+def basic_summary(metrics: dict) -> dict:
+    """Summary from the curves alone: final accuracies, first epochs at ≥ 0.99, delay, grokked."""
+    last = lambda c: metrics[c][-1] if metrics[c] else None  # noqa: E731
+    mem, gen = _first_epoch(metrics, "train_acc"), _first_epoch(metrics, "test_acc")
+    return {"train_acc": last("train_acc"), "test_acc": last("test_acc"), "epoch_memorized": mem,
+            "epoch_generalized": gen, "grokking_delay": gen - mem if mem is not None and gen is not None else None,
+            "grokked": gen is not None}
+
+
+def _clean(metrics: dict[str, list]) -> dict[str, list]:
+    """NaN -> None so result.json is strict JSON."""
+    return {k: [None if isinstance(v, float) and math.isnan(v) else v for v in vals] for k, vals in metrics.items()}
+
+
+def _result(spec: dict, outcome: RunOutcome, trainer: BatchTrainer, environment: dict) -> dict:
+    metrics = _clean(outcome.metrics)
+    split = outcome.split
+    result = {
+        "spec": spec, "environment": environment,
+        "dataset": {"order": trainer.task.order, "train_size": len(split.train_idx),
+                    "test_size": len(split.test_idx), "hash": split.hash},
+        "metrics": metrics, "summary": basic_summary(metrics), "timeline": {}, "features": {},
+        "predictions": {},
+    }
+    analyze = _optional("li2.analysis", "analyze_run")
+    if analyze is not None:
+        result.update(analyze(trainer.task, spec, outcome.params, metrics))
+    predict = _optional("li2.predictions", "predict")
+    if predict is not None:
+        result["predictions"] = predict(spec)
+    result["summary"]["stopped"] = outcome.stopped
+    result["summary"]["epochs_run"] = outcome.epoch
+    return result
+
+
+def run_batch(specs: list[dict], device: str = "auto", *,
+              on_progress: Callable[[int, int, dict], None] | None = None,
+              should_stop: Callable[[], set[int]] | None = None,
+              on_checkpoint: Callable[[int, int, bytes], None] | None = None,
+              resume: list[bytes | None] | None = None,
+              checkpoint_every: int | None = None) -> list[dict]:
+    """Train normalised `specs` (see module doc) and return their result dicts in order.
+
+    on_progress(i, epoch, metrics) at each measurement; should_stop() -> indices to stop now;
+    on_checkpoint(i, epoch, blob) at epoch 0, the spec's checkpoint_epochs, every
+    `checkpoint_every` epochs and after the last step; resume[i] a blob from on_checkpoint.
+    """
+    dev = resolve_device(device)
+    environment = describe(dev)
+    states = [checkpoint.read(b) if b else None for b in (resume or [None] * len(specs))]
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, spec in enumerate(specs):
+        groups[(batch_key(spec), states[i][2] if states[i] else 0)].append(i)
+
+    results: list[dict | None] = [None] * len(specs)
+    for members in groups.values():
+        trainer = BatchTrainer([specs[i] for i in members], dev)
+        for local, i in enumerate(members):
+            if states[i]:
+                tensors, history, epoch, _ = states[i]
+                trainer.load_run_state(local, tensors, history, epoch)
+
+        def checkpoint_at(local: int, epoch: int, members=members) -> bool:
+            tr = specs[members[local]]["training"]
+            return (epoch == 0 or epoch == tr["epochs"] or epoch in tr["checkpoint_epochs"]
+                    or bool(checkpoint_every and epoch % checkpoint_every == 0))
+
+        def emit_checkpoint(local: int, epoch: int, members=members, trainer=trainer) -> None:
+            tensors, history = trainer.run_state(local)
+            on_checkpoint(members[local], epoch, checkpoint.dump(tensors, history, epoch, specs[members[local]]))
+
+        outcomes = trainer.train(
+            on_measure=(lambda local, e, row, members=members: on_progress(members[local], e, row))
+            if on_progress else None,
+            should_stop=(lambda members=members: {members.index(i) for i in should_stop() if i in members})
+            if should_stop else None,
+            on_checkpoint=emit_checkpoint if on_checkpoint else None,
+            checkpoint_at=checkpoint_at)
+        for outcome in outcomes:
+            results[members[outcome.index]] = _result(specs[members[outcome.index]], outcome, trainer, environment)
+    return results
