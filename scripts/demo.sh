@@ -8,7 +8,8 @@
 #    and prints its stage timeline (lazy -> independent -> interactive) and the paths of its plots.
 # The server is stopped on every exit path. Needs the venv that `make install` builds.
 #
-# Settings: DEMO_PORT (8765), DEMO_OUT (demo-out), DEMO_READY_S (how long to wait for /readyz, 120).
+# Settings: DEMO_PORT (8765), DEMO_OUT (demo-out), DEMO_READY_S (how long to wait for /readyz, 120),
+# DEMO_DIR (var/demo: the throwaway database, broker and server log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,7 +17,7 @@ BIN=$ROOT/.venv/bin
 PORT=${DEMO_PORT:-8765}
 OUT=${DEMO_OUT:-demo-out}
 READY_S=${DEMO_READY_S:-120}
-DEMO_DIR=$ROOT/var/demo
+DEMO_DIR=$(mkdir -p "${DEMO_DIR:-$ROOT/var/demo}" && cd "${DEMO_DIR:-$ROOT/var/demo}" && pwd)
 LOG=$DEMO_DIR/server.log
 
 if [[ ! -x $BIN/li2lab ]]; then
@@ -24,8 +25,13 @@ if [[ ! -x $BIN/li2lab ]]; then
   exit 1
 fi
 
-rm -rf "$DEMO_DIR"
-mkdir -p "$DEMO_DIR"
+if "$BIN/python" -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1)" "$PORT" 2>/dev/null; then
+  echo "demo: port $PORT is already in use; stop what runs there or set DEMO_PORT" >&2
+  exit 1
+fi
+
+# Start from nothing: remove only what an earlier demo run left there.
+rm -rf "$DEMO_DIR"/li2.sqlite* "$DEMO_DIR/var" "$DEMO_DIR/artifacts" "$LOG"
 # Embedded mode: no LI2_BROKER_URL. Everything the service writes lives under var/demo/; the server
 # runs with var/demo as its working directory, so its embedded broker file lands there too.
 unset LI2_BROKER_URL
@@ -35,7 +41,7 @@ export LI2_ARTIFACT_DIR="$DEMO_DIR/artifacts"
 echo "demo: creating user 'demo' in $DEMO_DIR/li2.sqlite"
 TOKEN=$("$BIN/li2lab" users create demo)
 
-echo "demo: starting the service on http://127.0.0.1:$PORT (log: ${LOG#"$ROOT"/})"
+echo "demo: starting the service on http://127.0.0.1:$PORT (log: $LOG)"
 (cd "$DEMO_DIR" && exec "$BIN/li2lab" serve --host 127.0.0.1 --port "$PORT") >"$LOG" 2>&1 &
 SERVER_PID=$!
 
