@@ -84,11 +84,53 @@ def make_service(db_url: str, tmp_path: Path, **config) -> Service:
     return svc
 
 
+@pytest.fixture(scope="session")
+def shared_postgres_url():
+    """One PostgreSQL database for the whole API suite, dropped at the end.
+
+    tests/conftest.py's `postgres_url` makes a database per test, which costs over a second each on
+    the shared 2-core machine; the API tests instead empty the tables between tests (`db_url`).
+    Same server, same skip/fail rule (LI2_TEST_POSTGRES_URL, LI2_REQUIRE_SERVICES).
+    """
+    import os
+    import socket
+    import uuid
+    from urllib.parse import urlparse
+
+    server = os.environ.get("LI2_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    u = urlparse(server)
+    try:
+        socket.create_connection((u.hostname, u.port), timeout=1).close()
+    except OSError:
+        if os.environ.get("LI2_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"PostgreSQL at {server} is required (LI2_REQUIRE_SERVICES=1) but not reachable")
+        pytest.skip(f"PostgreSQL at {server} not reachable")
+    name = f"li2_api_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield f"{server.rsplit('/', 1)[0]}/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request, tmp_path):
+    """A store with empty tables: a fresh SQLite file, or the shared PostgreSQL database truncated."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'li2.sqlite'}"
-    return request.getfixturevalue("postgres_url")
+    url = request.getfixturevalue("shared_postgres_url")
+    from li2_service.db import init_db
+
+    engine = sa.create_engine(url)
+    init_db(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
 
 
 @pytest.fixture
