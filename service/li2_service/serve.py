@@ -19,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger("li2_service.serve")
 
-WORKER_CMD = [sys.executable, "-c", "import sys; from li2_worker.main import main; sys.exit(main(sys.argv[1:]))"]
+WORKER_CMD = [sys.executable, "-m", "li2_worker"]  # = `li2lab worker`, same interpreter and venv
 STOP_GRACE_S = 15.0
 
 
