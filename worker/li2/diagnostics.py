@@ -1,9 +1,9 @@
 """Stage diagnostics of the Li2 framework, batched over R runs, at the trainer's measurement cadence.
 
 `batch_diagnostics` turns a snapshot of R same-shape runs into one number per run for each of the
-paper's stage markers (digest §8). All solves are float64 and go through one eigen-decomposition
-per run of the smaller Gram matrix of the sample-centred features F̃ (K×K when K ≤ n, else the
-n×n push-through form), so a call costs one (R, m, m) `eigh` with m = min(n, K).
+paper's stage markers (digest §8). All solves are float64 and go through one Cholesky factorisation
+per run of the smaller regularised Gram matrix of the sample-centred features F̃ (K×K when K ≤ n,
+else the n×n push-through form), so a call costs one (R, m, m) factorisation with m = min(n, K).
 
 Columns (each a (R,) float64 tensor, NaN where undefined):
 
@@ -57,12 +57,15 @@ def batch_diagnostics(F: torch.Tensor, Vt: torch.Tensor, y: torch.Tensor, W: tor
         out = {"gf_key_cos": _cos(G, key)}
 
         C = Ft.transpose(1, 2) @ Ft                                                       # (R, K, K)
-        lam, Vr = _gram_eigen(Ft, C)                                                      # (R, m), (R, K, m)
-        out["v_ridge_dist"] = _ridge_distance(V, Ft, Yt, lam, Vr, eta)
+        solver = _RidgeSolver(Ft, C, eta)
+        V_ridge = solver.ridge(Yt)                                                        # (R, K, M)
+        den = V_ridge.flatten(1).norm(dim=1)
+        out["v_ridge_dist"] = torch.where(den > 0, (V - V_ridge).flatten(1).norm(dim=1) / den.clamp_min(1e-300),
+                                          torch.full_like(den, math.nan))
         diag = torch.diagonal(C, dim1=1, dim2=2)                                          # (R, K)
         off = (C.abs().sum((1, 2)) - diag.abs().sum(1)) / max(K * (K - 1), 1)
         out["ftf_offdiag_ratio"] = off / diag.abs().mean(1).clamp_min(1e-300)
-        out["repulsion_agree"] = _repulsion(C, diag, lam, Vr, eta)
+        out["repulsion_agree"] = _repulsion(C, diag, solver, eta)
 
         irreps = irreps_mod.decompose(task)
         nan = torch.full((R,), math.nan, dtype=torch.float64)
@@ -80,35 +83,45 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, math.nan))
 
 
-def _gram_eigen(Ft: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenpairs of F̃ᵀF̃ in its row space: λ (R, m) ≥ 0 and orthonormal Vr (R, K, m), m = min(n, K).
+class _RidgeSolver:
+    """Cholesky factor of the smaller regularised Gram of F̃ (R, n, K): one factorisation per call.
 
-    K ≤ n: eigh of the K×K Gram. K > n: eigh of the n×n Gram F̃F̃ᵀ = UΛUᵀ, then Vr = F̃ᵀUΛ^{-1/2}.
-    Directions with λ ≤ 1e-10·λ_max are zeroed (λ = 0 and Vr column = 0), i.e. dropped.
+    K ≤ n: L Lᵀ = F̃ᵀF̃ + ηI (K×K). K > n: L Lᵀ = F̃F̃ᵀ + ηI (n×n) and the push-through identities
+    (F̃ᵀF̃ + ηI)⁻¹F̃ᵀ = F̃ᵀ(F̃F̃ᵀ + ηI)⁻¹ and B = (I − F̃ᵀ(F̃F̃ᵀ + ηI)⁻¹F̃)/η. At η = 0 a ridge of
+    1e-9 · mean eigenvalue stands in (≈ the minimum-norm least-squares solution).
     """
-    R, n, K = Ft.shape
-    if K <= n:
-        lam, Vr = torch.linalg.eigh(C)
-    else:
-        lam, U = torch.linalg.eigh(Ft @ Ft.transpose(1, 2))                            # (R, n), (R, n, n)
-        Vr = (Ft.transpose(1, 2) @ U) / lam.clamp_min(1e-300).sqrt()[:, None, :]
-    keep = lam > 1e-10 * lam.amax(1, keepdim=True).clamp_min(1e-300)
-    lam = torch.where(keep, lam, torch.zeros_like(lam))
-    Vr = Vr * keep[:, None, :]
-    return lam, Vr
+
+    def __init__(self, Ft: torch.Tensor, C: torch.Tensor, eta: torch.Tensor):
+        R, n, K = Ft.shape
+        self.Ft, self.small_k = Ft, K <= n
+        A = C if self.small_k else Ft @ Ft.transpose(1, 2)                              # (R, m, m)
+        m = A.shape[-1]
+        floor = 1e-9 * torch.diagonal(A, dim1=1, dim2=2).mean(1).clamp_min(1e-300)
+        self.eta = torch.maximum(eta, floor)                                           # (R,)
+        eye = torch.eye(m, dtype=A.dtype, device=A.device)
+        L, info = torch.linalg.cholesky_ex(A + self.eta[:, None, None] * eye)
+        if bool((info > 0).any()):                                                      # rank-deficient: more jitter
+            L = torch.linalg.cholesky(A + (self.eta + 1e-6 * floor / 1e-9)[:, None, None] * eye)
+        self.L = L
+        self.Z = None if self.small_k else torch.linalg.solve_triangular(L, Ft, upper=False)   # (R, n, K)
+
+    def ridge(self, Yt: torch.Tensor) -> torch.Tensor:
+        """V_ridge = (F̃ᵀF̃ + ηI)⁻¹F̃ᵀỸ, (R, K, M)."""
+        if self.small_k:
+            return torch.cholesky_solve(self.Ft.transpose(1, 2) @ Yt, self.L)
+        return self.Z.transpose(1, 2) @ torch.linalg.solve_triangular(self.L, Yt, upper=False)
+
+    def b_offdiag(self, j: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+        """B_jl = [(F̃ᵀF̃ + ηI)⁻¹]_jl for index pairs j ≠ l of shape (R, P)."""
+        if self.small_k:
+            Binv = torch.cholesky_inverse(self.L)                                        # (R, K, K)
+            return torch.gather(Binv.flatten(1), 1, j * Binv.shape[-1] + l)
+        Zj = torch.gather(self.Z, 2, j[:, None, :].expand(-1, self.Z.shape[1], -1))      # (R, n, P)
+        Zl = torch.gather(self.Z, 2, l[:, None, :].expand(-1, self.Z.shape[1], -1))
+        return -(Zj * Zl).sum(1) / self.eta[:, None]
 
 
-def _ridge_distance(V, Ft, Yt, lam, Vr, eta) -> torch.Tensor:
-    """‖V − V_ridge‖/‖V_ridge‖ with V_ridge = Vr diag(1/(λ+η)) Vrᵀ F̃ᵀỸ (pseudo-inverse at η = 0)."""
-    proj = Vr.transpose(1, 2) @ (Ft.transpose(1, 2) @ Yt)                              # (R, m, M)
-    inv = torch.where(lam > 0, 1.0 / (lam + eta[:, None]).clamp_min(1e-300), torch.zeros_like(lam))
-    V_ridge = Vr @ (inv[:, :, None] * proj)                                             # (R, K, M)
-    den = V_ridge.flatten(1).norm(dim=1)
-    return torch.where(den > 0, (V - V_ridge).flatten(1).norm(dim=1) / den.clamp_min(1e-300),
-                       torch.full_like(den, math.nan))
-
-
-def _repulsion(C, diag, lam, Vr, eta) -> torch.Tensor:
+def _repulsion(C, diag, solver: _RidgeSolver, eta) -> torch.Tensor:
     """Share of the TOP_PAIRS most similar live pairs with sign(B_jl) = −sign(C_jl)."""
     R, K, _ = C.shape
     live = diag > 1e-8 * diag.amax(1, keepdim=True).clamp_min(1e-300)                  # (R, K)
@@ -121,12 +134,7 @@ def _repulsion(C, diag, lam, Vr, eta) -> torch.Tensor:
         return torch.full((R,), math.nan, dtype=torch.float64)
     top_score, top = score.topk(P, dim=1)                                               # (R, P)
     j, l = top // K, top % K
-    # B_jl = Σ_m Vr_jm Vr_lm (1/(λ_m+η) − 1/η) for j ≠ l; its sign is that of −Σ Vr Vr λ/(λ+η).
-    etab = eta[:, None].clamp_min(1e-300)
-    weight = lam / (lam + etab)                                                         # (R, m)
-    Vj = torch.gather(Vr, 1, j[:, :, None].expand(-1, -1, Vr.shape[2]))                 # (R, P, m)
-    Vl = torch.gather(Vr, 1, l[:, :, None].expand(-1, -1, Vr.shape[2]))
-    b_sign = torch.sign(-(Vj * Vl * weight[:, None, :]).sum(-1))
+    b_sign = torch.sign(solver.b_offdiag(j, l))
     c_sign = torch.sign(torch.gather(C.flatten(1), 1, top))
     valid = (top_score > 0) & (b_sign != 0)
     agree = ((b_sign == -c_sign) & valid).sum(1).to(torch.float64) / valid.sum(1).clamp_min(1)

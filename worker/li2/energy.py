@@ -128,7 +128,7 @@ def landscape(spec: dict, starts: int = 64, device: str = "cpu", seed: int = 0, 
     task = build_task(spec["task"])
     operands = spec["task"]["operands"]
     act = spec["model"]["activation"]
-    rows = None if on == "full" else _train_rows(spec, task)
+    rows = None if on == "full" else train_rows(spec, task)
     train = EnergyData(task, operands, rows, device)
     full = EnergyData(task, operands, None, device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -173,12 +173,11 @@ def theory_energies(task, irreps: list) -> list[dict]:
             for ir in irreps if not ir.is_trivial]
 
 
-def _train_rows(spec: dict, task) -> np.ndarray:
-    """The spec's training rows, from li2.data's deterministic split (same as the trainer's)."""
+def train_rows(spec: dict, task) -> np.ndarray:
+    """The normalised spec's training rows (n,), from li2.data's split (the trainer's own)."""
     from li2.data import make_split, train_count
 
-    ops = spec["task"]["operands"]
-    return make_split(task, ops, train_count(spec["data"], task.order, ops), spec["seed"]).train_idx
+    return make_split(task, spec["task"]["operands"], train_count(spec), spec["seed"]).train_idx
 
 
 def _cluster_maxima(e_train: np.ndarray, e_full: np.ndarray, conc: np.ndarray, dom: list[str],
@@ -221,4 +220,4 @@ def node_energies(task, W: np.ndarray, operands: int, act: str, rows: np.ndarray
 
 
 __all__ = ["activation", "EnergyData", "batch_energy", "energy", "ascend", "landscape",
-           "theory_energies", "node_energies"]
+           "theory_energies", "node_energies", "train_rows"]

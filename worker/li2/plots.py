@@ -1,0 +1,202 @@
+"""Matplotlib PNGs of a run or a sweep, drawn from the JSON result dicts alone (the SDK reuses them).
+
+`plot_run(result, out_dir)` writes
+    curves.png    accuracy and loss with the three stages shaded, plus the stage diagnostics
+    spectrum.png  per-node irrep power shares (largest-norm nodes, grouped by dominant irrep)
+    energies.png  node energies E(ŵ_j), training set vs full data, coloured by concentration
+                  (over time instead, when the result carries `node_energies` snapshots)
+`plot_sweep(sweep, out_dir)` writes
+    scaling_law.png  outcomes per (M, n), fitted n*(M), c·M·ln M with its 95 % band, power law
+Each function returns the paths it wrote; a figure whose data are absent is skipped, not faked.
+"""
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+STAGE_COLOURS = {"lazy": "#f2d7a6", "independent": "#bfe3c4", "interactive": "#c5d5f2"}
+DPI = 90
+
+
+def _col(metrics: dict, name: str) -> np.ndarray | None:
+    raw = metrics.get(name)
+    if raw is None or len(raw) != len(metrics.get("epoch", [])):
+        return None
+    arr = np.array([np.nan if v is None else float(v) for v in raw])
+    return arr if np.isfinite(arr).any() else None
+
+
+def _shade(ax, timeline: dict | None) -> None:
+    if not timeline:
+        return
+    for st in timeline.get("stages", []):
+        ax.axvspan(st["start_epoch"], max(st["end_epoch"], st["start_epoch"] + 1e-9),
+                   color=STAGE_COLOURS.get(st["name"], "#dddddd"), alpha=0.6, lw=0)
+    ev = timeline.get("events", {})
+    for key, style in (("memorized", ":"), ("generalized", "--")):
+        if ev.get(key) is not None:
+            ax.axvline(ev[key], color="k", ls=style, lw=0.8)
+
+
+def _save(fig, out_dir: str, name: str) -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, name)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_curves(result: dict, out_dir: str) -> str | None:
+    """Accuracy, loss and stage diagnostics vs epoch with the stages shaded."""
+    m = result.get("metrics") or {}
+    if not m.get("epoch"):
+        return None
+    ep = np.asarray(m["epoch"], dtype=float)
+    tl = result.get("timeline")
+    diag = [(k, _col(m, k)) for k in ("gf_key_cos", "coverage", "mean_concentration",
+                                       "ftf_offdiag_ratio", "v_ridge_dist", "missing_residual_share")]
+    diag = [(k, v) for k, v in diag if v is not None]
+    rows = 3 if diag else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(7, 2.2 * rows), sharex=True)
+    for ax in axes:
+        _shade(ax, tl)
+    for k, style in (("train_acc", "-"), ("test_acc", "-")):
+        v = _col(m, k)
+        if v is not None:
+            axes[0].plot(ep, v, style, label=k)
+    axes[0].set_ylabel("accuracy")
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].legend(loc="lower right", fontsize=7)
+    for k in ("train_loss", "test_loss"):
+        v = _col(m, k)
+        if v is not None:
+            axes[1].plot(ep, np.clip(v, 1e-12, None), label=k)
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("loss")
+    axes[1].legend(loc="upper right", fontsize=7)
+    if diag:
+        for k, v in diag:
+            axes[2].plot(ep, v, label=k, lw=1)
+        axes[2].set_ylabel("diagnostics")
+        axes[2].legend(loc="center right", fontsize=6, ncol=2)
+    axes[-1].set_xlabel("epoch")
+    if tl and tl.get("stages"):
+        names = " → ".join(f"{s['name']} [{s['start_epoch']}, {s['end_epoch']}]" for s in tl["stages"])
+        axes[0].set_title(names + ("  (censored)" if tl.get("censored") else ""), fontsize=8)
+    return _save(fig, out_dir, "curves.png")
+
+
+def plot_spectrum(result: dict, out_dir: str) -> str | None:
+    """Heat map of per-node irrep power shares, nodes grouped by dominant irrep."""
+    feats = result.get("features") or {}
+    spec = feats.get("spectrum")
+    if not spec or not spec.get("power"):
+        return None
+    power = np.asarray(spec["power"], dtype=float)                     # (nodes, n_irreps)
+    labels = spec["labels"]
+    nontriv = [i for i, lab in enumerate(labels) if lab != "trivial"]
+    P = power[:, nontriv]
+    P = P / np.maximum(P.sum(1, keepdims=True), 1e-300)
+    order = np.lexsort((-P.max(1), P.argmax(1)))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    im = ax.imshow(P[order].T, aspect="auto", cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks(range(len(nontriv)))
+    ax.set_yticklabels([labels[i] for i in nontriv], fontsize=6 if len(nontriv) > 15 else 8)
+    ax.set_xlabel(f"hidden node (largest {len(order)} by norm, grouped by dominant irrep)")
+    ax.set_title(f"irrep power share per node — weighted concentration "
+                 f"{feats.get('mean_concentration', float('nan')):.3f}, coverage "
+                 f"{len(feats.get('covered', []))}/{len(feats.get('covered', [])) + len(feats.get('missing', []))}",
+                 fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    return _save(fig, out_dir, "spectrum.png")
+
+
+def plot_energies(result: dict, out_dir: str) -> str | None:
+    """Node energies: snapshots over time if present, else final train-vs-full scatter."""
+    snaps = result.get("node_energies")
+    feats = result.get("features") or {}
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    if snaps and snaps.get("epoch") and snaps.get("energies"):
+        E = np.asarray(snaps["energies"], dtype=float)                 # (T, nodes)
+        ax.plot(snaps["epoch"], E, lw=0.5, alpha=0.5)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("E(ŵ_j)")
+    elif feats.get("energies"):
+        en = feats["energies"]
+        conc = np.asarray(feats["nodes"]["concentration"], dtype=float)[np.asarray(en["nodes"])]
+        sc = ax.scatter(en["full"], en["train"], c=conc, cmap="viridis", vmin=0, vmax=1, s=8)
+        fig.colorbar(sc, ax=ax, label="concentration")
+        for ref in en.get("theory_full_data", []):
+            ax.axvline(ref, color="r", ls="--", lw=0.8)
+        ax.set_xlabel("E(ŵ_j) on full data")
+        ax.set_ylabel("E(ŵ_j) on training set")
+    else:
+        plt.close(fig)
+        return None
+    ax.set_title("node energies", fontsize=9)
+    return _save(fig, out_dir, "energies.png")
+
+
+def plot_run(result: dict, out_dir: str) -> list[str]:
+    """All run figures that the result's data allow; returns the written paths."""
+    return [p for p in (plot_curves(result, out_dir), plot_spectrum(result, out_dir),
+                        plot_energies(result, out_dir)) if p]
+
+
+def plot_sweep(sweep: dict, out_dir: str) -> list[str]:
+    """Scaling-law figure from sweep.json ({"runs", "scaling_law"}); returns the written paths."""
+    law = sweep.get("scaling_law") or {}
+    crit = law.get("critical") or []
+    if not crit:
+        return []
+    from li2.spec import resolve_train_size, task_order
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for run in sweep.get("runs", []):
+        try:
+            M, n = task_order(run["spec"]["task"]), resolve_train_size(run["spec"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        ok = bool((run.get("summary") or {}).get("grokked"))
+        ax.scatter(M, n, marker="o" if ok else "x", c="tab:green" if ok else "tab:red", s=14, alpha=0.5,
+                   zorder=2)
+    fitted = [c for c in crit if c.get("n_star") is not None]
+    if fitted:
+        ax.scatter([c["order"] for c in fitted], [c["n_star"] for c in fitted], c="k", s=40,
+                   marker="D", zorder=3, label="n*(M)")
+        ax2.scatter([c["order"] for c in fitted], [c["p_star"] for c in fitted], c="k", marker="D")
+    for c in crit:
+        b = c.get("bound") or {}
+        if "upper" in b:
+            ax.scatter(c["order"], b["upper"], marker="v", c="tab:blue", s=40, zorder=3)
+        if "lower" in b:
+            ax.scatter(c["order"], b["lower"], marker="^", c="tab:blue", s=40, zorder=3)
+    if law.get("c") and law.get("curve"):
+        Ms = np.array([p["order"] for p in law["curve"]])
+        base = Ms * np.log(Ms)
+        ax.plot(Ms, law["c"] * base, "k-", label=f"c·M·ln M, c = {law['c']:.3g}")
+        ax2.plot(Ms, law["c"] * base / Ms ** 2, "k-")
+        lo, hi = law.get("ci95") or [None, None]
+        if lo is not None and hi is not None:
+            ax.fill_between(Ms, lo * base, hi * base, color="k", alpha=0.15, label=f"95 % [{lo:.3g}, {hi:.3g}]")
+            ax2.fill_between(Ms, lo * base / Ms ** 2, hi * base / Ms ** 2, color="k", alpha=0.15)
+        for alt in law.get("alternatives", []):
+            if alt["form"].startswith("n* = a"):
+                a, b = alt["params"]["a"], alt["params"]["b"]
+                ax.plot(Ms, a * Ms ** b, "--", color="tab:purple", label=f"a·M^b, b = {b:.3g}")
+    ax.set_xlabel("group order M")
+    ax.set_ylabel("training size n")
+    ax.set_title("success (o) / failure (x) and critical size", fontsize=9)
+    ax.legend(fontsize=7)
+    ax2.set_xlabel("group order M")
+    ax2.set_ylabel("p* = n*/M²")
+    ax2.set_title("critical training fraction", fontsize=9)
+    return [_save(fig, out_dir, "scaling_law.png")]
+
+
+__all__ = ["plot_run", "plot_sweep", "plot_curves", "plot_spectrum", "plot_energies"]
