@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from pathlib import Path
 
 from celery import Celery
 from celery.signals import worker_shutting_down
@@ -61,8 +62,9 @@ def make_celery(broker_url: str | None = None) -> Celery:
 
 
 def _transport_options(url: str) -> dict:
-    """SQLite transport: wait for the file lock instead of failing at once ("database is locked")."""
-    if url.startswith(("sqla+sqlite", "sqlalchemy+sqlite")):
+    """SQLite transport: create the file's folder; wait for its lock rather than fail at once."""
+    if url.startswith(("sqla+sqlite:///", "sqlalchemy+sqlite:///")):
+        Path(url.split("sqlite:///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         return {"connect_args": {"timeout": 30}}
     return {}
 
@@ -87,4 +89,10 @@ def _forward_shutdown_to_children(sig=None, how=None, **_kw) -> None:
                 pass
 
 
-app = make_celery()
+def __getattr__(name: str):
+    """`app`, built on first use (``celery -A li2_worker.celery_app worker`` asks for it), so that
+    importing this module for `make_celery` reads no environment and creates no broker file."""
+    if name == "app":
+        globals()["app"] = built = make_celery()
+        return built
+    raise AttributeError(name)

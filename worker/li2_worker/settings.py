@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping
 
 from li2_service.config import ConfigError, load_config
@@ -63,9 +62,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
     if lease <= heartbeat:
         raise ConfigError(f"LI2_LEASE_S ({lease}) must be longer than LI2_HEARTBEAT_S ({heartbeat})")
     broker = shared["BROKER_URL"]
-    if shared["BROKER_EMBEDDED"]:
-        # sqla+sqlite:////abs/path/var/broker.sqlite: the folder must exist before kombu opens it.
-        Path(broker.split("sqlite:///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     return WorkerSettings(
         database_url=shared["DATABASE_URL"],
         broker_url=broker,

@@ -172,7 +172,7 @@ class BatchJob:
         requeued = []
         for c, result in zip(self.claims, results):
             summary = store.json_safe(result.get("summary") or {})
-            epoch = self._last_epoch(result, c)
+            epoch = self._epochs_run(summary, result, c)
             with session_scope(self.engine) as s:
                 if c.run_id in self.heartbeat.lost:
                     log.warning("run %s: lease lost, result discarded", c.run_id)
@@ -195,7 +195,10 @@ class BatchJob:
             enqueue(requeued, self.settings.broker_url)
 
     @staticmethod
-    def _last_epoch(result: dict, c: lease.Claim) -> int:
+    def _epochs_run(summary: dict, result: dict, c: lease.Claim) -> int:
+        """Epochs trained (the runner's summary.epochs_run; else the last measured epoch)."""
+        if summary.get("epochs_run") is not None:
+            return int(summary["epochs_run"])
         epochs = (result.get("metrics") or {}).get("epoch") or []
         return int(epochs[-1]) if epochs else c.epochs
 

@@ -1,0 +1,153 @@
+"""Integration: a real worker process, the real Redis (or the embedded SQLite transport), a real
+database (PostgreSQL or SQLite) and the real li2 core. Runs are inserted through the service's
+models and enqueued through li2_worker.dispatch, exactly as the API does; nothing is mocked.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from li2_service.db import session_scope
+from li2_service.models import Checkpoint, Result
+from li2_worker.dispatch import enqueue
+
+from .helpers import add_run, add_user, new_engine, row, tiny_spec, update, wait_until
+from .procs import Worker, worker_env
+
+pytest.importorskip("torch", reason="the worker tests train with the real core (torch)")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def workers(tmp_path):
+    started: list[Worker] = []
+
+    def start(name: str, env: dict) -> Worker:
+        w = Worker(name, env, tmp_path)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.close()
+
+
+def results_of(engine, run_id: str) -> list:
+    with session_scope(engine) as s:
+        return list(s.scalars(sa.select(Result).where(Result.experiment_id == run_id)))
+
+
+def newest_resume_epoch(engine, run_id: str) -> int | None:
+    with session_scope(engine) as s:
+        return s.scalar(sa.select(sa.func.max(Checkpoint.epoch))
+                        .where(Checkpoint.experiment_id == run_id, Checkpoint.kind == "resume"))
+
+
+def wait_status(engine, run_id, status, timeout=180, worker: Worker | None = None):
+    try:
+        return wait_until(lambda: row(engine, run_id)["status"] == status and row(engine, run_id), timeout,
+                          f"run {run_id} to be {status}")
+    except AssertionError:
+        if worker is not None:
+            print(worker.log()[-4000:])
+        raise
+
+
+def test_run_succeeds_and_a_duplicate_message_executes_once(tmp_path, redis_url, postgres_url, workers):
+    engine = new_engine(postgres_url)
+    run = add_run(engine, add_user(engine), tiny_spec(epochs=200))
+    enqueue([(run, 1)], redis_url)
+    enqueue([(run, 1)], redis_url)  # the same (run_id, attempt) delivered twice
+    w = workers("w1", worker_env(postgres_url, redis_url))
+    seen = set()
+    wait_until(lambda: seen.add(row(engine, run)["status"]) or "running" in seen, 120, "the run to start")
+    r = wait_status(engine, run, "succeeded", worker=w)
+    assert r["attempt"] == 1 and r["error"] is None and r["progress_epoch"] == 200
+    assert r["summary_json"]["stopped"] is False and "test_acc" in r["latest_metrics_json"]
+    (res,) = results_of(engine, run)
+    assert res.result_json["summary"]["epochs_run"] == 200 and res.result_json["spec"] == r["spec_json"]
+    assert res.metrics_json == res.result_json["metrics"] and len(res.metrics_json["epoch"]) > 100
+    # the second message is consumed (by the next fresh pool child) and claims nothing
+    wait_until(lambda: "claimed 0 of 1" in w.log(), 60, "the duplicate message to be consumed")
+    assert len(re.findall(r"claimed 1 of 1", w.log())) == 1
+    assert row(engine, run)["started_at"] == r["started_at"] and len(results_of(engine, run)) == 1
+
+
+def test_cancel_stops_a_running_run_and_frees_the_worker(tmp_path, redis_url, postgres_url, workers):
+    engine = new_engine(postgres_url)
+    user = add_user(engine)
+    long_run = add_run(engine, user, tiny_spec(epochs=50_000, seed=1))
+    enqueue([(long_run, 1)], redis_url)
+    w = workers("w1", worker_env(postgres_url, redis_url))
+    wait_until(lambda: row(engine, long_run)["progress_epoch"] > 0, 120, "training progress")
+    update(engine, long_run, cancel_requested=True)  # what POST /experiments/{id}/cancel does
+    r = wait_status(engine, long_run, "cancelled", timeout=30, worker=w)
+    assert r["summary_json"]["stopped"] is True and r["progress_epoch"] < 50_000
+    assert r["finished_at"] is not None
+    # the slot is free again: the next run is picked up and finishes
+    nxt = add_run(engine, user, tiny_spec(epochs=50, seed=2))
+    enqueue([(nxt, 1)], redis_url)
+    wait_status(engine, nxt, "succeeded", timeout=120, worker=w)
+
+
+def test_kill9_mid_run_requeues_and_resumes_from_checkpoint(tmp_path, redis_url, postgres_url, workers):
+    engine = new_engine(postgres_url)
+    run = add_run(engine, add_user(engine), tiny_spec(epochs=3000))
+    enqueue([(run, 1)], redis_url)
+    env = worker_env(postgres_url, redis_url)
+    first = workers("w1", env)
+    wait_until(lambda: (newest_resume_epoch(engine, run) or 0) >= 100, 120, "a resume checkpoint at epoch >= 100")
+    first.kill9()
+    assert row(engine, run)["status"] == "running"  # nobody knows yet: the lease has to expire
+    second = workers("w2", env)
+    r = wait_status(engine, run, "succeeded", timeout=240, worker=second)
+    assert r["attempt"] == 2 and len(results_of(engine, run)) == 1
+    resumed = re.search(r"attempt 2: resuming from epoch (\d+)", second.log())
+    assert resumed and int(resumed.group(1)) >= 100
+    res = results_of(engine, run)[0]
+    epochs = res.metrics_json["epoch"]
+    assert epochs == sorted(set(epochs)) and epochs[0] == 0  # one continuous history, no replays
+    assert res.result_json["summary"]["epochs_run"] == 3000
+
+
+def test_sigterm_requeues_the_run_for_another_worker(tmp_path, redis_url, postgres_url, workers):
+    engine = new_engine(postgres_url)
+    run = add_run(engine, add_user(engine), tiny_spec(epochs=3000))
+    enqueue([(run, 1)], redis_url)
+    env = worker_env(postgres_url, redis_url)
+    first = workers("w1", env)
+    wait_until(lambda: (newest_resume_epoch(engine, run) or 0) >= 50, 120, "a resume checkpoint")
+    assert first.terminate() == 0  # warm shutdown finishes promptly: the task stopped itself
+    r = row(engine, run)
+    assert (r["status"], r["attempt"], r["claimed_by"]) == ("queued", 2, None)
+    second = workers("w2", env)
+    r = wait_status(engine, run, "succeeded", timeout=240, worker=second)
+    assert r["attempt"] == 2 and len(results_of(engine, run)) == 1
+    assert re.search(r"attempt 2: resuming from epoch (\d+)", second.log())
+
+
+def test_a_lost_message_is_reenqueued_by_the_reaper(tmp_path, redis_url, workers):
+    db_url = f"sqlite:///{tmp_path / 'li2.sqlite'}"
+    engine = new_engine(db_url)
+    run = add_run(engine, add_user(engine), tiny_spec(epochs=50))
+    enqueue([(run, 1)], redis_url)
+    redis.Redis.from_url(redis_url).flushdb()  # Redis restarted without persistence
+    w = workers("w1", worker_env(db_url, redis_url))
+    wait_status(engine, run, "succeeded", timeout=120, worker=w)
+    assert "re-enqueueing 1 queued runs whose message was lost" in w.log()
+
+
+def test_embedded_sqlite_transport_runs_an_experiment(tmp_path, workers, monkeypatch):
+    monkeypatch.chdir(tmp_path)                # the embedded broker lives in ./var/broker.sqlite
+    monkeypatch.delenv("LI2_BROKER_URL", raising=False)
+    db_url = f"sqlite:///{tmp_path / 'var' / 'li2.sqlite'}"
+    engine = new_engine(db_url)
+    run = add_run(engine, add_user(engine), tiny_spec(epochs=200))
+    enqueue([(run, 1)])                        # broker_url=None: the embedded transport
+    assert (tmp_path / "var" / "broker.sqlite").exists()
+    w = workers("w1", worker_env(db_url, None))
+    r = wait_status(engine, run, "succeeded", timeout=120, worker=w)
+    assert r["progress_epoch"] == 200 and len(results_of(engine, run)) == 1
