@@ -239,7 +239,7 @@ def cmd_sweep_law(client: Client, a) -> int:
         alts = law.alternatives if isinstance(law.alternatives, list) else [
             {"form": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in law.alternatives.items()]
         for alt in alts:
-            print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in alt.items()))
+            print("  " + ", ".join(f"{k}={cell(v)}" for k, v in flatten(alt).items()))
     return EXIT_OK
 
 

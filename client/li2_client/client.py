@@ -58,15 +58,14 @@ class Client:
         return Experiment(self, {"id": experiment_id}).cancel()
 
     # -- sweeps ---------------------------------------------------------------------------------
-    def submit_sweep(self, base: SpecBuilder | dict[str, Any], grid: dict[str, list],
-                     idempotency_key: str | None = None) -> Sweep:
+    def submit_sweep(self, base: SpecBuilder | dict[str, Any], grid: dict[str, list]) -> Sweep:
         """Submit the Cartesian product of ``grid`` (dotted spec paths → values) over ``base``.
 
-        Sent without an Idempotency-Key unless you pass one, so it is never retried blindly.
+        The service has no idempotency key for sweeps, so this POST is never retried: after a
+        network error, look at ``list_sweeps()`` before submitting again.
         """
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         body = {"base": as_spec_dict(base), "grid": grid}
-        return Sweep(self, self._http.post_json("/sweeps", body, headers=headers))
+        return Sweep(self, self._http.post_json("/sweeps", body))
 
     def get_sweep(self, sweep_id: str) -> Sweep:
         return Sweep(self, self._http.get_json(f"/sweeps/{sweep_id}"))

@@ -71,17 +71,27 @@ def plot_curves(columns: dict[str, list], timeline: Timeline | None, path: str |
 
 
 def plot_spectrum(features: Features, path: str | Path, title: str = "") -> Path:
-    """Bar chart: share of the hidden layer's power in each irrep (Fourier frequency for Z_M)."""
+    """Irrep spectrum: per-node power shares as a heat map (nodes × irreps, largest-norm nodes on
+    top) and the layer's mean share per irrep as bars, missing irreps in red."""
     plt = _pyplot()
-    labels = list(features.spectrum)
-    fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(labels) + 2), 3.5))
-    ax.bar(range(len(labels)), [features.spectrum[k] for k in labels], color="#1f78b4")
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=90 if len(labels) > 12 else 0, fontsize=8)
-    ax.set_xlabel("irrep")
-    ax.set_ylabel("power share")
-    sub = f"coverage {features.coverage}" if features.coverage is not None else ""
-    ax.set_title(" — ".join(t for t in (title, sub) if t))
+    labels, power = features.labels, features.power
+    width = max(6.0, 0.3 * len(labels) + 3)
+    fig, (ax_map, ax_bar) = plt.subplots(2, 1, figsize=(width, 6), sharex=True,
+                                         gridspec_kw={"height_ratios": [2, 1]})
+    if power:
+        im = ax_map.imshow(power, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1)
+        fig.colorbar(im, ax=ax_map, label="power share")
+    ax_map.set_ylabel("node (by norm)")
+    mean = features.layer_spectrum()
+    missing = set(features.missing)
+    ax_bar.bar(range(len(labels)), [mean.get(k, 0.0) for k in labels],
+               color=["#e31a1c" if k in missing else "#1f78b4" for k in labels])
+    ax_bar.set_xticks(range(len(labels)))
+    ax_bar.set_xticklabels(labels, rotation=90 if len(labels) > 12 else 0, fontsize=8)
+    ax_bar.set_xlabel("irrep")
+    ax_bar.set_ylabel("mean share")
+    sub = f"coverage {features.coverage:.2f}" if features.coverage is not None else ""
+    ax_map.set_title(" — ".join(t for t in (title, sub) if t))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -144,6 +154,6 @@ def plot_experiment(exp: "Experiment", out_dir: str | Path, *, spectrum: bool = 
         return [Path(p) for p in (paths or [])]
     tag = exp.id[:8]
     paths = [plot_curves(columns, timeline, out / f"curves_{tag}.png", title=f"experiment {tag}")]
-    if features is not None and features.spectrum:
+    if features is not None and features.power:
         paths.append(plot_spectrum(features, out / f"spectrum_{tag}.png", title=f"experiment {tag}"))
     return paths

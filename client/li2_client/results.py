@@ -24,14 +24,15 @@ def _num(value: Any) -> float | None:
 class Stage:
     """One stage of the Li2 timeline: ``lazy``, ``independent`` or ``interactive`` feature learning.
 
-    ``end_epoch`` is None when the stage had not ended when training stopped (censored).
-    ``criterion`` says in words how the boundary was detected; ``values`` holds the numbers used.
+    ``open`` is True when the stage had not ended when training stopped (then ``end_epoch`` is the
+    last epoch). ``criterion`` names the test that ended it; ``values`` holds the numbers used.
     """
     name: str
     start_epoch: int | None
     end_epoch: int | None
     criterion: str = ""
     values: dict[str, Any] = field(default_factory=dict)
+    open: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> "Stage":
@@ -39,75 +40,114 @@ class Stage:
             return None if v is None else int(v)
         return cls(name=str(d.get("name", "")), start_epoch=ep(d.get("start_epoch")),
                    end_epoch=ep(d.get("end_epoch")), criterion=str(d.get("criterion") or ""),
-                   values=dict(d.get("values") or {}))
+                   values=dict(d.get("values") or {}), open=bool(d.get("open", d.get("end_epoch") is None)))
 
 
 @dataclass(frozen=True)
 class Timeline:
-    """The three-stage timeline of one run. ``censored`` is truthy when a stage was still open at
-    the last epoch (the run was too short to see it end)."""
+    """The three-stage timeline of one run.
+
+    ``events``: ``{"memorized": epoch, "generalized": epoch, "grokking_delay": epochs}`` (None when
+    it did not happen). ``censored`` is True when the run never generalised; ``stalled_in`` then
+    names the stage it was stuck in. ``generalized_in`` names the stage where test accuracy got there.
+    """
     stages: list[Stage]
-    events: list[dict[str, Any]]
-    censored: Any
+    events: dict[str, Any]
+    censored: bool
+    stalled_in: str | None = None
+    generalized_in: str | None = None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Timeline":
-        return cls(stages=[Stage.from_dict(s) for s in d.get("stages") or []],
-                   events=list(d.get("events") or []), censored=d.get("censored", False), raw=d)
+        events = d.get("events") or {}
+        if isinstance(events, list):                       # tolerate a list of {"name", "epoch"}
+            events = {str(e.get("name", i)): e.get("epoch") for i, e in enumerate(events)}
+        return cls(stages=[Stage.from_dict(s) for s in d.get("stages") or []], events=dict(events),
+                   censored=bool(d.get("censored", False)), stalled_in=d.get("stalled_in"),
+                   generalized_in=d.get("generalized_in"), raw=d)
 
     def stage(self, name: str) -> Stage | None:
         """The stage called ``name``, or None if the run never reached it."""
         return next((s for s in self.stages if s.name == name), None)
 
     def table(self) -> list[tuple[str, str, str, str]]:
-        """Rows (name, start, end, criterion) as strings, for printing."""
+        """Rows (name, start, end, criterion) as strings, for printing; an open stage ends in '…'."""
         def fmt(v):
             return "—" if v is None else str(v)
-        return [(s.name, fmt(s.start_epoch), fmt(s.end_epoch), s.criterion) for s in self.stages]
+        return [(s.name, fmt(s.start_epoch), fmt(s.end_epoch) + (" (open)" if s.open else ""), s.criterion)
+                for s in self.stages]
 
 
 @dataclass(frozen=True)
 class Features:
-    """What the hidden nodes learned: per-node irrep (for Z_M: Fourier frequency) decomposition.
+    """What the hidden nodes learned: per-node irrep decomposition (Fourier frequencies for Z_M).
 
-    ``spectrum`` maps irrep label → share of the layer's power; ``nodes`` lists per-node entries
-    (dominant irrep, concentration, ...); ``coverage`` and ``mean_concentration`` summarise them.
+    ``labels``: irrep labels; ``power``: per-node share of power in each irrep, rows for the
+    largest-norm nodes (node ids in ``spectrum_nodes``); ``coverage``: fraction of non-trivial
+    irreps learned by at least one concentrated node, with ``covered`` / ``missing`` labels;
+    ``nodes``: per-node columns (dominant, concentration, norm2, pair_error, ...).
+    ``is_group`` is False for expression tasks, which have no irreps (see ``raw["note"]``).
     """
-    spectrum: dict[str, float]
-    nodes: list[dict[str, Any]]
-    coverage: Any
+    is_group: bool
+    labels: list[str]
+    power: list[list[float]]
+    spectrum_nodes: list[int]
+    coverage: float | None
+    covered: list[str]
+    missing: list[str]
     mean_concentration: float | None
+    nodes: dict[str, list]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Features":
-        spec = d.get("spectrum") or d.get("irrep_power") or {}
-        if isinstance(spec, list):                        # [{"irrep": label, "power": x}, ...] or [x, ...]
-            spec = {str(e.get("irrep", i)) if isinstance(e, dict) else str(i):
-                    (e.get("power", e.get("share")) if isinstance(e, dict) else e)
-                    for i, e in enumerate(spec)}
-        return cls(spectrum={str(k): _num(v) or 0.0 for k, v in spec.items()},
-                   nodes=list(d.get("nodes") or []), coverage=d.get("coverage"),
-                   mean_concentration=_num(d.get("mean_concentration")), raw=d)
+        spec = d.get("spectrum") or {}
+        return cls(is_group=bool(d.get("group", True)), labels=[str(x) for x in spec.get("labels") or []],
+                   power=[[_num(v) or 0.0 for v in row] for row in spec.get("power") or []],
+                   spectrum_nodes=[int(j) for j in spec.get("nodes") or []], coverage=_num(d.get("coverage")),
+                   covered=list(d.get("covered") or []), missing=list(d.get("missing") or []),
+                   mean_concentration=_num(d.get("mean_concentration")), nodes=dict(d.get("nodes") or {}),
+                   raw=d)
+
+    def layer_spectrum(self) -> dict[str, float]:
+        """Mean power share per irrep over the reported nodes (what the spectrum bar chart shows)."""
+        if not self.power:
+            return {}
+        n = len(self.power)
+        return {lab: sum(row[k] for row in self.power) / n for k, lab in enumerate(self.labels)}
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """What the Li2 theory predicts for a spec before it runs (available right after submit)."""
-    critical_size: float | None
+    """What the Li2 theory predicts for a spec before it runs (available right after submit).
+
+    ``critical_train_size`` = c·M·ln M; ``above_critical`` says whether the spec's train size
+    reaches it (the theory's guess at whether the run will generalise); ``width_to_cover_irreps``
+    is the hidden width Thm 3 needs so every irrep can be learned, ``width_sufficient`` compares
+    the spec's width with it (None for non-group tasks).
+    """
+    order: int | None
+    critical_train_size: float | None
+    critical_train_fraction: float | None
     train_size: int | None
-    regime: str | None
+    above_critical: bool | None
+    width_to_cover_irreps: int | None
+    width_sufficient: bool | None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Predictions":
-        crit = d.get("critical_size", d.get("n_star"))
-        if isinstance(crit, dict):
-            crit = crit.get("n_star", crit.get("value"))
-        n = d.get("train_size")
-        return cls(critical_size=_num(crit), train_size=None if n is None else int(n),
-                   regime=d.get("regime") or d.get("expected"), raw=d)
+        def opt_int(v):
+            return None if v is None else int(v)
+
+        def opt_bool(v):
+            return None if v is None else bool(v)
+        return cls(order=opt_int(d.get("order")), critical_train_size=_num(d.get("critical_train_size")),
+                   critical_train_fraction=_num(d.get("critical_train_fraction")),
+                   train_size=opt_int(d.get("train_size")), above_critical=opt_bool(d.get("above_critical")),
+                   width_to_cover_irreps=opt_int(d.get("width_to_cover_irreps")),
+                   width_sufficient=opt_bool(d.get("width_sufficient")), raw=d)
 
 
 @dataclass(frozen=True)

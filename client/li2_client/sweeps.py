@@ -85,6 +85,11 @@ class Sweep:
             bar.close()
         return self
 
+    def cancel(self) -> "Sweep":
+        """Cancel every queued run of the sweep and ask its running runs to stop."""
+        self._client._http.post_json(f"/sweeps/{self.id}/cancel")
+        return self.refresh()
+
     def run_items(self) -> list[dict]:
         """The raw run entries (spec, status, summary, id) of ``GET /sweeps/{id}/runs``, all pages."""
         return list(self._client._paginate(f"/sweeps/{self.id}/runs", {}))

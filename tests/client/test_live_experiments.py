@@ -1,0 +1,102 @@
+"""The SDK against the real service: submit → wait → metrics, timeline, features, predictions,
+checkpoints, plots; cached and forced resubmits; cancel; listing."""
+import json
+import struct
+
+import pandas as pd
+import pytest
+
+from li2_client import Conflict, Experiment, Features, Predictions, RunFailed, Timeline, WaitTimeout
+
+
+STAGES = ("lazy", "independent", "interactive")
+
+
+def test_submit_wait_and_progress(finished_exp, limits):
+    exp = finished_exp
+    assert exp.status == "succeeded" and exp.done
+    assert exp.progress["epoch"] == exp.progress["epochs"] == limits["tiny_epochs"]
+    assert exp.spec["task"] == {"group": "cyclic", "order": 11, "operands": 2}   # normalised by the server
+    assert 0.0 <= exp.summary["train_acc"] <= 1.0 and isinstance(exp.summary["grokked"], bool)
+
+
+def test_metrics_are_full_curves_as_a_dataframe(finished_exp, tmp_path, limits):
+    df = finished_exp.metrics()
+    assert isinstance(df, pd.DataFrame)
+    for col in ("epoch", "train_acc", "test_acc", "train_loss", "test_loss"):
+        assert col in df.columns
+    epochs = df["epoch"].tolist()
+    assert epochs == sorted(set(epochs)) and epochs[0] == 0
+    assert limits["tiny_epochs"] - 1 <= epochs[-1] <= limits["tiny_epochs"]   # trained to the end
+    assert df["train_acc"].between(0, 1).all()
+    csv_path = finished_exp.metrics_csv(tmp_path / "m.csv")
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].split(",") == list(df.columns)
+    assert len(lines) - 1 == len(df)                     # the CSV export has every row too
+
+
+def test_timeline_is_typed(finished_exp, limits):
+    tl = finished_exp.timeline()
+    assert isinstance(tl, Timeline) and tl.stages
+    assert tl.stages[0].name == "lazy" and tl.stages[0].start_epoch == 0
+    assert all(s.name in STAGES for s in tl.stages)
+    for a, b in zip(tl.stages, tl.stages[1:]):
+        assert a.end_epoch == b.start_epoch               # stages tile the run
+    assert tl.stages[-1].end_epoch <= limits["tiny_epochs"]
+    assert set(tl.events) >= {"memorized", "generalized"}
+    assert tl.censored == (finished_exp.summary["grokked"] is False)
+
+
+def test_features_and_predictions(finished_exp):
+    f = finished_exp.features()
+    assert isinstance(f, Features) and f.is_group
+    nontrivial = [lab for lab in f.labels if lab != "trivial"]
+    assert len(f.labels) == 6 and len(nontrivial) == 5   # Z_11: trivial + five frequency pairs
+    assert 0 < len(f.power) <= 64 and all(len(row) == 6 for row in f.power)
+    assert 0.0 <= f.coverage <= 1.0 and set(f.covered) | set(f.missing) == set(nontrivial)
+    p = finished_exp.predictions()
+    assert isinstance(p, Predictions) and p.order == 11
+    assert p.critical_train_size == pytest.approx(2.7482 * 11 * 2.397895, rel=1e-3)
+    assert abs(p.train_size - 0.9 * 121) <= 1 and p.above_critical
+
+
+def test_checkpoint_download_is_safetensors(finished_exp, tmp_path):
+    cks = finished_exp.checkpoints()
+    assert cks, "a finished run keeps at least its final snapshot"
+    last = max(cks, key=lambda c: c["epoch"])
+    path = finished_exp.download_checkpoint(last["epoch"], tmp_path / "ck.safetensors")
+    blob = path.read_bytes()
+    assert len(blob) == last["size"]
+    (header_len,) = struct.unpack("<Q", blob[:8])        # safetensors: u64 header size, JSON header
+    assert isinstance(json.loads(blob[8:8 + header_len]), dict)
+
+
+def test_plots_from_api_data(finished_exp, tmp_path):
+    paths = finished_exp.plot(tmp_path / "plots")
+    assert paths and all(p.exists() and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_same_spec_is_cached_and_get_list_find_it(client, finished_exp, tiny):
+    again = client.submit(tiny())
+    assert again.cached and again.id == finished_exp.id
+    assert client.get(finished_exp.id).status == "succeeded"
+    assert finished_exp.id in {e.id for e in client.list()}
+    ok = list(client.list(status="succeeded"))
+    assert finished_exp.id in {e.id for e in ok} and all(e.status == "succeeded" for e in ok)
+
+
+def test_forced_run_times_out_then_cancels(client, finished_exp, tiny):
+    exp = client.submit(tiny(epochs=20000), force=True)
+    assert isinstance(exp, Experiment) and exp.id != finished_exp.id and not exp.cached
+    assert exp.predictions().order == 11                 # available before the run has started
+    with pytest.raises(WaitTimeout, match=exp.id):
+        exp.wait(timeout=0.5, poll=0.2, progress=False)
+    with pytest.raises(Conflict, match="finished"):
+        exp.metrics()
+    exp.cancel()
+    assert exp.status in ("cancelled", "running")
+    with pytest.raises(RunFailed, match="cancelled"):
+        exp.wait(timeout=120, poll=0.5, progress=False)
+    assert exp.status == "cancelled"
+    with pytest.raises(Conflict):
+        client.cancel(exp.id)                            # already final

@@ -1,0 +1,46 @@
+"""Sweeps against the real service: progress, runs as a DataFrame, the fitted scaling law, plot."""
+import pytest
+
+from li2_client import ScalingLaw, Sweep
+
+
+
+def test_sweep_finishes_with_every_run_counted(finished_sweep):
+    assert isinstance(finished_sweep, Sweep) and finished_sweep.done
+    assert finished_sweep.n_runs == 8
+    assert sum(finished_sweep.counts.values()) == 8 and finished_sweep.counts.get("succeeded") == 8
+    assert finished_sweep.progress == 1.0
+
+
+def test_runs_dataframe_has_dotted_spec_columns_and_summaries(finished_sweep, limits):
+    grid = limits["sweep_grid"]
+    df = finished_sweep.runs()
+    assert len(df) == 8
+    for col in ("id", "status", "task.order", "data.train_fraction", "seed", "model.hidden",
+                "summary.test_acc", "summary.grokked"):
+        assert col in df.columns, col
+    grid_points = {(r["task.order"], r["data.train_fraction"], r["seed"]) for _, r in df.iterrows()}
+    assert grid_points == {(m, f, s) for m in grid["task.order"] for f in grid["data.train_fraction"]
+                           for s in grid["seed"]}
+
+
+def test_scaling_law_is_typed_and_consistent(finished_sweep, tmp_path):
+    law = finished_sweep.scaling_law()
+    assert isinstance(law, ScalingLaw)
+    assert {p.M for p in law.critical} == {11, 13}
+    for p in law.critical:                               # each order grokked at 0.9 and not at 0.3
+        assert 0.3 * p.M ** 2 <= p.n_star <= 0.9 * p.M ** 2, p
+        assert p.p_star == pytest.approx(p.n_star / p.M ** 2)
+    lo, hi = law.ci95
+    assert law.c > 0 and (lo is None or lo <= law.c <= hi)
+    assert law.predict(13) == pytest.approx(law.c * 13 * 2.564949, rel=1e-5)
+    assert law.raw["partial"] is False
+    paths = finished_sweep.plot(tmp_path)
+    assert paths[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_listing_and_handles(client, finished_sweep):
+    assert finished_sweep.id in {s.id for s in client.list_sweeps()}
+    runs = list(client.list(sweep_id=finished_sweep.id))
+    assert len(runs) == 8 and all(e.data["sweep_id"] == finished_sweep.id for e in runs)
+    assert {e.id for e in finished_sweep.experiments()} == {e.id for e in runs}
