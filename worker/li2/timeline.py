@@ -9,7 +9,9 @@ Stage I — lazy (from the first epoch). Ends when the top layer has done its jo
     v_near_ridge   v_ridge_dist ≤ 0.1 (V at the ridge solution of the current features)
     w_overtakes_v  w_cos_step ≥ v_cos_step > 0 (hidden-layer motion catches up with the top layer's)
 Stage II — independent feature learning (from the end of Stage I). Ends when nodes start to interact:
-    coverage_saturated    coverage ≥ 0.999 (every irrep claimed; what is left is refinement, Thm 7)
+    coverage_saturated    coverage ≥ 0.999 and mean_concentration ≥ 0.5: every irrep is claimed and
+                          most of the hidden norm² sits in concentrated nodes (what is left is
+                          refinement among nodes, Thm 7)
     key_alignment_lost    gf_key_cos < ½ of its running maximum (≥ 0.3) since Stage II began:
                           G_F no longer has the independent form ỸỸᵀF̃ (Eqs. 3/5)
     gram_off_diagonal     ftf_offdiag_ratio ≥ 2× its value when Stage II began (B ∝ I fails)
@@ -29,6 +31,7 @@ MEMORIZED = 0.99
 GENERALIZED = 0.99
 RIDGE_CLOSE = 0.1
 COVERAGE_FULL = 0.999
+BULK_CONCENTRATION = 0.5
 KEY_DROP = 0.5
 KEY_MIN_PEAK = 0.3
 GRAM_GROWTH = 2.0
@@ -105,7 +108,8 @@ def _stage_three_start(cols: dict, s2: int, n: int) -> tuple[int | None, str | N
     key_lost[s2:] = (running >= KEY_MIN_PEAK) & (key[s2:] < KEY_DROP * running)
     gram0 = cols["ftf_offdiag_ratio"][s2]
     tests = {
-        "coverage_saturated": cols["coverage"] >= COVERAGE_FULL,
+        "coverage_saturated": (cols["coverage"] >= COVERAGE_FULL)
+        & (cols["mean_concentration"] >= BULK_CONCENTRATION),
         "key_alignment_lost": key_lost,
         "gram_off_diagonal": cols["ftf_offdiag_ratio"] >= GRAM_GROWTH * gram0 if np.isfinite(gram0)
         else np.zeros(n, dtype=bool),
