@@ -92,9 +92,9 @@ def hidden(params: dict[str, torch.Tensor], rows: torch.Tensor, shape: Shape) ->
         W = torch.cat([torch.bmm(params["E"], W[:, j * shape.order:(j + 1) * shape.order])
                        for j in range(shape.operands)], dim=1)
     table = W.reshape(R * d, K)
-    pre = table[rows[0]]
+    pre = table.index_select(0, rows[0])                # (R·n, K); backward is one index_add
     for j in range(1, rows.shape[0]):
-        pre = pre + table[rows[j]]
+        pre = pre + table.index_select(0, rows[j])
     act = ACTIVATIONS[shape.activation]
     f = act(pre.view(R, -1, K))                       # (R, n, K)
     for layer in range(shape.extra_layers):
@@ -113,14 +113,17 @@ def centered_targets(y: torch.Tensor, order: int) -> torch.Tensor:
     return t.scatter_(-1, y.unsqueeze(-1), 1.0 - 1.0 / order)
 
 
-def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str,
+                 target: torch.Tensor | None = None) -> torch.Tensor:
     """Per-run mean loss, (R,).
 
     mse: ‖(o − mean_c o) − (e_y − 1/M)‖² summed over classes, averaged over samples (no ½),
          exactly the reference's definition; nll: cross-entropy of softmax(o).
+    `target`: centered_targets(y, M), when the caller keeps it (saves rebuilding it every step).
     """
     if loss == "mse":
-        diff = out - out.mean(-1, keepdim=True) - centered_targets(y, out.shape[-1])
+        target = centered_targets(y, out.shape[-1]) if target is None else target
+        diff = out - out.mean(-1, keepdim=True) - target
         return diff.square().sum(-1).mean(-1)
     logp = torch.log_softmax(out, dim=-1)
     return -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(-1)

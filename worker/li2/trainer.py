@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -43,6 +45,20 @@ TRAINER_COLUMNS = ("epoch", "train_acc", "test_acc", "train_loss", "test_loss", 
 DIAGNOSTIC_COLUMNS = ("gf_key_cos", "v_ridge_dist", "ftf_offdiag_ratio", "repulsion_agree",
                       "missing_residual_share", "mean_concentration", "coverage")
 COLUMNS = TRAINER_COLUMNS + DIAGNOSTIC_COLUMNS
+log = logging.getLogger(__name__)
+
+
+def fuse_default(device: torch.device) -> bool:
+    """torch.compile the step on CUDA unless LI2_COMPILE=0; on the CPU only if LI2_COMPILE=1."""
+    env = os.environ.get("LI2_COMPILE")
+    return env == "1" if env in ("0", "1") else device.type == "cuda"
+
+
+def train_losses(params: dict[str, torch.Tensor], rows: torch.Tensor, y: torch.Tensor,
+                 target: torch.Tensor | None, beta: torch.Tensor, shape: nn.Shape, loss: str) -> torch.Tensor:
+    """Per-run training losses (R,) of one full-batch forward pass (what an unmeasured step needs)."""
+    f = nn.hidden(params, rows, shape)
+    return nn.loss_per_run(nn.output(f, params["Vt"], beta), y, loss, target)
 
 
 def batch_key(spec: dict) -> tuple:
@@ -94,7 +110,7 @@ class RunOutcome:
 class BatchTrainer:
     """Trains len(specs) runs with equal `batch_key` on one device."""
 
-    def __init__(self, specs: list[dict], device: str | torch.device = "cpu"):
+    def __init__(self, specs: list[dict], device: str | torch.device = "cpu", fuse: bool | None = None):
         keys = {batch_key(s) for s in specs}
         if len(keys) != 1:
             raise ValueError("BatchTrainer needs specs with one batch_key; group them first (li2.runner does)")
@@ -127,18 +143,26 @@ class BatchTrainer:
                                 [s["model"]["top_init_scale"] for s in specs], dev)
         self.init = {"W": params["W"].clone(), "Vt": params["Vt"].clone()}                 # W₀, V₀
         self.params = {k: v.requires_grad_() for k, v in params.items()}
+        self.fuse = fuse_default(self.device) if fuse is None else fuse
         self.opt = BatchOptimizer(self.training["optimizer"], self.params,
-                                  col([s["training"]["momentum"] for s in specs]))
+                                  col([s["training"]["momentum"] for s in specs]), fuse=self.fuse)
+        self._losses = train_losses
+        if self.fuse:  # fused forward + backward kernels for the unmeasured steps (same arithmetic)
+            self._losses = torch.compile(train_losses, dynamic=False)
         self.epoch = 0
         self.history: list[dict[str, list]] = [{c: [] for c in COLUMNS} for _ in specs]
         self.stopped: set[int] = set()
-        self._index_rows()
+        self._derive()
 
     # ------------------------------------------------------------------ batch bookkeeping
 
-    def _index_rows(self) -> None:
+    def _derive(self) -> None:
+        """Tensors computed once from the data: gather rows and (for mse) centred targets."""
         self.rows_train = nn.flat_index(self.x_train, self.task.order)   # (k, R·n)
         self.rows_test = nn.flat_index(self.x_test, self.task.order)     # (k, R·n_test)
+        mse = self.loss == "mse"
+        self.target_train = nn.centered_targets(self.y_train, self.task.order) if mse else None  # (R, n, M)
+        self.target_test = nn.centered_targets(self.y_test, self.task.order) if mse else None    # (R, n_test, M)
 
     def _keep(self, positions: list[int]) -> None:
         """Drop every run not in `positions` from all batched tensors (frees memory and compute)."""
@@ -152,7 +176,7 @@ class BatchTrainer:
         self.params = {k: pick(v).requires_grad_() for k, v in self.params.items()}
         self.opt.params, self.opt.momentum = self.params, pick(self.opt.momentum)
         self.opt.state = {k: pick(v) for k, v in self.opt.state.items()}
-        self._index_rows()
+        self._derive()
 
     # ------------------------------------------------------------------ checkpoint state
 
@@ -225,22 +249,37 @@ class BatchTrainer:
                     split=self.splits[i]))
         return out
 
+    @torch.no_grad()
+    def _solve_ridge(self) -> None:
+        """ridge_top: V ← (βFᵀβF + ηI)⁻¹ βFᵀ Y_c for the current W, in place."""
+        f = nn.hidden(self.params, self.rows_train, self.shape)
+        self.params["Vt"].copy_(nn.ridge_top(f, self.y_train, self.task.order, self.eta, self.beta))
+
     def _forward_train(self):
         """Ridge-solve V if asked, then F (R, n, K), out (R, n, M) and per-run losses (R,)."""
         if self.ridge:
-            with torch.no_grad():
-                f = nn.hidden(self.params, self.rows_train, self.shape)
-                self.params["Vt"].copy_(nn.ridge_top(f, self.y_train, self.task.order, self.eta, self.beta))
+            self._solve_ridge()
         f = nn.hidden(self.params, self.rows_train, self.shape)
         out = nn.output(f, self.params["Vt"], self.beta)
-        return f, out, nn.loss_per_run(out, self.y_train, self.loss)
+        return f, out, nn.loss_per_run(out, self.y_train, self.loss, self.target_train)
 
     def _update(self, grads: dict[str, torch.Tensor], epoch: int) -> None:
         self.opt.step(grads, self.lrs[epoch], self.wd, skip=("Vt",) if self.ridge else ())
 
     def _step(self, epoch: int) -> None:
-        """One unmeasured full-batch step."""
-        _, _, losses = self._forward_train()
+        """One unmeasured full-batch step (the fused path when `fuse`)."""
+        if self.ridge:
+            self._solve_ridge()
+        try:
+            losses = self._losses(self.params, self.rows_train, self.y_train, self.target_train, self.beta,
+                                  self.shape, self.loss)
+        except Exception as exc:  # a compiler missing on this machine must not lose the run
+            if self._losses is train_losses:
+                raise
+            log.warning("torch.compile failed (%s); training continues unfused", exc)
+            self._losses = train_losses
+            losses = train_losses(self.params, self.rows_train, self.y_train, self.target_train, self.beta,
+                                  self.shape, self.loss)
         names = list(self.params)
         grads = torch.autograd.grad(losses.sum(), [self.params[k] for k in names])
         self._update(dict(zip(names, grads)), epoch)
@@ -261,7 +300,7 @@ class BatchTrainer:
                 "train_acc": nn.accuracy(out.detach(), self.y_train),
                 "test_acc": nn.accuracy(out_test, self.y_test),
                 "train_loss": losses.detach(),
-                "test_loss": nn.loss_per_run(out_test, self.y_test, self.loss),
+                "test_loss": nn.loss_per_run(out_test, self.y_test, self.loss, self.target_test),
                 "gf_norm": _norm(g_f) * nn.grad_scale(self.loss, self.n_train),
                 "w_drift": _norm(W - self.init["W"]) / _norm(self.init["W"]),
                 "v_drift": torch.where(v0 > 0, _norm(Vt - self.init["Vt"]) / v0, torch.nan),

@@ -1,0 +1,181 @@
+"""Trainer throughput: run-epochs per second of li2's batched trainer vs a plain one-run PyTorch loop.
+
+Both sides train the same algorithm: Z_M group addition, 2-layer net (σ = x², no biases), the
+reference's class-centred MSE, full-batch Adam (lr 0.01, wd 1e-4, torch semantics), metrics
+(train/test accuracy and loss) at the same epochs. The plain loop is what the paper's reference
+script does: `nn.Linear` modules on concatenated one-hot inputs, `torch.optim.Adam`, one run at a
+time. The batched side is `li2.trainer.BatchTrainer` with R runs (different seeds) in one stack.
+
+    python bench/bench_trainer.py                                  # CPU defaults: Z_23, K=128
+    python bench/bench_trainer.py --order 97 --hidden 512 --runs 1,16,64,256 --device cuda
+    python bench/bench_trainer.py ... --write BENCHMARKS.md        # add/replace the section
+
+Timing excludes one short warm-up; `run-epochs/s` = runs × epochs / seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+SECTION = "## Trainer throughput"
+
+
+def make_specs(args, count: int) -> list[dict]:
+    from li2.spec import validate_spec
+
+    return [validate_spec({
+        "task": {"group": "cyclic", "order": args.order}, "data": {"train_fraction": args.fraction},
+        "model": {"hidden": args.hidden, "activation": "sqr"},
+        "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": 1e-4, "epochs": args.epochs, "loss": "mse",
+                     "dense_until": 0, "eval_every": args.eval_every, "diagnostics": False},
+        "seed": seed}) for seed in range(count)]
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_batched(args, runs: int) -> float:
+    """Seconds for BatchTrainer to train `runs` runs for args.epochs epochs."""
+    from li2.trainer import BatchTrainer
+
+    warm = make_specs(args, runs)
+    for s in warm:
+        s["training"]["epochs"] = 3
+    BatchTrainer(warm, args.device).train()
+    trainer = BatchTrainer(make_specs(args, runs), args.device)
+    _sync(args.device)
+    t0 = time.perf_counter()
+    trainer.train()
+    _sync(args.device)
+    return time.perf_counter() - t0
+
+
+class PlainNet(torch.nn.Module):
+    """The reference script's model: one-hot operands concatenated, W and V as nn.Linear, no bias."""
+
+    def __init__(self, order: int, hidden: int):
+        super().__init__()
+        self.W = torch.nn.Linear(2 * order, hidden, bias=False)
+        self.V = torch.nn.Linear(hidden, order, bias=False)
+
+    def forward(self, x):
+        return self.V(self.W(x) ** 2)
+
+
+def plain_loop(args, spec: dict, epochs: int) -> None:
+    """One run, trained the straightforward way (what the reference script does, minus logging)."""
+    from li2.data import make_split, train_count
+    from li2.groups import build_task
+
+    dev, M = args.device, args.order
+    task = build_task(spec["task"])
+    split = make_split(task, 2, train_count(spec), spec["seed"])
+
+    def onehot(x):
+        return torch.cat([torch.nn.functional.one_hot(torch.from_numpy(x[:, j]), M) for j in range(2)], 1).float().to(dev)
+
+    xtr, xte = onehot(split.x_train), onehot(split.x_test)
+    ytr, yte = torch.from_numpy(split.y_train).to(dev), torch.from_numpy(split.y_test).to(dev)
+    torch.manual_seed(spec["seed"])
+    net = PlainNet(M, args.hidden).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01, weight_decay=1e-4)
+
+    def mse(out, y):
+        target = torch.nn.functional.one_hot(y, M).float() - 1.0 / M
+        return ((out - out.mean(1, keepdim=True) - target) ** 2).sum(1).mean()
+
+    for epoch in range(epochs):
+        out = net(xtr)
+        loss = mse(out, ytr)
+        if epoch % args.eval_every == 0 or epoch == epochs - 1:
+            with torch.no_grad():
+                out_te = net(xte)
+                _ = [(out.argmax(1) == ytr).float().mean().item(), loss.item(),
+                     (out_te.argmax(1) == yte).float().mean().item(), mse(out_te, yte).item()]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def time_plain(args) -> float:
+    """Seconds per run for the plain loop (mean over args.plain_runs runs)."""
+    specs = make_specs(args, args.plain_runs)
+    plain_loop(args, specs[0], 3)
+    _sync(args.device)
+    t0 = time.perf_counter()
+    for spec in specs:
+        plain_loop(args, spec, args.epochs)
+    _sync(args.device)
+    return (time.perf_counter() - t0) / len(specs)
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--order", type=int, default=23, help="M of Z_M (default 23)")
+    ap.add_argument("--hidden", type=int, default=128, help="K (default 128)")
+    ap.add_argument("--fraction", type=float, default=0.4, help="train fraction (default 0.4)")
+    ap.add_argument("--runs", default="1,16,64,256", help="comma-separated R values (default 1,16,64,256)")
+    ap.add_argument("--epochs", type=int, default=200, help="epochs per timing (default 200)")
+    ap.add_argument("--eval-every", type=int, default=50, help="metrics every this many epochs (default 50)")
+    ap.add_argument("--plain-runs", type=int, default=2, help="runs timed for the plain loop (default 2)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--write", metavar="FILE", help="add or replace the 'Trainer throughput' section of FILE")
+    args = ap.parse_args(argv)
+
+    plain_s = time_plain(args)
+    plain_rate = args.epochs / plain_s
+    rows = [("plain loop (1 run at a time)", 1, plain_rate, 1.0)]
+    for R in (int(r) for r in args.runs.split(",")):
+        rate = R * args.epochs / time_batched(args, R)
+        rows.append(("li2 BatchTrainer", R, rate, rate / plain_rate))
+        print(f"R={R}: {rate:,.0f} run-epochs/s ({rate / plain_rate:.1f}x plain)", file=sys.stderr, flush=True)
+
+    command = "python bench/bench_trainer.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    table = [f"Z_{args.order}, K={args.hidden}, {args.fraction:.0%} train, sqr, mse, Adam; {args.epochs} epochs, "
+             f"metrics every {args.eval_every}; device: {args.device} ({device_name(args.device)}); "
+             f"torch {torch.__version__}.", "",
+             "| trainer | runs per batch R | run-epochs/s | vs plain loop |", "|---|---:|---:|---:|"]
+    table += [f"| {name} | {R} | {rate:,.0f} | {ratio:.1f}× |" for name, R, rate, ratio in rows]
+    text = "\n".join(table)
+    print(text)
+    if args.write:
+        write_section(Path(args.write), args, text, command)
+    return 0
+
+
+def write_section(path: Path, args, table: str, command: str) -> None:
+    """Replace this configuration's block inside the 'Trainer throughput' section (or add it)."""
+    doc = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    tag = f"<!-- bench_trainer {args.device.split(':')[0]} Z_{args.order} K={args.hidden} -->"
+    block = f"{tag}\nCommand: `{command.strip()}`\n\n{table}\n{tag.replace('<!--', '<!-- end')}\n"
+    if SECTION not in doc:
+        doc = doc.rstrip() + f"\n\n{SECTION}\n\nRun-epochs per second of `li2.trainer.BatchTrainer` vs a plain " \
+                             "one-run PyTorch loop of the same algorithm (`bench/bench_trainer.py`).\n\n"
+    pattern = re.compile(re.escape(tag) + r".*?" + re.escape(tag.replace("<!--", "<!-- end")) + r"\n", re.S)
+    if pattern.search(doc):
+        doc = pattern.sub(lambda _: block, doc)
+    else:
+        start = doc.index(SECTION)
+        nxt = doc.find("\n## ", start + len(SECTION))
+        end = len(doc) if nxt < 0 else nxt + 1
+        doc = doc[:end].rstrip() + "\n\n" + block + ("\n" + doc[end:] if nxt >= 0 else "")
+    path.write_text(doc, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
