@@ -34,7 +34,7 @@ fi
 } > "$OUT/env.txt"
 cat "$OUT/env.txt"
 
-LI2_COMPILE=0 timeout 180 $PY -m pytest -q -m gpu tests/core/test_gpu.py -p no:cacheprovider -o addopts="" \
+LI2_COMPILE=0 timeout 180 $PY -m pytest -q -m gpu tests/core/test_gpu.py -p no:cacheprovider \
   -W ignore::pytest.PytestConfigWarning > "$OUT/pytest-gpu.txt" 2>&1
 echo "pytest -m gpu: exit $?" | tee -a "$OUT/pytest-gpu.txt"; tail -5 "$OUT/pytest-gpu.txt"
 
