@@ -148,13 +148,14 @@ def test_lost_lease_discards_the_result(db, redis_url):
 def test_sigterm_checkpoints_and_requeues_with_next_attempt(db, redis_url):
     url, engine = db
     run = add_run(engine, add_user(engine), tiny_spec(epochs=40))
+    handler_before = signal.getsignal(signal.SIGTERM)
     job = BatchJob(engine, settings_for(url, redis_url), W, run_batch=FakeRunner(
         between_epochs=lambda e: signal.raise_signal(signal.SIGTERM) if e == 12 else None))
     job.run([(run, 1)])
     r = row(engine, run)
     assert (r["status"], r["attempt"], r["claimed_by"], r["max_attempts"]) == ("queued", 2, None, 4)
     assert queued_messages(redis_url) == [[[run, 2]]]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the task's handler is gone again
     # the next attempt resumes from the newest checkpoint (epoch 10) and finishes
     fake = FakeRunner()
     BatchJob(engine, settings_for(url, redis_url), "next@host/3", run_batch=fake).run([(run, 2)])

@@ -11,10 +11,10 @@ import redis
 import sqlalchemy as sa
 
 from li2_service.db import session_scope
-from li2_service.models import Checkpoint, Result
+from li2_service.models import Checkpoint, Result, Sweep
 from li2_worker.dispatch import enqueue
 
-from .helpers import add_run, add_user, new_engine, row, tiny_spec, update, wait_until
+from .helpers import add_run, add_sweep, add_user, new_engine, row, tiny_spec, update, wait_until
 from .procs import Worker, worker_env
 
 pytest.importorskip("torch", reason="the worker tests train with the real core (torch)")
@@ -127,6 +127,24 @@ def test_sigterm_requeues_the_run_for_another_worker(tmp_path, redis_url, postgr
     r = wait_status(engine, run, "succeeded", timeout=240, worker=second)
     assert r["attempt"] == 2 and len(results_of(engine, run)) == 1
     assert re.search(r"attempt 2: resuming from epoch (\d+)", second.log())
+
+
+def test_a_sweep_batch_fans_in_and_stores_the_fitted_law(tmp_path, redis_url, postgres_url, workers):
+    engine = new_engine(postgres_url)
+    user = add_user(engine)
+    sweep = add_sweep(engine, user, n_runs=3)
+    runs = [add_run(engine, user, tiny_spec(epochs=100, seed=s), sweep_id=sweep) for s in (1, 2, 3)]
+    enqueue([(r, 1) for r in runs], redis_url)  # one shape_key: one batch, trained as one stacked model
+    w = workers("w1", worker_env(postgres_url, redis_url))
+    for r in runs:
+        wait_status(engine, r, "succeeded", timeout=120, worker=w)
+    assert "claimed 3 of 3" in w.log()
+    with session_scope(engine) as s:
+        sw = wait_until(lambda: (x := s.get(Sweep, sweep, populate_existing=True)).status == "succeeded" and x,
+                        30, "the sweep to close")
+        law = sw.scaling_law_json
+    assert sw.fitted_at is not None and law["form"]
+    assert [(c["order"], c["n_runs"]) for c in law["critical"]] == [(11, 3)]
 
 
 def test_a_lost_message_is_reenqueued_by_the_reaper(tmp_path, redis_url, workers):
