@@ -71,14 +71,16 @@ def plot_curves(result: dict, out_dir: str) -> str | None:
             axes[0].plot(ep, v, style, label=k)
     axes[0].set_ylabel("accuracy")
     axes[0].set_ylim(-0.02, 1.02)
-    axes[0].legend(loc="lower right", fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(loc="lower right", fontsize=7)
     for k in ("train_loss", "test_loss"):
         v = _col(m, k)
         if v is not None:
             axes[1].plot(ep, np.clip(v, 1e-12, None), label=k)
     axes[1].set_yscale("log")
     axes[1].set_ylabel("loss")
-    axes[1].legend(loc="upper right", fontsize=7)
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(loc="upper right", fontsize=7)
     if diag:
         for k, v in diag:
             axes[2].plot(ep, v, label=k, lw=1)
