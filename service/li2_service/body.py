@@ -1,6 +1,6 @@
 """Reading JSON request bodies defensively.
 
-Flask's `get_json` accepts NaN/Infinity and lets a deeply nested body raise RecursionError; here
+Only `Content-Type: application/json` (or a `+json` type) is read. Flask's `get_json` accepts NaN/Infinity and lets a deeply nested body raise RecursionError; here
 both are 400s. The size bound (LI2_MAX_BODY_BYTES) is Flask's MAX_CONTENT_LENGTH, enforced while
 reading, so an oversized body is a 413 before any parsing.
 """
@@ -26,7 +26,11 @@ def _finite_float(text: str) -> float:
 
 
 def json_object() -> dict:
-    """The request body as a JSON object, or abort 400 (malformed) / 422 (not an object)."""
+    """The request body as a JSON object, or abort 415 (not JSON), 400 (malformed), 422 (not an object)."""
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        abort(415, message="send the body as JSON with 'Content-Type: application/json'",
+              errors={"Content-Type": [f"must be application/json, got {mimetype or 'none'}"]})
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     if not raw.strip():
         abort(400, message="the request body is empty; send a JSON object")

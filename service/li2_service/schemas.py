@@ -167,10 +167,6 @@ class CheckpointSchema(Schema):
     size = fields.Integer()
 
 
-class ColumnsSchema(Schema):
-    columns = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw()))
-
-
 class HealthSchema(Schema):
     status = fields.String()
     checks = fields.Dict()

@@ -113,6 +113,19 @@ def test_field_messages_name_the_field_and_the_allowed_values(sqlite_svc):
     assert r.status_code == 422 and list(r.json["errors"]) == ["force"]
 
 
+def test_non_json_content_types_are_415(sqlite_svc):
+    svc = sqlite_svc
+    body = json.dumps({"task": {"group": "cyclic", "order": 11}})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml", None):
+        headers = {**svc.auth(), **({"Content-Type": content_type} if content_type else {})}
+        r = svc.client.post("/api/v1/experiments", data=body, headers=headers)
+        assert r.status_code == 415 and "Content-Type" in r.json["errors"], content_type
+    ok = svc.client.post("/api/v1/experiments", data=body,
+                         headers={**svc.auth(), "Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 202
+    assert svc.counts()["experiments"] == 1
+
+
 def test_oversized_body_is_413_before_parsing(sqlite_svc):
     svc = sqlite_svc
     big = json.dumps({"task": {"group": "cyclic", "order": 11}, "pad": "x" * (2 << 20)})
@@ -130,6 +143,7 @@ def test_oversized_body_is_413_before_parsing(sqlite_svc):
     "/api/v1/sweeps/..%252F..%252Fetc/runs",
     "/api/v1/experiments/abc/checkpoints/..%2F1",
     "/api/v1/experiments/abc/checkpoints/-1",
+    "/api/v1/experiments/abc/checkpoints/99999999999999999999999",
 ])
 def test_hostile_ids_are_404(sqlite_svc, path):
     r = sqlite_svc.client.get(path, headers=sqlite_svc.auth())

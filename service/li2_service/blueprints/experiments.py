@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 blp = Blueprint("experiments", __name__, url_prefix="/api/v1/experiments",
                 description="Experiments: one spec, one training run.")
 
+MAX_EPOCH = 2**31 - 1
 RESULT_COLUMNS = {"metrics": "metrics_json", "timeline": "timeline_json", "features": "features_json"}
 
 
@@ -134,7 +135,11 @@ def _cell(column, i: int):
 
 @blp.route("/<exp_id>/metrics", methods=["GET"])
 @blp.arguments(schemas.MetricsQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.response(200, schemas.ColumnsSchema, description="JSON columns, or text/csv with ?format=csv")
+@blp.response(200, description="JSON columns, or text/csv with ?format=csv")
+@blp.doc(responses={"200": {"content": {
+    "application/json": {"schema": {"type": "object", "properties": {"columns": {
+        "type": "object", "additionalProperties": {"type": "array", "items": {}}}}}},
+    "text/csv": {"schema": {"type": "string"}}}}})
 @blp.alt_response(409, description="not finished yet")
 def metrics(exp_id: str, format: str):  # noqa: A002 - the query parameter's name
     """Training curves as columns {name: [values]} (epoch, train_acc, test_acc, losses, diagnostics)."""
@@ -207,6 +212,8 @@ def get_checkpoint(exp_id: str, epoch: int):
     ck = models.Checkpoint
     with session_scope(_state().engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
+        if epoch > MAX_EPOCH:  # no such epoch; and the database's INTEGER would overflow
+            abort(404, message=f"no checkpoint at epoch {epoch}")
         run_id = row.id
         data = session.scalar(sa.select(ck.data).where(ck.experiment_id == row.id, ck.epoch == epoch)
                               .order_by(sa.case((ck.kind == "snapshot", 0), else_=1)).limit(1))
