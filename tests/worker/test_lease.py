@@ -143,6 +143,8 @@ def test_lost_lease_discards_the_result(db, redis_url):
     job.run([(run, 1)])
     r = row(engine, run)
     assert (r["status"], r["attempt"]) == ("queued", 2) and count(engine, Result, run) == 0
+    with session_scope(engine) as s:  # no checkpoint written after the takeover (epoch 10 on)
+        assert [c.epoch for c in s.query(Checkpoint).filter_by(experiment_id=run, kind="resume")] == [5]
 
 
 def test_sigterm_checkpoints_and_requeues_with_next_attempt(db, redis_url):
@@ -199,6 +201,18 @@ def test_reaper_resends_lost_messages_only_when_the_queue_is_empty(db, redis_url
     messages = queued_messages(redis_url)
     assert len(messages) == 1 and sorted(r for r, _ in messages[0]) == sorted(lost)  # one shape, one batch
     assert reaper.resend_lost_messages(engine, settings) == 0  # stamped: not re-sent at once again
+
+
+def test_reaper_cancels_queued_runs_with_a_cancel_request(db):
+    _, engine = db
+    user = add_user(engine)
+    sweep = add_sweep(engine, user, n_runs=1)
+    run = add_run(engine, user, tiny_spec(), sweep_id=sweep)
+    update(engine, run, cancel_requested=True)  # e.g. a cancel that raced a SIGTERM requeue
+    assert reaper.cancel_queued_on_request(engine) == 1
+    assert row(engine, run)["status"] == "cancelled"
+    with session_scope(engine) as s:
+        assert s.get(Sweep, sweep).status == "cancelled"
 
 
 def test_sweep_fans_in_when_its_last_run_ends(db, redis_url):

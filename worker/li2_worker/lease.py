@@ -64,6 +64,16 @@ def heartbeat(engine: Engine, claims: list[Claim], worker_id: str) -> tuple[set[
     return cancel & alive, {c.run_id for c in claims} - alive
 
 
+def touch(session, c: Claim, worker_id: str) -> bool:
+    """Refresh one run's lease inside `session`'s transaction; False if it is no longer ours.
+
+    Writes that must not outlive the lease (checkpoints) go in the same transaction, so they
+    cannot land after the reaper handed the run to a newer attempt.
+    """
+    return bool(session.execute(
+        sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=utcnow())).rowcount)
+
+
 def write_progress(engine: Engine, progress: dict[Claim, tuple[int, dict]], worker_id: str) -> None:
     """Store each run's latest (epoch, metrics) — the API's progress answer — in one transaction."""
     with session_scope(engine) as s:

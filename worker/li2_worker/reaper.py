@@ -1,6 +1,6 @@
 """The reaper: finds work the queue lost and gives it back, from the database (the truth).
 
-Each pass (`reap_once`) does three things, each one an atomic, guarded UPDATE per run, so several
+Each pass (`reap_once`) does four things, each one an atomic, guarded UPDATE per run, so several
 reapers (one per worker host) can run at once without double work:
 
 1. **stale leases** — a running run whose heartbeat is older than LI2_LEASE_S lost its worker
@@ -12,7 +12,9 @@ reapers (one per worker host) can run at once without double work:
    is empty (Redis restarted without persistence, a flushed database, a failed publish) is
    re-enqueued. When the queue still holds messages we wait: the runs are only waiting their turn,
    and re-sending them would pile duplicates into the queue.
-3. **sweep fan-in** — sweeps whose runs have all ended get their scaling law (sweeps.py).
+3. **cancels that raced a requeue** — a queued run with cancel_requested (no worker will claim
+   it) becomes cancelled.
+4. **sweep fan-in** — sweeps whose runs have all ended get their scaling law (sweeps.py).
 """
 from __future__ import annotations
 
@@ -115,9 +117,25 @@ def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
     return len(resend)
 
 
+def cancel_queued_on_request(engine: Engine) -> int:
+    """Queued runs with a cancel request (a cancel that raced a requeue) become cancelled.
+
+    No worker will claim them (the claim requires NOT cancel_requested), so without this they would
+    stay queued for ever.
+    """
+    target = sa.and_(E.status == "queued", E.cancel_requested.is_(True))
+    with session_scope(engine) as s:
+        sweep_ids = set(s.scalars(sa.select(E.sweep_id).where(target, E.sweep_id.is_not(None))))
+        n = s.execute(sa.update(E).where(target).values(status="cancelled", finished_at=utcnow())).rowcount
+    for sweep_id in sweep_ids:
+        sweeps.finalize_sweep(engine, sweep_id)
+    return n
+
+
 def reap_once(engine: Engine, settings: WorkerSettings) -> dict[str, int]:
     """One full pass; returns what it did (for logs and tests)."""
     done = reap_stale_leases(engine, settings)
+    done["cancelled_queued"] = cancel_queued_on_request(engine)
     done["resent"] = resend_lost_messages(engine, settings)
     done["sweeps_closed"] = len(sweeps.finalize_ready_sweeps(engine))
     return done

@@ -28,14 +28,13 @@ def json_safe(value):
     return value
 
 
-def save_checkpoint(engine: Engine, run_id: str, epoch: int, blob: bytes, kind: str) -> None:
+def add_checkpoint(session, run_id: str, epoch: int, blob: bytes, kind: str) -> None:
     """Store `blob`; a "resume" replaces the run's previous one, a snapshot replaces its own epoch."""
-    with session_scope(engine) as s:
-        old = sa.delete(Checkpoint).where(Checkpoint.experiment_id == run_id, Checkpoint.kind == kind)
-        if kind == "snapshot":
-            old = old.where(Checkpoint.epoch == epoch)
-        s.execute(old)
-        s.add(Checkpoint(experiment_id=run_id, epoch=epoch, kind=kind, data=blob))
+    old = sa.delete(Checkpoint).where(Checkpoint.experiment_id == run_id, Checkpoint.kind == kind)
+    if kind == "snapshot":
+        old = old.where(Checkpoint.epoch == epoch)
+    session.execute(old)
+    session.add(Checkpoint(experiment_id=run_id, epoch=epoch, kind=kind, data=blob))
 
 
 def load_resume(engine: Engine, run_id: str) -> tuple[int, bytes] | None:

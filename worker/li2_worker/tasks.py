@@ -158,12 +158,14 @@ class BatchJob:
 
     def on_checkpoint(self, index: int, epoch: int, blob: bytes) -> None:
         c = self.claims[index]
-        if self.heartbeat and c.run_id in self.heartbeat.lost:
-            return  # not ours any more: the new attempt owns the checkpoints
-        store.save_checkpoint(self.engine, c.run_id, int(epoch), bytes(blob), "resume")
         training = c.spec.get("training", {})
-        if epoch in {0, training.get("epochs", c.epochs), *training.get("checkpoint_epochs", [])}:
-            store.save_checkpoint(self.engine, c.run_id, int(epoch), bytes(blob), "snapshot")
+        snapshot = epoch in {0, training.get("epochs", c.epochs), *training.get("checkpoint_epochs", [])}
+        with session_scope(self.engine) as s:
+            if not lease.touch(s, c, self.worker_id):
+                return  # not ours any more: the newer attempt owns the checkpoints
+            store.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "resume")
+            if snapshot:
+                store.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "snapshot")
 
     # -- final states -------------------------------------------------------------------------
     def _record(self, results: list[dict]) -> None:
