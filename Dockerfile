@@ -74,6 +74,13 @@ FROM base AS worker
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     MPLBACKEND=Agg
+# torch.compile (on by default on CUDA, see LI2_COMPILE) has Triton build a small C launcher at run
+# time, which needs a C compiler and the libc headers. Not version-pinned (DL3008): Debian security
+# updates replace exact versions, and the pinned base image already fixes the Debian release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build-worker /opt/li2 /opt/li2
 USER 10001:10001
 # Alive = this container's Celery node (li2-<pid>@<hostname>) answers a broker ping; the main
