@@ -49,6 +49,52 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+def small_spec(epochs: int, seed: int = 1, order: int = 11, hidden: int = 64, **training: Any) -> dict:
+    """A CPU-sized experiment: Z_order, K=hidden, full-batch Adam for `epochs` epochs."""
+    return {"task": {"group": "cyclic", "order": order}, "data": {"train_fraction": 0.5},
+            "model": {"hidden": hidden}, "training": {"epochs": epochs, "eval_every": 10, **training},
+            "seed": seed}
+
+
+def run_locally(spec: dict, workdir: Path) -> dict:
+    """The same spec trained uninterrupted by `li2lab run` (no server), single-threaded like a worker."""
+    import json
+
+    spec_path = workdir / "reference-spec.json"
+    spec_path.write_text(json.dumps(spec))
+    out = workdir / "reference"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([PYTHON, "-m", "li2.cli", "run", str(spec_path), "--out", str(out), "--device", "cpu"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"li2lab run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return json.loads((out / "result.json").read_text())
+
+
+def curves_mismatch(got: dict[str, list], want: dict[str, list], upto_epoch: int | None = None) -> list[str]:
+    """Metric columns that differ between two runs (rows with epoch <= upto_epoch, or all rows).
+
+    Values are compared exactly (NaN and null count as equal): the training is deterministic
+    full-batch arithmetic on one CPU thread, so a resumed run must reproduce the same numbers.
+    """
+    import numpy as np
+
+    def column(cols, name):
+        return np.array([np.nan if v is None else v for v in cols[name]], dtype=float)
+
+    g_ep, w_ep = column(got, "epoch"), column(want, "epoch")
+    keep_g = g_ep <= upto_epoch if upto_epoch is not None else np.ones_like(g_ep, bool)
+    keep_w = w_ep <= upto_epoch if upto_epoch is not None else np.ones_like(w_ep, bool)
+    if not np.array_equal(g_ep[keep_g], w_ep[keep_w]):
+        return [f"epoch rows differ: {g_ep[keep_g][:5]}... vs {w_ep[keep_w][:5]}..."]
+    bad = []
+    for name in sorted(set(got) | set(want)):
+        if name not in got or name not in want:
+            bad.append(f"{name}: only in one run")
+        elif not np.array_equal(column(got, name)[keep_g], column(want, name)[keep_w], equal_nan=True):
+            bad.append(name)
+    return bad
+
+
 class Proc:
     """One child process in a session of its own (so a signal reaches its whole process group)."""
 
@@ -67,7 +113,7 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def signal(self, sig: int) -> None:
+    def send(self, sig: int) -> None:
         """Send `sig` to the main process only (what `docker stop` does to PID 1)."""
         if self.alive():
             os.kill(self.pid, sig)
@@ -161,7 +207,8 @@ class Stack:
     """
 
     def __init__(self, database_url: str, broker_url: str, workdir: Path, **settings: Any):
-        from li2_service.db import init_db, make_engine
+        from li2_service.db import make_engine
+        from li2_service.migrate import prepare_database
 
         self.workdir = workdir
         self.logs = workdir / "logs"
@@ -180,7 +227,7 @@ class Stack:
         })
         self.env.update({k: str(v) for k, v in settings.items()})
         self.engine = make_engine(database_url)
-        init_db(self.engine)
+        prepare_database(self.engine)  # the Alembic migrations, as production runs them
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.api_proc: Proc | None = None
@@ -193,13 +240,13 @@ class Stack:
         """Start the API on this stack's fixed port and wait until /healthz answers.
 
         server="serve" runs `li2lab serve` (the werkzeug-based server the README uses);
-        server="gunicorn" runs gunicorn with 4 threaded workers, the production layout.
+        server="gunicorn" runs gunicorn (2 processes × 8 threads), the production layout.
         """
         self._api_starts += 1
         if server == "gunicorn":
             argv = [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
                     "--threads", "8", "--worker-class", "gthread", "--timeout", "60",
-                    "li2_service.app:create_app()"]
+                    "li2_service.wsgi:app"]
         else:
             argv = [PYTHON, "-m", "li2.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.api_proc = Proc(f"api-{self._api_starts}", argv, self.env, self.logs)
@@ -224,6 +271,14 @@ class Stack:
         proc = Proc(f"worker-{name}", argv, env, self.logs)
         self.workers[name] = proc
         return proc
+
+    def worker_holding(self, exp_id: str) -> str:
+        """Name of the worker whose lease holds the run (claimed_by is "li2-<main pid>@host/<child pid>")."""
+        claimed = self.experiment(exp_id)["claimed_by"] or ""
+        for name, proc in self.workers.items():
+            if claimed.startswith(f"li2-{proc.pid}@"):
+                return name
+        raise AssertionError(f"run {exp_id} is claimed by {claimed!r}, none of {list(self.workers)}")
 
     def close(self) -> None:
         for proc in self.workers.values():
