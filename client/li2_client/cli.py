@@ -152,11 +152,11 @@ def cmd_timeline(client: Client, a) -> int:
         return EXIT_OK
     print(format_table(["stage", "start", "end", "criterion"], tl.table()))
     if tl.events:
-        print("\nevents:")
-        for ev in tl.events:
-            print("  " + ", ".join(f"{k}={v}" for k, v in ev.items()))
+        print("\nevents: " + ", ".join(f"{k} {cell(v)}" for k, v in tl.events.items()))
+    if tl.generalized_in:
+        print(f"generalised during the {tl.generalized_in} stage")
     if tl.censored:
-        print(f"\ncensored: {tl.censored} (a stage was still open when training stopped)")
+        print(f"censored: never generalised; stalled in the {tl.stalled_in or 'last'} stage")
     return EXIT_OK
 
 
@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
     p = argparse.ArgumentParser(prog="li2", parents=[common], description="Li2 Lab command line client.")
-    p.set_defaults(url=None, token=None, profile=None, json=False)
+    # No p.set_defaults here: the parent's actions are shared with every subparser, and
+    # set_defaults would rewrite their SUPPRESS default, so a sub-command would erase `li2 --url X`.
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, func, help_, parent=sub):
@@ -299,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for name, default in (("url", None), ("token", None), ("profile", None), ("json", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
     try:
         client = Client(args.url, args.token, profile=args.profile)
         return args.func(client, args)
