@@ -1,9 +1,10 @@
-"""What the API does to runs: submit (with atomic dedup), submit a sweep, enqueue, cancel, settle.
+"""What the API does to runs: submit (with atomic dedup), submit a sweep, enqueue, cancel.
 
 The database is the truth. A submit commits its row(s) first and only then sends `(run_id,
 attempt)` to the broker; if the broker is down the row simply stays queued and the worker side's
-reconciler re-enqueues it from the database, so the client still gets its 202. Views stay thin:
-they parse and authorise, then call these functions.
+reconciler re-enqueues it from the database, so the client still gets its 202. Sweeps fan in
+through the worker's `li2_worker.sweeps` (one implementation); the API only triggers it early.
+Views stay thin: they parse and authorise, then call these functions.
 """
 from __future__ import annotations
 
@@ -139,7 +140,8 @@ def cancel_experiment(session, row: models.Experiment) -> str:
     """Cancel one run; returns its status afterwards. Conditional updates race safely with claims.
 
     queued -> cancelled at once; running -> cancel_requested (the worker stops it within seconds
-    and marks it cancelled); already finished -> 409.
+    and marks it cancelled); already finished -> 409. The caller closes the run's sweep, if any,
+    after committing (`close_sweep_if_done`).
     """
     exp = models.Experiment
     now = utcnow()
@@ -155,8 +157,6 @@ def cancel_experiment(session, row: models.Experiment) -> str:
             abort(409, message=f"the experiment is already {row.status}; only queued or running runs can be cancelled")
         status = "running"
     session.refresh(row)
-    if row.sweep_id:
-        settle_sweep(session, session.get(models.Sweep, row.sweep_id))
     return status
 
 
@@ -168,7 +168,6 @@ def cancel_sweep(session, sweep: models.Sweep) -> dict:
                                 .values(status="cancelled", cancel_requested=True, finished_at=now)).rowcount
     stopping = session.execute(sa.update(exp).where(exp.sweep_id == sweep.id, exp.status == "running")
                                .values(cancel_requested=True)).rowcount
-    settle_sweep(session, sweep)
     return {"cancelled": cancelled, "stopping": stopping}
 
 
@@ -182,23 +181,10 @@ def sweep_counts(session, sweep_id: str) -> dict[str, int]:
     return counts
 
 
-def derived_status(counts: dict[str, int]) -> str:
-    """A sweep's status from its runs: queued, running, or (all ended) succeeded/failed/cancelled."""
-    total = sum(counts.values())
-    ended = sum(counts[s] for s in models.TERMINAL)
-    if total == 0 or ended < total:
-        return "queued" if counts["queued"] == total else "running"
-    if counts["failed"]:
-        return "failed"
-    return "cancelled" if counts["cancelled"] else "succeeded"
+def close_sweep_if_done(engine: sa.Engine, sweep_id: str) -> None:
+    """Run the worker's fan-in now (li2_worker.sweeps.finalize_sweep: fit the law, close the sweep)
+    when none of the sweep's runs is active, so a cancel or a status read need not wait for the
+    reaper's next pass. Idempotent and race-safe: the finaliser's update is conditional."""
+    from li2_worker.sweeps import finalize_sweep  # no torch: numpy/scipy for the fit
 
-
-def settle_sweep(session, sweep: models.Sweep) -> dict[str, int]:
-    """Bring the sweep row's status in line with its runs; returns the counts."""
-    counts = sweep_counts(session, sweep.id)
-    status = derived_status(counts)
-    if status != sweep.status:
-        sweep.status = status
-        if status in models.TERMINAL and sweep.finished_at is None:
-            sweep.finished_at = utcnow()
-    return counts
+    finalize_sweep(engine, sweep_id)

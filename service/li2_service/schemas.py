@@ -3,11 +3,11 @@
 The experiment spec itself is `li2.spec.ExperimentSpecSchema` (one definition, shared with the CLI
 and the worker); it is documented here by reference only. Query schemas reject unknown parameters
 and out-of-range values with 422 field messages. Presenters turn ORM rows into plain dicts; JSON
-results are passed through `finite` so a NaN in a stored metric never yields invalid JSON.
+results are passed through `json_safe` (li2_worker.store, the same function the worker writes with)
+so a NaN in a stored metric never yields invalid JSON.
 """
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from li2.spec import ExperimentSpecSchema  # noqa: F401 - re-exported for the OpenAPI components
 from li2_service import models
+from li2_worker.store import json_safe  # noqa: F401 - re-exported for the blueprints
 
 STATUS = validate.OneOf(models.STATUSES, error="must be one of: " + ", ".join(models.STATUSES))
 HEX_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="must be a 32-character hex id")
@@ -179,17 +180,6 @@ def iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.isoformat(timespec="milliseconds") + "Z"
 
 
-def finite(value: Any) -> Any:
-    """Copy of a JSON-like value with NaN/±inf replaced by None (valid JSON for every client)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
 LATEST_KEYS = ("train_acc", "test_acc", "train_loss", "test_loss")
 
 
@@ -209,8 +199,8 @@ def experiment_view(row: models.Experiment, *, cached: bool = False) -> dict:
         "max_attempts": row.max_attempts,
         "progress": {"epoch": epoch, "epochs": epochs,
                      "fraction": min(1.0, epoch / epochs) if epochs else 0.0,
-                     "latest": finite({k: latest.get(k) for k in LATEST_KEYS})},
-        "summary": finite(row.summary_json),
+                     "latest": json_safe({k: latest.get(k) for k in LATEST_KEYS})},
+        "summary": json_safe(row.summary_json),
         "error": row.error,
         "cancel_requested": bool(row.cancel_requested),
         "cached": cached,
@@ -223,9 +213,11 @@ def experiment_view(row: models.Experiment, *, cached: bool = False) -> dict:
 def sweep_view(row: models.Sweep, counts: dict[str, int]) -> dict:
     """The JSON shape of one sweep, with its runs counted by status."""
     ended = sum(counts[s] for s in models.TERMINAL)
+    # The worker marks a sweep running on its first claim; show it as soon as any run has moved.
+    status = "running" if row.status == "queued" and counts["queued"] < row.n_runs else row.status
     return {
         "id": row.id,
-        "status": row.status,
+        "status": status,
         "n_runs": row.n_runs,
         "base": row.base_json,
         "grid": row.grid_json,

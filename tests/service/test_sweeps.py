@@ -47,8 +47,9 @@ def test_sweep_progress_status_and_cancel(svc, make_spec):
     assert r.status_code == 202 and r.json == {"id": sweep["id"], "cancelled": 1, "stopping": 1}
     svc.update(ids[1], status="cancelled")  # the worker stops it
     got = svc.client.get(f"/api/v1/sweeps/{sweep['id']}", headers=svc.auth()).json
-    assert got["status"] == "cancelled" and got["finished_at"] is not None
-    listed = svc.client.get("/api/v1/sweeps?status=cancelled", headers=svc.auth()).json
+    # Closed by the fan-in on this read; one run succeeded, so the sweep did (li2_worker.sweeps rule).
+    assert got["status"] == "succeeded" and got["finished_at"] is not None and got["has_scaling_law"]
+    listed = svc.client.get("/api/v1/sweeps?status=succeeded", headers=svc.auth()).json
     assert [s["id"] for s in listed["items"]] == [sweep["id"]]
 
 
@@ -95,3 +96,13 @@ def test_bad_sweeps_are_422_naming_the_field_and_create_nothing(svc, make_spec):
     bad_value = post_sweep(svc, {"base": make_spec(), "grid": {"model.hidden": [16, "wide"]}})
     assert bad_value.status_code == 422 and "model.hidden" in str(bad_value.json["errors"])
     assert svc.counts() == before and svc.enqueued == []
+
+
+def test_cancelling_a_queued_sweep_closes_it_without_a_law(svc, make_spec):
+    sweep = post_sweep(svc, {"base": make_spec(), "grid": {"seed": [1, 2]}}).json
+    r = svc.client.post(f"/api/v1/sweeps/{sweep['id']}/cancel", headers=svc.auth())
+    assert r.status_code == 202 and r.json["cancelled"] == 2
+    got = svc.client.get(f"/api/v1/sweeps/{sweep['id']}", headers=svc.auth()).json
+    assert got["status"] == "cancelled" and got["counts"]["cancelled"] == 2
+    law = svc.client.get(f"/api/v1/sweeps/{sweep['id']}/scaling-law", headers=svc.auth())
+    assert law.status_code == 409 and "cannot be fitted" in law.json["message"]

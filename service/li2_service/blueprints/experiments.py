@@ -130,7 +130,7 @@ def _csv(columns: dict) -> Response:
 
 def _cell(column, i: int):
     value = column[i] if isinstance(column, list) and i < len(column) else None
-    return schemas.finite(value)
+    return schemas.json_safe(value)
 
 
 @blp.route("/<exp_id>/metrics", methods=["GET"])
@@ -147,12 +147,12 @@ def metrics(exp_id: str, format: str):  # noqa: A002 - the query parameter's nam
         columns = _finished_result(session, exp_id, "metrics").metrics_json or {}
         if format == "csv":
             return _csv(columns)
-        return {"columns": schemas.finite(columns)}
+        return {"columns": schemas.json_safe(columns)}
 
 
 def _result_json(exp_id: str, name: str) -> dict:
     with session_scope(_state().engine) as session:
-        return schemas.finite(getattr(_finished_result(session, exp_id, name), RESULT_COLUMNS[name]) or {})
+        return schemas.json_safe(getattr(_finished_result(session, exp_id, name), RESULT_COLUMNS[name]) or {})
 
 
 @blp.route("/<exp_id>/timeline", methods=["GET"])
@@ -177,7 +177,7 @@ def predict_spec(spec: dict) -> dict:
         from li2.predictions import predict
     except ImportError:
         return {"note": "predictions are not available in this installation (li2.predictions missing)"}
-    return schemas.finite(predict(spec))
+    return schemas.json_safe(predict(spec))
 
 
 @blp.route("/<exp_id>/predictions", methods=["GET"])
@@ -188,7 +188,7 @@ def predictions(exp_id: str):
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         result = session.get(models.Result, row.id)
         if result is not None and result.predictions_json:
-            return schemas.finite(result.predictions_json)
+            return schemas.json_safe(result.predictions_json)
         spec = row.spec_json
     return predict_spec(spec)
 
@@ -228,7 +228,10 @@ def get_checkpoint(exp_id: str, epoch: int):
 @blp.alt_response(409, description="already finished")
 def cancel(exp_id: str):
     """Cancel: a queued run at once; a running run stops within seconds and frees its slot."""
-    with session_scope(_state().engine) as session:
+    engine = _state().engine
+    with session_scope(engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         status = runs.cancel_experiment(session, row)
-        return {"id": row.id, "status": status, "cancel_requested": True}
+    if row.sweep_id and status == "cancelled":
+        runs.close_sweep_if_done(engine, row.sweep_id)
+    return {"id": row.id, "status": status, "cancel_requested": True}

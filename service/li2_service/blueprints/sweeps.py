@@ -1,8 +1,9 @@
 """/api/v1/sweeps: a grid of runs over dotted spec paths, its progress, runs and scaling law.
 
-A sweep fans in through the database (no Celery chords): its status is derived from its runs'
-statuses, and the scaling law is fitted from the ended runs' summaries — stored once all runs
-have ended, or fitted on demand with ?partial=true.
+A sweep fans in through the database (no Celery chords): when none of its runs is active, the
+worker's `li2_worker.sweeps.finalize_sweep` fits the scaling law on the succeeded runs, stores it
+and closes the sweep. The views trigger that same finaliser early (reads of one sweep, cancel), and
+?partial=true fits now, with the same `fit_law`, on the runs that have succeeded so far.
 """
 from __future__ import annotations
 
@@ -54,17 +55,28 @@ def list_sweeps(page: int, page_size: int, status: str | None = None, user: str 
         stmt = stmt.where(sw.status == status)
     with session_scope(_state().engine) as session:
         rows, total = fetch_page(session, stmt.order_by(sw.created_at.desc(), sw.id), page, page_size)
-        items = [schemas.sweep_view(r, runs.settle_sweep(session, r)) for r in rows]
+        items = [schemas.sweep_view(r, runs.sweep_counts(session, r.id)) for r in rows]
     return page_response(items, page, page_size, total)
+
+
+def _visible_sweep(sweep_id: str, close: bool = False) -> str:
+    """The id of a sweep the caller may see (else 404); with close, run the fan-in first if due."""
+    engine = _state().engine
+    with session_scope(engine) as session:
+        sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
+        still_open = sweep.status not in models.TERMINAL
+    if close and still_open:
+        runs.close_sweep_if_done(engine, sweep.id)
+    return sweep.id
 
 
 @blp.route("/<sweep_id>", methods=["GET"])
 @blp.response(200, schemas.SweepSchema)
 def get_sweep(sweep_id: str):
     """A sweep's status, its runs counted by status, and the fraction that has ended."""
+    sweep_id = _visible_sweep(sweep_id, close=True)
     with session_scope(_state().engine) as session:
-        sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
-        return schemas.sweep_view(sweep, runs.settle_sweep(session, sweep))
+        return schemas.sweep_view(session.get(models.Sweep, sweep_id), runs.sweep_counts(session, sweep_id))
 
 
 @blp.route("/<sweep_id>/runs", methods=["GET"])
@@ -87,48 +99,39 @@ def sweep_runs(sweep_id: str, page: int, page_size: int, status: str | None = No
 @blp.response(202, schemas.SweepCancelSchema)
 def cancel(sweep_id: str):
     """Cancel every queued run of the sweep and ask its running runs to stop."""
-    with session_scope(_state().engine) as session:
+    engine = _state().engine
+    with session_scope(engine) as session:
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
-        return {"id": sweep.id, **runs.cancel_sweep(session, sweep)}
-
-
-def _fit(ended: list[models.Experiment]) -> dict:
-    """li2.scaling.fit_scaling_law on the ended runs' {id, spec, status, summary}; 409 if it cannot."""
-    from li2.scaling import fit_scaling_law  # numpy/scipy only, loaded on first use
-
-    payload = [{"id": r.id, "spec": r.spec_json, "status": r.status, "summary": r.summary_json}
-               for r in ended if r.summary_json]
-    if not payload:
-        abort(409, message="no run of this sweep has ended with a summary yet; nothing to fit")
-    try:
-        return schemas.finite(fit_scaling_law(payload))
-    except (ValueError, ArithmeticError, RuntimeError) as exc:
-        abort(409, message=f"the scaling law cannot be fitted on these runs yet: {str(exc)[:300]}")
+        done = runs.cancel_sweep(session, sweep)
+    runs.close_sweep_if_done(engine, sweep.id)
+    return {"id": sweep.id, **done}
 
 
 @blp.route("/<sweep_id>/scaling-law", methods=["GET"])
 @blp.arguments(schemas.ScalingLawQuery, location="query", as_kwargs=True, unknown=RAISE)
 @blp.response(200, description="form, c, ci95, critical (per-M n_star, p_star), alternatives; "
                                "plus partial, n_runs_used, fitted_at")
-@blp.alt_response(409, description="no run has ended yet, or the sweep is still running without ?partial=true")
+@blp.alt_response(409, description="no run has succeeded yet, the fit failed, or the sweep is still "
+                                   "running without ?partial=true")
 def scaling_law(sweep_id: str, partial: bool):
     """The fitted scaling law n* ≈ c·M·ln M: stored when the sweep has ended; ?partial=true fits now."""
+    from li2_worker.sweeps import fit_law  # the finaliser's own fit (numpy/scipy only)
+
+    sweep_id = _visible_sweep(sweep_id, close=True)
     exp = models.Experiment
     with session_scope(_state().engine) as session:
-        sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
-        counts = runs.settle_sweep(session, sweep)
-        if sweep.scaling_law_json is not None:
-            return {**sweep.scaling_law_json, "partial": False, "fitted_at": schemas.iso(sweep.fitted_at)}
-        finished = sweep.status in models.TERMINAL
-        ended_n = sum(counts[s] for s in models.TERMINAL)
-        if not finished and not partial:
-            abort(409, message=(f"the sweep is {sweep.status} ({ended_n} of {sweep.n_runs} runs ended); "
-                                "ask with ?partial=true for a fit on the runs that have ended"))
-        ended = session.scalars(sa.select(exp).where(exp.sweep_id == sweep.id,
-                                                     exp.status.in_(models.TERMINAL))).all()
-        fit = _fit(list(ended))
-        now = utcnow()
-        if finished:
-            sweep.scaling_law_json, sweep.fitted_at = fit, now
-        return {**fit, "partial": not finished, "n_runs_used": sum(1 for r in ended if r.summary_json),
-                "fitted_at": schemas.iso(now)}
+        sweep = session.get(models.Sweep, sweep_id)
+        law, fitted_at = sweep.scaling_law_json, sweep.fitted_at
+        if law is None:
+            if not partial:
+                ended = sum(n for s, n in runs.sweep_counts(session, sweep_id).items() if s in models.TERMINAL)
+                abort(409, message=(f"the sweep is still {sweep.status} ({ended} of {sweep.n_runs} runs ended); "
+                                    "ask with ?partial=true for a fit on the runs that have succeeded so far"))
+            succeeded = session.execute(sa.select(exp.spec_json, exp.summary_json)
+                                        .where(exp.sweep_id == sweep_id, exp.status == "succeeded")
+                                        .order_by(exp.created_at, exp.id)).all()
+            law = fit_law([{"spec": spec, "summary": summary} for spec, summary in succeeded])
+            law["n_runs_used"], fitted_at = len(succeeded), utcnow()
+    if "error" in law:
+        abort(409, message=f"the scaling law cannot be fitted: {str(law['error'])[:300]}")
+    return {**law, "partial": sweep.status not in models.TERMINAL, "fitted_at": schemas.iso(fitted_at)}
