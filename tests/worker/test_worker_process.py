@@ -5,6 +5,7 @@ models and enqueued through li2_worker.dispatch, exactly as the API does; nothin
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import redis
@@ -83,13 +84,18 @@ def test_cancel_stops_a_running_run_and_frees_the_worker(tmp_path, redis_url, po
     enqueue([(long_run, 1)], redis_url)
     w = workers("w1", worker_env(postgres_url, redis_url))
     wait_until(lambda: row(engine, long_run)["progress_epoch"] > 0, 120, "training progress")
+    nxt = add_run(engine, user, tiny_spec(epochs=50, seed=2))  # submitted now, as the API would
+    enqueue([(nxt, 1)], redis_url)
+    # No prefetch hoarding: while the only child is busy, the next message stays in Redis.
+    queue = redis.Redis.from_url(redis_url)
+    for _ in range(10):
+        time.sleep(0.3)
+        assert queue.llen("celery") == 1 and row(engine, nxt)["status"] == "queued"
     update(engine, long_run, cancel_requested=True)  # what POST /experiments/{id}/cancel does
     r = wait_status(engine, long_run, "cancelled", timeout=30, worker=w)
     assert r["summary_json"]["stopped"] is True and r["progress_epoch"] < 50_000
     assert r["finished_at"] is not None
-    # the slot is free again: the next run is picked up and finishes
-    nxt = add_run(engine, user, tiny_spec(epochs=50, seed=2))
-    enqueue([(nxt, 1)], redis_url)
+    # the slot is free again: the waiting run is picked up and finishes
     wait_status(engine, nxt, "succeeded", timeout=120, worker=w)
 
 
