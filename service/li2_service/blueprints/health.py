@@ -36,7 +36,7 @@ def _check_broker(url: str) -> str:
     from kombu import Connection
 
     with Connection(url, connect_timeout=2) as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+        conn.ensure_connection(max_retries=0, timeout=2)
     return "ok"
 
 
