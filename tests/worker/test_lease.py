@@ -242,3 +242,16 @@ def test_message_and_settings_validation():
         load_settings({"LI2_HEARTBEAT_S": "10", "LI2_LEASE_S": "5"})
     with pytest.raises(ConfigError, match="LI2_WORKER_DEVICE"):
         load_settings({"LI2_WORKER_DEVICE": "gpu0"})
+
+
+def test_worker_refuses_placeholder_secrets_and_bad_settings(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
+    for env, needle in (({"LI2_BROKER_URL": "redis://:CHANGE_ME@127.0.0.1:6379/0"}, "LI2_BROKER_URL"),
+                        ({"LI2_LEASE_S": "soon"}, "LI2_LEASE_S")):
+        p = subprocess.run([sys.executable, "-m", "li2_worker"], env={**base, **env}, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import threading
 
 from li2_worker.settings import DEVICE_RE
@@ -56,14 +57,18 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     device = getattr(ns, "device", None) or defaults.device
     os.environ["LI2_WORKER_DEVICE"] = device  # read by the pool children (settings.load_settings)
 
-    from li2_service.config import check_secrets
+    from li2_service.config import ConfigError, check_secrets
     from li2_service.db import init_db, make_engine
     from li2_worker.celery_app import make_celery
     from li2_worker.reaper import run_forever
     from li2_worker.settings import load_settings
 
-    check_secrets()
-    settings = load_settings()
+    try:
+        check_secrets()
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"li2lab worker: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=getattr(ns, "loglevel", "INFO"),
                         format="[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s")
 
