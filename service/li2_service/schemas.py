@@ -9,13 +9,12 @@ so a NaN in a stored metric never yields invalid JSON.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from li2.spec import ExperimentSpecSchema  # noqa: F401 - re-exported for the OpenAPI components
+from li2.spec import ExperimentSpecSchema
 from li2_service import models
-from li2_worker.store import json_safe  # noqa: F401 - re-exported for the blueprints
+from li2_worker.store import json_safe
 
 STATUS = validate.OneOf(models.STATUSES, error="must be one of: " + ", ".join(models.STATUSES))
 HEX_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="must be a 32-character hex id")
