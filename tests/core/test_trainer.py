@@ -89,11 +89,15 @@ def test_a_stopped_run_leaves_the_batch_and_says_so(make_spec):
         asked["n"] += 1
         return {1} if asked["n"] >= 3 else set()
 
-    res = run_batch(specs, "cpu", should_stop=stop)
+    blobs = {}
+    res = run_batch(specs, "cpu", should_stop=stop, on_checkpoint=lambda i, e, b: blobs.__setitem__((i, e), b))
     assert res[1]["summary"]["stopped"] is True and res[1]["metrics"]["epoch"][-1] == 2
     assert res[0]["summary"]["stopped"] is False and res[0]["metrics"]["epoch"][-1] == 39
     alone = run_batch([specs[0]], "cpu")[0]
     _assert_same_curves(res[0]["metrics"], alone["metrics"])
+    # the stop left a checkpoint at epoch 3; resuming from it finishes exactly like an unstopped run
+    resumed = run_batch([specs[1]], "cpu", resume=[blobs[(1, 3)]])[0]
+    assert resumed["metrics"] == run_batch([specs[1]], "cpu")[0]["metrics"]
 
 
 def test_progress_callback_sees_every_measurement(make_spec):

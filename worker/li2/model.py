@@ -109,8 +109,8 @@ def output(f: torch.Tensor, Vt: torch.Tensor, beta: torch.Tensor) -> torch.Tenso
 
 def centered_targets(y: torch.Tensor, order: int) -> torch.Tensor:
     """One-hot(y) − 1/M, the reference's MSE target. y (R, n) -> (R, n, M)."""
-    t = torch.full((*y.shape, order), -1.0 / order, device=y.device)
-    return t.scatter_(-1, y.unsqueeze(-1), 1.0 - 1.0 / order)
+    classes = torch.arange(order, device=y.device)
+    return (y.unsqueeze(-1) == classes).to(torch.float32) - 1.0 / order
 
 
 def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str,

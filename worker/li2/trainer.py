@@ -210,7 +210,7 @@ class BatchTrainer:
         on_measure(index, epoch, metrics) after each measurement; should_stop() -> indices to stop,
         asked at measurement epochs; checkpoint_at(index, epoch) says whether to call
         on_checkpoint(index, epoch) at the start of `epoch` (before its measurement and step) and
-        after the last step (epoch = epochs).
+        after the last step (epoch = epochs); a run that is stopped always gets one at its stop.
         """
         start, finished = self.epoch, []
         for epoch in range(start, self.epochs + 1):
@@ -226,9 +226,11 @@ class BatchTrainer:
                 continue
             self._measured_step(epoch, on_measure)
             stop = set(should_stop()) & set(self.ids) if should_stop else set()
-            if stop:  # stopped runs leave the batch now; their results say stopped = true
+            if stop:  # stopped runs leave the batch now, with a checkpoint to resume from
                 self.stopped |= stop
                 self.epoch = epoch + 1
+                for i in sorted(stop) if on_checkpoint else ():
+                    on_checkpoint(i, epoch + 1)
                 finished += self._outcomes_for(stop)
                 keep = [p for p, i in enumerate(self.ids) if i not in stop]
                 if not keep:
@@ -271,8 +273,9 @@ class BatchTrainer:
         if self.ridge:
             self._solve_ridge()
         try:
-            losses = self._losses(self.params, self.rows_train, self.y_train, self.target_train, self.beta,
-                                  self.shape, self.loss)
+            losses = self._losses(self.params, self.rows_train, self.y_train,
+                                  None if self.fuse else self.target_train,  # fused: built inline
+                                  self.beta, self.shape, self.loss)
         except Exception as exc:  # a compiler missing on this machine must not lose the run
             if self._losses is train_losses:
                 raise
