@@ -10,8 +10,6 @@ Every route except health, readiness and the docs needs `Authorization: Bearer T
 """
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 from flask_smorest import Api
 
@@ -75,5 +73,4 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.before_request(auth.authenticate)
     errors.register_error_handlers(app)
-    logging.getLogger("li2_service").setLevel(logging.INFO)
     return app

@@ -22,6 +22,7 @@ from li2.spec import expand_sweep, shape_key, spec_hash, validate_sweep
 from li2_service import limits, models
 from li2_service.auth import Caller
 from li2_service.db import session_scope, utcnow
+from li2_service.errors import unprocessable
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ def submit_experiment(state: ServiceState, user: Caller, spec: dict, *, force: b
     """Create (or find) the experiment for a validated spec, then enqueue it.
 
     Dedup key: the spec hash for a plain submit; with force, the Idempotency-Key's hash if one was
-    given, else none. The unique index on (user_id, dedup_key) makes this atomic: a concurrent
+    given (reusing a key for another spec is a 422), else none. Without force the key adds nothing:
+    the spec hash already returns the same run. The unique index on (user_id, dedup_key) makes this atomic: a concurrent
     identical submit that loses the insert race reads and returns the winner's row. A previous
     identical run that failed or was cancelled is retired (its key cleared) so the spec runs again.
     """
@@ -92,6 +94,8 @@ def submit_experiment(state: ServiceState, user: Caller, spec: dict, *, force: b
                     existing = session.scalar(sa.select(models.Experiment).where(
                         models.Experiment.user_id == user.id, models.Experiment.dedup_key == dedup))
                     if existing is not None:
+                        if force and existing.spec_hash != spec_hash(spec):
+                            unprocessable("Idempotency-Key", "was already used for a different spec")
                         if force or existing.status not in ("failed", "cancelled"):
                             return Submitted(existing, "replayed" if force else "cached")
                         existing.dedup_key = None

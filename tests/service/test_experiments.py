@@ -51,6 +51,9 @@ def test_idempotency_key_replays_a_forced_submit(svc, make_spec):
     assert a.status_code == b.status_code == 202
     assert a.json["id"] == b.json["id"] != c.json["id"]
     assert len(svc.enqueued) == 2
+    reused = submit(svc, {"spec": make_spec(seed=9), "force": True}, **{"Idempotency-Key": "retry-1"})
+    assert reused.status_code == 422 and "Idempotency-Key" in reused.json["errors"]
+    assert svc.counts()["experiments"] == 2
 
 
 def test_concurrent_identical_submits_make_one_run(svc, make_spec):
