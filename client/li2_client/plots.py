@@ -40,7 +40,7 @@ def _shade_stages(ax, timeline: Timeline, last_epoch: float) -> None:
             continue
         end = stage.end_epoch if stage.end_epoch is not None else last_epoch
         ax.axvspan(stage.start_epoch, end, color=STAGE_COLORS.get(stage.name, "#eeeeee"), alpha=0.5,
-                   label=f"{stage.name} stage" + ("" if stage.end_epoch is not None else " (censored)"))
+                   label=f"{stage.name} stage" + (" (open)" if stage.open else ""))
 
 
 def plot_curves(columns: dict[str, list], timeline: Timeline | None, path: str | Path, title: str = "") -> Path:

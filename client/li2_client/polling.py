@@ -22,16 +22,20 @@ class ProgressBar:
         self._bar = None
         self._last = ""
         self.desc, self.unit = desc, unit
+        self._tqdm = None
         if enabled:
             try:
                 from tqdm.auto import tqdm
-                self._bar = tqdm(desc=desc, unit=unit, total=None, leave=True, file=sys.stderr)
+                self._tqdm = tqdm
             except ImportError:
-                self._bar = None
+                pass
 
     def update(self, n: int | None, total: int | None, postfix: str) -> None:
         if not self.enabled:
             return
+        if self._tqdm is not None and self._bar is None:     # created once the total is known
+            self._bar = self._tqdm(desc=self.desc, unit=self.unit, total=total or None, leave=True,
+                                   file=sys.stderr, mininterval=0.5)
         if self._bar is not None:
             if total and self._bar.total != total:
                 self._bar.total = total
