@@ -15,7 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_load_test_runs_briefly_with_no_wrong_answers(tmp_path, postgres_url):

@@ -19,7 +19,7 @@ CANARY = Path("/tmp/li2-hostile-canary")  # what an executed payload would creat
 
 
 def spec_with(path: str, value) -> dict:
-    """VALID with one dotted field replaced (value may be any JSON, or a raw marker)."""
+    """A copy of VALID with one dotted field set to `value`."""
     spec = json.loads(json.dumps(VALID))
     *head, last = path.split(".")
     node = spec
