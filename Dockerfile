@@ -65,7 +65,8 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-", "li2_service.wsgi:app"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "8", "--worker-class", "gthread", \
+     "--timeout", "60", "--access-logfile", "-", "li2_service.wsgi:app"]
 
 # ---------------------------------------------------------------------------------------------
 # worker: one Celery worker per GPU (`li2lab worker --device cuda`) as user li2.

@@ -128,3 +128,10 @@ def test_the_dockerfile_and_compose_files_share_one_worker_healthcheck():
         assert found, name
         for svc in found:
             assert svc["healthcheck"]["test"] == ["CMD", *image_test], name
+
+
+def test_the_api_image_and_compose_run_the_same_gunicorn():
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    api_stage = text[text.index("AS api"):text.index("AS worker")]
+    image_cmd = json.loads(re.search(r"^CMD\s+(\[.*\])", api_stage, re.M).group(1))
+    assert compose_services()["api"]["command"] == image_cmd
