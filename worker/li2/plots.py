@@ -87,6 +87,9 @@ def plot_curves(result: dict, out_dir: str) -> str | None:
         axes[2].set_ylabel("diagnostics")
         axes[2].legend(loc="center right", fontsize=6, ncol=2)
     axes[-1].set_xlabel("epoch")
+    if tl and tl.get("stages") and ep[-1] > 100 and tl["stages"][-1]["start_epoch"] < 0.1 * ep[-1]:
+        axes[-1].set_xscale("symlog", linthresh=10)                    # early stages stay visible
+        axes[-1].set_xlabel("epoch (linear to 10, log beyond)")
     if tl and tl.get("stages"):
         names = " → ".join(f"{s['name']} [{s['start_epoch']}, {s['end_epoch']}]" for s in tl["stages"])
         axes[0].set_title(names + ("  (censored)" if tl.get("censored") else ""), fontsize=8)
