@@ -164,3 +164,35 @@ def test_the_build_context_carries_sources_but_never_secrets():
                     probe = f"{src}/__init__.py" if (ROOT / src).is_dir() else src
                     assert (ROOT / src).exists(), f"COPY {src}: no such path"
                     assert not _ignored(probe, patterns), f"COPY {src}: excluded by .dockerignore"
+
+
+def test_the_build_context_builds_a_complete_package(tmp_path):
+    """What `pip install .` sees in the image: the source stage's COPYs, filtered by .dockerignore."""
+    import shutil
+    import zipfile
+
+    patterns = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    _, all_stages = stages()
+    context = tmp_path / "context"
+    for word, rest in all_stages["source"]["body"]:
+        if word != "COPY":
+            continue
+        for src in rest.split()[:-1]:
+            files = [ROOT / src] if (ROOT / src).is_file() else sorted((ROOT / src).rglob("*"))
+            for f in files:
+                rel = f.relative_to(ROOT).as_posix()
+                if f.is_file() and not _ignored(rel, patterns):
+                    (context / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, context / rel)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "-q", "-w", str(tmp_path / "dist"), str(context)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("li2lab-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in ("li2/cli.py", "li2/runner.py", "li2_service/wsgi.py", "li2_service/migrate.py",
+                   "li2_service/migrations/env.py", "li2_worker/celery_app.py"):
+        assert needed in names, f"{needed} missing from the image's install"
+    assert any(n.startswith("li2_service/migrations/versions/") and n.endswith(".py") for n in names)
+    assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
