@@ -286,6 +286,13 @@ class Stack:
         self.stop_api()
         self.engine.dispose()
 
+    def note(self, event: str) -> None:
+        """Append a timestamped line to logs/events.log (the test's own actions, next to the process logs)."""
+        from datetime import datetime, timezone
+
+        with open(self.logs / "events.log", "a") as f:
+            f.write(f"[{datetime.now(timezone.utc).isoformat(timespec='milliseconds')}] {event}\n")
+
     # ---- accounts and HTTP -----------------------------------------------------------------
 
     def create_user(self, name: str, admin: bool = False) -> str:

@@ -28,6 +28,7 @@ def test_cancel_queued_and_running_frees_the_slot(stack):
     assert r.status_code == 202 and r.json()["status"] == "cancelled", r.text
     assert stack.status(queued_id) == "cancelled"  # at once, no worker involved
 
+    stack.note("cancel of the running run")
     r = api.post(f"/experiments/{long_id}/cancel")
     assert r.status_code == 202 and r.json()["status"] == "running", r.text  # asked to stop
     stopped = stack.wait_status(long_id, ("cancelled", "succeeded", "failed"), 30)
@@ -35,6 +36,7 @@ def test_cancel_queued_and_running_frees_the_slot(stack):
     assert stopped["progress_epoch"] < 20_000 and stopped["attempt"] == 1
 
     started = stack.wait_status(next_id, ("running", "succeeded"), 30)  # the freed slot takes the next run
+    stack.note(f"cancelled run finished at {stopped['finished_at']}; next run started at {started['started_at']}")
     assert started["started_at"] >= stopped["finished_at"]
     assert stack.wait_status(next_id, ("succeeded", "failed"), 120)["status"] == "succeeded"
 

@@ -37,14 +37,18 @@ def test_redis_restart_loses_nothing(stack, redis_server):
     waiting = [api.post("/experiments", json=small_spec(300, seed=s)).json()["id"] for s in (2, 3)]
     assert all(stack.status(i) == "queued" for i in waiting)
 
+    stack.note("stopping Redis")
     redis_server.stop()  # the queue, with the waiting runs' messages, is gone
     outage_started = utcnow()
     during = api.post("/experiments", json=small_spec(300, seed=4))
     assert during.status_code == 202, during.text  # the row is the truth; the send is retried later
     waiting.append(during.json()["id"])
     redis_server.start()
+    stack.note("Redis started again, empty")
 
     rows = assert_each_succeeded_once(stack, [long_id, *waiting], 240)
+    stack.note(f"all {len(rows)} runs succeeded: " + ", ".join(f"{r['id'][:8]} attempt {r['attempt']} "
+                                                              f"enqueued {r['enqueued_at']}" for r in rows))
     for row in rows[1:]:
         assert row["enqueued_at"] > outage_started, f"run {row['id']} was never re-enqueued after the outage"
     assert "re-enqueueing" in stack.workers["a"].log()
@@ -60,9 +64,11 @@ def test_api_restart_mid_sweep_completes_the_sweep(stack):
     assert r.json()["n_runs"] == 4
     wait_until(lambda: api.get(f"/sweeps/{sweep_id}").json()["counts"]["running"] >= 1, 90, "a sweep run to start")
 
+    stack.note("SIGKILL to the API")
     stack.api_proc.kill_group(signal.SIGKILL)  # a crash, not a clean stop
     stack.api_proc.wait(10)
     stack.start_api()
+    stack.note("API answering again")
 
     def finished():
         body = api.get(f"/sweeps/{sweep_id}").json()

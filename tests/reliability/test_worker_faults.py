@@ -33,6 +33,7 @@ def submit_and_wait_for_checkpoint(stack, api, spec: dict, min_epoch: int) -> st
 def assert_finished_once_from_checkpoint(stack, api, exp_id: str, victim: str, ckpt_epoch: int, tmp_path,
                                          spec: dict) -> dict:
     row = stack.wait_status(exp_id, ("succeeded", "failed", "cancelled"), 180)
+    stack.note(f"run {exp_id} {row['status']}, attempt {row['attempt']}, started {row['started_at']}")
     assert row["status"] == "succeeded", row
     assert row["attempt"] == 2, row
     assert stack.count(models.Result, experiment_id=exp_id) == 1
@@ -59,6 +60,7 @@ def test_kill_9_mid_run_resumes_from_last_checkpoint(stack, tmp_path):
     exp_id = submit_and_wait_for_checkpoint(stack, api, spec, min_epoch=300)
     victim = stack.worker_holding(exp_id)
 
+    stack.note(f"SIGKILL to worker {victim}'s process group")
     stack.workers[victim].kill_group(signal.SIGKILL)
     assert stack.workers[victim].wait(10) is not None
     ckpt_epoch = stack.resume_checkpoint_epoch(exp_id)  # final: its writer is dead
@@ -93,6 +95,7 @@ def test_sigterm_checkpoints_and_the_run_resumes_elsewhere(stack, tmp_path):
     victim = stack.worker_holding(exp_id)
     seen = stack.experiment(exp_id)["progress_epoch"]
 
+    stack.note(f"SIGTERM to worker {victim}'s main process at epoch >= {seen}")
     stack.workers[victim].send(signal.SIGTERM)  # to the main process only, as `docker stop` does
     assert stack.workers[victim].wait(60) is not None, "the worker did not exit after SIGTERM"
     ckpt_epoch = stack.resume_checkpoint_epoch(exp_id)
