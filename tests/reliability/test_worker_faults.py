@@ -84,10 +84,9 @@ def test_kill_9_mid_run_resumes_from_last_checkpoint(stack, tmp_path):
 def test_sigterm_checkpoints_and_the_run_resumes_elsewhere(stack, tmp_path):
     # Checkpoints only every 10000 epochs here: a checkpoint past epoch 0 can only be the one the
     # worker writes because it was told to stop.
-    stack.env["LI2_CHECKPOINT_EVERY"] = "10000"
     api = stack.api(stack.create_user("alice"))
-    stack.start_worker("a")
-    stack.start_worker("b")
+    stack.start_worker("a", LI2_CHECKPOINT_EVERY=10_000)
+    stack.start_worker("b", LI2_CHECKPOINT_EVERY=10_000)
     spec = small_spec(EPOCHS, seed=4)
     r = api.post("/experiments", json=spec)
     exp_id = r.json()["id"]

@@ -1,26 +1,24 @@
 """Fixtures for the security tests: the real API app on a throw-away SQLite store and broker.
 
-One app per test module: `li2_service.create_app` with its real enqueue (Celery `send_task` over the embedded
-SQLite kombu transport, in the test's temp folder), so every request takes the production code
-path; no worker runs, so submitted runs simply stay queued. Three accounts: alice and bob (users)
+One app per test module: `li2_service.create_app` with its real enqueue (Celery `send_task` over
+the embedded SQLite kombu transport, in the test's temp folder), so every request takes the
+production code path; no worker runs, so submitted runs simply stay queued. Three accounts: alice and bob (users)
 and root (admin). `world` holds one of alice's experiments with a finished result and stored
 checkpoints, and one of alice's sweeps, so read/download routes have something to leak.
 """
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
-# A small valid spec; tests copy it and change one thing.
-VALID_SPEC = {
-    "task": {"group": "cyclic", "order": 11},
-    "data": {"train_fraction": 0.5},
-    "model": {"hidden": 16},
-    "training": {"epochs": 20},
-    "seed": 1,
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import security_specs` (importlib mode)
+
+from security_specs import VALID_SPEC  # noqa: E402
 
 COUNTED_TABLES = ("users", "sweeps", "experiments", "results", "checkpoints")
 

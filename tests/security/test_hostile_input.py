@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-VALID = {"task": {"group": "cyclic", "order": 11}, "data": {"train_fraction": 0.5},
-         "model": {"hidden": 16}, "training": {"epochs": 20}, "seed": 1}
+from security_specs import VALID_SPEC as VALID
 CANARY = Path("/tmp/li2-hostile-canary")  # what an executed payload would create
 
 
