@@ -54,11 +54,14 @@ def fuse_default(device: torch.device) -> bool:
     return env == "1" if env in ("0", "1") else device.type == "cuda"
 
 
-def train_losses(params: dict[str, torch.Tensor], rows: torch.Tensor, y: torch.Tensor,
-                 target: torch.Tensor | None, beta: torch.Tensor, shape: nn.Shape, loss: str) -> torch.Tensor:
-    """Per-run training losses (R,) of one full-batch forward pass (what an unmeasured step needs)."""
-    f = nn.hidden(params, rows, shape)
-    return nn.loss_per_run(nn.output(f, params["Vt"], beta), y, loss, target)
+def head(f: torch.Tensor, Vt: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+         beta: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top layer and loss: out = β·F·V (R, n, M) and per-run losses (R,)."""
+    out = nn.output(f, Vt, beta)
+    return out, nn.loss_per_run(out, y, loss, target)
+
+
+EAGER = {"_hidden": nn.hidden, "_head": head}   # what the fused (torch.compile) path falls back to
 
 
 def batch_key(spec: dict) -> tuple:
@@ -146,9 +149,10 @@ class BatchTrainer:
         self.fuse = fuse_default(self.device) if fuse is None else fuse
         self.opt = BatchOptimizer(self.training["optimizer"], self.params,
                                   col([s["training"]["momentum"] for s in specs]), fuse=self.fuse)
-        self._losses = train_losses
-        if self.fuse:  # fused forward + backward kernels for the unmeasured steps (same arithmetic)
-            self._losses = torch.compile(train_losses, dynamic=False)
+        # the forward in two parts, so that F stays a graph node for G_F; with `fuse`, each part is
+        # compiled into a few fused kernels for forward and backward (same arithmetic)
+        for name, fn in EAGER.items():
+            setattr(self, name, torch.compile(fn, dynamic=False) if self.fuse else fn)
         self.epoch = 0
         self.history: list[dict[str, list]] = [{c: [] for c in COLUMNS} for _ in specs]
         self.stopped: set[int] = set()
@@ -257,32 +261,37 @@ class BatchTrainer:
         f = nn.hidden(self.params, self.rows_train, self.shape)
         self.params["Vt"].copy_(nn.ridge_top(f, self.y_train, self.task.order, self.eta, self.beta))
 
+    def _call(self, name: str, *args):
+        """self.<name>(*args); if its compiled form fails (no compiler here), fall back to eager for good."""
+        fn = getattr(self, name)
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if fn is EAGER[name]:
+                raise
+            log.warning("torch.compile of %s failed (%s); training continues unfused", name, exc)
+            setattr(self, name, EAGER[name])
+            return EAGER[name](*args)
+
+    def _forward(self, rows: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
+        """F (R, n, K), out (R, n, M) and per-run losses (R,) for one data set."""
+        f = self._call("_hidden", self.params, rows, self.shape)
+        out, losses = self._call("_head", f, self.params["Vt"], y, None if self.fuse else target,
+                                 self.beta, self.loss)  # fused: the targets are built inline
+        return f, out, losses
+
     def _forward_train(self):
-        """Ridge-solve V if asked, then F (R, n, K), out (R, n, M) and per-run losses (R,)."""
+        """Ridge-solve V if asked, then the forward pass on the training set."""
         if self.ridge:
             self._solve_ridge()
-        f = nn.hidden(self.params, self.rows_train, self.shape)
-        out = nn.output(f, self.params["Vt"], self.beta)
-        return f, out, nn.loss_per_run(out, self.y_train, self.loss, self.target_train)
+        return self._forward(self.rows_train, self.y_train, self.target_train)
 
     def _update(self, grads: dict[str, torch.Tensor], epoch: int) -> None:
         self.opt.step(grads, self.lrs[epoch], self.wd, skip=("Vt",) if self.ridge else ())
 
     def _step(self, epoch: int) -> None:
-        """One unmeasured full-batch step (the fused path when `fuse`)."""
-        if self.ridge:
-            self._solve_ridge()
-        try:
-            losses = self._losses(self.params, self.rows_train, self.y_train,
-                                  None if self.fuse else self.target_train,  # fused: built inline
-                                  self.beta, self.shape, self.loss)
-        except Exception as exc:  # a compiler missing on this machine must not lose the run
-            if self._losses is train_losses:
-                raise
-            log.warning("torch.compile failed (%s); training continues unfused", exc)
-            self._losses = train_losses
-            losses = train_losses(self.params, self.rows_train, self.y_train, self.target_train, self.beta,
-                                  self.shape, self.loss)
+        """One unmeasured full-batch step."""
+        _, _, losses = self._forward_train()
         names = list(self.params)
         grads = torch.autograd.grad(losses.sum(), [self.params[k] for k in names])
         self._update(dict(zip(names, grads)), epoch)
@@ -295,15 +304,14 @@ class BatchTrainer:
         W, Vt = self.params["W"].detach(), self.params["Vt"].detach()
         R = len(self.ids)
         with torch.no_grad():
-            f_test = nn.hidden(self.params, self.rows_test, self.shape)
-            out_test = nn.output(f_test, Vt, self.beta)
+            _, out_test, test_losses = self._forward(self.rows_test, self.y_test, self.target_test)
             v0 = _norm(self.init["Vt"])
             cols = {
                 "epoch": torch.full((R,), float(epoch), device=self.device),
                 "train_acc": nn.accuracy(out.detach(), self.y_train),
                 "test_acc": nn.accuracy(out_test, self.y_test),
                 "train_loss": losses.detach(),
-                "test_loss": nn.loss_per_run(out_test, self.y_test, self.loss, self.target_test),
+                "test_loss": test_losses,
                 "gf_norm": _norm(g_f) * nn.grad_scale(self.loss, self.n_train),
                 "w_drift": _norm(W - self.init["W"]) / _norm(self.init["W"]),
                 "v_drift": torch.where(v0 > 0, _norm(Vt - self.init["Vt"]) / v0, torch.nan),
