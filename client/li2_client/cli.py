@@ -120,7 +120,7 @@ def cmd_submit(client: Client, a) -> int:
         emit_json(exp.data)
     else:
         print_experiment(exp)
-    return EXIT_OK if exp.status != "failed" and exp.status != "cancelled" else EXIT_ERROR
+    return EXIT_ERROR if exp.status in ("failed", "cancelled") else EXIT_OK
 
 
 def cmd_status(client: Client, a) -> int:
@@ -164,8 +164,7 @@ def cmd_metrics(client: Client, a) -> int:
     exp = client.get(a.id)
     if a.csv:
         if a.csv == "-":
-            sys.stdout.write(exp._client._http.request("GET", f"/experiments/{exp.id}/metrics",
-                                                       params={"format": "csv"}).text)
+            sys.stdout.write(exp.metrics_csv_text())
         else:
             print(exp.metrics_csv(a.csv))
         return EXIT_OK
@@ -253,7 +252,8 @@ def cmd_health(client: Client, a) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=argparse.SUPPRESS, help="service URL (else LI2_URL, config file)")
-    common.add_argument("--token", default=argparse.SUPPRESS, help="API token (else LI2_TOKEN, config file)")
+    common.add_argument("--token", default=argparse.SUPPRESS,
+                        help="API token (else LI2_TOKEN, config file); write --token=T if T starts with -")
     common.add_argument("--profile", default=argparse.SUPPRESS, help="config-file profile (else LI2_PROFILE)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 

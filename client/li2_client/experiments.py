@@ -129,11 +129,14 @@ class Experiment:
         body = self._client._http.get_json(self._path("/metrics"))
         return body.get("columns", body)
 
+    def metrics_csv_text(self) -> str:
+        """Every metric row as CSV text (the server's rendering: header row, empty cells for NaN)."""
+        return self._client._http.request("GET", self._path("/metrics"), params={"format": "csv"}).text
+
     def metrics_csv(self, path: str | Path) -> Path:
-        """Write the metrics as CSV (the server's own rendering) to ``path``; return the path."""
-        resp = self._client._http.request("GET", self._path("/metrics"), params={"format": "csv"})
+        """Write the metrics as CSV to ``path``; return the path."""
         out = Path(path)
-        out.write_text(resp.text, encoding="utf-8")
+        out.write_text(self.metrics_csv_text(), encoding="utf-8", newline="")   # keep the CSV line ends
         return out
 
     def timeline(self) -> Timeline:

@@ -15,7 +15,7 @@ LI2 = Path(sys.executable).parent / "li2"
 def li2(live_service, alice, capsys):
     """Run `li2 ARGS` in-process with this service's URL and token; return (code, stdout, stderr)."""
     def run(*args):
-        code = main(["--url", live_service.url, "--token", alice, *args])
+        code = main(["--url", live_service.url, f"--token={alice}", *args])  # "=": tokens may start with "-"
         out = capsys.readouterr()
         return code, out.out, out.err
     return run
@@ -31,6 +31,14 @@ def test_status_list_timeline_metrics_as_json(li2, finished_exp, tmp_path):
     code, out, _ = li2("metrics", finished_exp.id, "--csv", str(tmp_path / "m.csv"))
     assert code == 0 and out.strip() == str(tmp_path / "m.csv")
     assert (tmp_path / "m.csv").read_text().startswith("epoch,")
+    code, out, _ = li2("metrics", finished_exp.id, "--csv", "-")
+    assert code == 0 and out.splitlines() == out_lines(tmp_path / "m.csv")
+    code, out, _ = li2("metrics", finished_exp.id, "--json")
+    assert code == 0 and len(json.loads(out)["columns"]["epoch"]) == len(out_lines(tmp_path / "m.csv")) - 1
+
+
+def out_lines(path):
+    return path.read_text().splitlines()
 
 
 def test_human_tables(li2, finished_exp):

@@ -42,7 +42,7 @@ def test_client_installs_alone_and_works(tmp_path, live_service, alice, finished
     assert report["status"] == "succeeded" and report["metrics_type"] == "dict"
     assert "epoch" in report["columns"]
     assert report["file"].startswith(str(venv))         # the installed copy, not the source tree
-    cli = subprocess.run([str(venv / "bin" / "li2"), "--url", live_service.url, "--token", alice, "--json",
+    cli = subprocess.run([str(venv / "bin" / "li2"), "--url", live_service.url, f"--token={alice}", "--json",
                           "status", finished_exp.id], capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["status"] == "succeeded"
