@@ -60,6 +60,7 @@ def test_degenerate_sweeps_do_not_raise():
     assert one_m["r2"] is None and "note" in one_m
     assert [c["method"] for c in one_m["critical"]] == ["midpoint", "bounded"]
     assert fit_scaling_law([])["c"] is None
+    assert fit_scaling_law([])["grokking_time_vs_wd"]["a"] is None
     stopped = run(11, 20, True)
     stopped["summary"]["stopped"] = True
     assert fit_scaling_law([stopped])["critical"] == []

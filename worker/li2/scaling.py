@@ -13,7 +13,8 @@ did not are *censored* — "not within budget", counted as not (yet) successful.
 Then n* = c·M·ln M (Theorem 4's form, natural log) is fitted by least squares on ln n*, with a 95 %
 bootstrap interval (resampling runs within each M and refitting everything), R², residuals and a
 curve; the free power law a·M^b is the alternative, compared by AIC on the same log residuals.
-Nothing raises on degenerate sweeps: missing pieces come back as None with a "note".
+Nothing raises on degenerate sweeps: missing pieces come back as None with a "note". The same
+dict carries `grokking_time_vs_wd` (t = A·wd^−a over grokked runs), so `sweep.json` holds both.
 """
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ def fit_scaling_law(runs: list[dict], *, bootstrap: int = BOOTSTRAP, seed: int =
                          "n_runs": len(pts), "successes": int(sum(p[1] for p in pts))})
     fitted = [c for c in critical if c["n_star"] is not None and c["order"] >= 3]
     out = {"form": FORM, "c": None, "ci95": [None, None], "r2": None, "critical": critical,
-           "alternatives": [], "aic": None, "residuals": [], "curve": [], "n_orders_fitted": len(fitted)}
+           "alternatives": [], "aic": None, "residuals": [], "curve": [], "n_orders_fitted": len(fitted),
+           "grokking_time_vs_wd": fit_grokking_time_vs_wd(runs, bootstrap=bootstrap, seed=seed)}
     if not fitted:
         out["note"] = "no group order with both successes and failures: n* is only bounded, c not fitted"
         return out
@@ -130,7 +132,7 @@ def fit_scaling_law(runs: list[dict], *, bootstrap: int = BOOTSTRAP, seed: int =
     out["c"] = c
     out["residuals"] = [{"order": int(M), "n_star": float(n), "fitted": float(c * M * math.log(M)),
                          "log_residual": float(r)} for M, n, r in zip(Ms, ns, logres)]
-    grid = np.linspace(min(Ms.min(), 3.0), Ms.max(), 50)
+    grid = np.linspace(max(3.0, 0.8 * Ms.min()), 1.1 * Ms.max(), 50)
     out["curve"] = [{"order": float(M), "n_star": float(c * M * math.log(M))} for M in grid]
     tot = float(np.sum((np.log(ns) - np.log(ns).mean()) ** 2))
     out["r2"] = float(1 - np.sum(logres ** 2) / tot) if len(ns) > 1 and tot > 0 else None
@@ -180,7 +182,7 @@ def fit_grokking_time_vs_wd(runs: list[dict], *, bootstrap: int = BOOTSTRAP, see
     pts = [(float(r["spec"]["training"]["weight_decay"]), float(r["summary"]["epoch_generalized"]))
            for r in runs
            if (r.get("summary") or {}).get("grokked") and r["summary"].get("epoch_generalized")
-           and float(r["spec"]["training"]["weight_decay"]) > 0]
+           and float(r["spec"].get("training", {}).get("weight_decay", 0.0)) > 0]
     out = {"form": "t = A·wd^-a", "a": None, "A": None, "ci95": [None, None], "r2": None,
            "points": [{"weight_decay": w, "epoch_generalized": t} for w, t in pts]}
     if len({w for w, _ in pts}) < 2:
