@@ -96,12 +96,12 @@ class _RidgeSolver:
         self.Ft, self.small_k = Ft, K <= n
         A = C if self.small_k else Ft @ Ft.transpose(1, 2)                              # (R, m, m)
         m = A.shape[-1]
-        floor = 1e-9 * torch.diagonal(A, dim1=1, dim2=2).mean(1).clamp_min(1e-300)
-        self.eta = torch.maximum(eta, floor)                                           # (R,)
+        scale = torch.diagonal(A, dim1=1, dim2=2).mean(1).clamp_min(1e-300)          # mean eigenvalue
+        self.eta = torch.maximum(eta, 1e-9 * scale)                                    # (R,)
         eye = torch.eye(m, dtype=A.dtype, device=A.device)
         L, info = torch.linalg.cholesky_ex(A + self.eta[:, None, None] * eye)
-        if bool((info > 0).any()):                                                      # rank-deficient: more jitter
-            L = torch.linalg.cholesky(A + (self.eta + 1e-6 * floor / 1e-9)[:, None, None] * eye)
+        if bool((info > 0).any()):                                                      # numerically singular
+            L = torch.linalg.cholesky(A + (self.eta + 1e-6 * scale)[:, None, None] * eye)
         self.L = L
         self.Z = None if self.small_k else torch.linalg.solve_triangular(L, Ft, upper=False)   # (R, n, K)
 

@@ -76,15 +76,14 @@ def ascend(w0: torch.Tensor, data: EnergyData, act: str = "sqr", steps: int = 30
            tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Projected (Riemannian) gradient ascent of E on the unit sphere, batched over starts.
 
-    w0: (S, d). Step size per start is 1/(2·‖∇E‖ at the start)-scaled and halved whenever a step
-    would lower E, so every start climbs monotonically. Returns (w (S, d), E (S,), tangent-gradient
-    norm relative to E (S,)).
+    w0: (S, d). Each start has its own step size, 1/‖∇E(w0)‖ at first, ×1.2 after a step that raises
+    E and ×0.5 (step rejected) after one that would lower it, so every start climbs monotonically.
+    Returns (w (S, d), E (S,), tangent-gradient norm relative to E (S,)).
     """
     w = w0 / w0.norm(dim=1, keepdim=True)
     S = w.shape[0]
-    lr = torch.full((S, 1), 0.0, dtype=w.dtype, device=w.device)
     e, g = _energy_grad(w, data, act)
-    lr[:] = (1.0 / (g.norm(dim=1, keepdim=True) + 1e-12))              # first step moves ~1 rad·scale
+    lr = 1.0 / (g.norm(dim=1, keepdim=True) + 1e-12)                    # (S, 1)
     rel = torch.ones(S, dtype=w.dtype, device=w.device)
     for _ in range(steps):
         gt = g - (g * w).sum(1, keepdim=True) * w                        # tangent gradient (S, d)

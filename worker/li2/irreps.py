@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-import hashlib
 
 import numpy as np
 
@@ -66,8 +65,7 @@ def decompose(task) -> list[Irrep] | None:
     if not getattr(task, "is_group", False):
         return None
     table = np.ascontiguousarray(task.table, dtype=np.int64)
-    key = hashlib.sha256(table.tobytes()).hexdigest()
-    return list(_decompose_cached(key, table.tobytes(), table.shape[0], tuple(task.factors or ()),
+    return list(_decompose_cached(table.tobytes(), table.shape[0], tuple(task.factors or ()),
                                   bool(task.is_abelian)))
 
 
@@ -77,7 +75,7 @@ def not_a_group_note(task) -> str:
 
 
 @lru_cache(maxsize=32)
-def _decompose_cached(key: str, raw: bytes, M: int, factors: tuple, abelian: bool) -> tuple[Irrep, ...]:
+def _decompose_cached(raw: bytes, M: int, factors: tuple, abelian: bool) -> tuple[Irrep, ...]:
     table = np.frombuffer(raw, dtype=np.int64).reshape(M, M)
     if abelian and factors:
         irreps = _abelian_dft(table, factors)
