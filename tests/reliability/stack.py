@@ -333,6 +333,16 @@ class Stack:
         with self.engine.connect() as c:
             return c.scalar(sa.select(sa.func.max(t.c.epoch)).where(t.c.experiment_id == exp_id, t.c.kind == "resume"))
 
+    def assert_settled(self) -> None:
+        """The resource invariant after a fault (Ray's chaos tests): no run is left queued or running."""
+        from li2_service import models
+
+        t = models.Experiment.__table__
+        with self.engine.connect() as c:
+            left = c.execute(sa.select(t.c.id, t.c.status, t.c.claimed_by)
+                             .where(t.c.status.in_(("queued", "running")))).all()
+        assert not left, f"runs left active after the test: {left}\n{self.tail_logs()}"
+
     def status(self, exp_id: str) -> str:
         return self.experiment(exp_id)["status"]
 

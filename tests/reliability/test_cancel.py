@@ -45,3 +45,4 @@ def test_cancel_queued_and_running_frees_the_slot(stack):
     assert stack.count(models.Result, experiment_id=queued_id) == 0
     assert api.post(f"/experiments/{long_id}/cancel").status_code == 409  # terminal: nothing to cancel
     assert stack.status(long_id) == "cancelled"
+    stack.assert_settled()

@@ -52,6 +52,7 @@ def test_redis_restart_loses_nothing(stack, redis_server):
     for row in rows[1:]:
         assert row["enqueued_at"] > outage_started, f"run {row['id']} was never re-enqueued after the outage"
     assert "re-enqueueing" in stack.workers["a"].log()
+    stack.assert_settled()
 
 
 @pytest.mark.timeout(300)
@@ -80,3 +81,4 @@ def test_api_restart_mid_sweep_completes_the_sweep(stack):
     runs = api.get(f"/sweeps/{sweep_id}/runs").json()["items"]
     assert len(runs) == 4
     assert_each_succeeded_once(stack, [run["id"] for run in runs], 10)
+    stack.assert_settled()

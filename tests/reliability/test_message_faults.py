@@ -59,6 +59,7 @@ def test_duplicate_and_late_messages_execute_once(stack):
     assert (after["status"], after["attempt"], after["finished_at"]) == ("succeeded", 1, row["finished_at"])
     assert stack.count(models.Result, experiment_id=exp_id) == 1
     assert api.get(f"/experiments/{exp_id}/metrics").json() == result_before
+    stack.assert_settled()
 
 
 @pytest.mark.timeout(300)
@@ -77,3 +78,4 @@ def test_pickled_message_is_refused_and_not_executed(stack, tmp_path):
     row = stack.wait_status(exp_id, ("succeeded", "failed", "cancelled"), 120)
     assert row["status"] == "succeeded" and worker.alive()
     assert not canary.exists()
+    stack.assert_settled()

@@ -78,6 +78,7 @@ def test_kill_9_mid_run_resumes_from_last_checkpoint(stack, tmp_path):
         tensors = load_safetensors(blob.content)
         assert tensors and all(t.numel() > 0 for t in tensors.values())
         assert not blob.content.startswith(b"\x80"), "pickle protocol header"
+    stack.assert_settled()
 
 
 @pytest.mark.timeout(400)
@@ -103,3 +104,4 @@ def test_sigterm_checkpoints_and_the_run_resumes_elsewhere(stack, tmp_path):
 
     body = assert_finished_once_from_checkpoint(stack, api, exp_id, victim, ckpt_epoch, tmp_path, spec)
     assert body["max_attempts"] >= 3  # a graceful stop does not use up a retry
+    stack.assert_settled()
