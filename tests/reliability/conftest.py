@@ -6,6 +6,8 @@ short recovery knobs below, so a killed worker's lease expires in seconds instea
 """
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,6 +29,11 @@ FAST_RECOVERY = {
 
 @pytest.fixture
 def redis_server(tmp_path):
+    """A private redis-server (the tests stop and restart it; the shared one on 6379 is never touched)."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("LI2_REQUIRE_SERVICES") == "1":
+            pytest.fail("redis-server is required (LI2_REQUIRE_SERVICES=1) but not on PATH")
+        pytest.skip("redis-server not on PATH")
     server = RedisServer(tmp_path)
     server.start()
     yield server
