@@ -1,8 +1,8 @@
 """matplotlib pictures from the API's JSON: training curves with the stages shaded, the irrep
 spectrum of the learned features, and the scaling law with its 95 % band.
 
-When the science core is installed next to the SDK (``li2.plots``), ``plot_experiment`` hands
-the data to its ``plot_run``, so the pictures are the very ones ``li2lab run --plots``
+When the science core is installed next to the SDK (``li2.plots``), ``plot_experiment`` and
+``plot_sweep`` hand the data to its ``plot_run`` / ``plot_sweep``, so the pictures are the very ones ``li2lab run --plots``
 draws; otherwise (the usual case for a light ``pip install li2-client[plots]``) the small drawing
 code below is used. Both write PNG files and return their paths.
 """
@@ -16,6 +16,7 @@ from .results import Features, ScalingLaw, Timeline
 
 if TYPE_CHECKING:
     from .experiments import Experiment
+    from .sweeps import Sweep
 
 STAGE_COLORS = {"lazy": "#d9d9d9", "independent": "#a6cee3", "interactive": "#b2df8a"}
 
@@ -157,3 +158,16 @@ def plot_experiment(exp: "Experiment", out_dir: str | Path, *, spectrum: bool = 
     if features is not None and features.power:
         paths.append(plot_spectrum(features, out / f"spectrum_{tag}.png", title=f"experiment {tag}"))
     return paths
+
+
+def plot_sweep(sweep: "Sweep", out_dir: str | Path, *, partial: bool = False, use_core: bool = True) -> list[Path]:
+    """Fetch the sweep's scaling law (and, for the core's picture, its runs); draw into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    law = sweep.scaling_law(partial=partial)
+    core = _core_plots() if use_core else None
+    if core is not None and hasattr(core, "plot_sweep"):
+        paths = core.plot_sweep({"runs": sweep.run_items(), "scaling_law": law.raw}, out)
+        if paths:
+            return [Path(p) for p in paths]
+    return [plot_scaling_law(law, out / f"scaling_law_{sweep.id[:8]}.png", title=f"sweep {sweep.id[:8]}")]

@@ -120,10 +120,11 @@ class Sweep:
         params = {"partial": "true"} if partial else None
         return ScalingLaw.from_dict(self._client._http.get_json(f"/sweeps/{self.id}/scaling-law", params))
 
-    def plot(self, out_dir: str | Path, partial: bool = False) -> list[Path]:
-        """Save the scaling-law plot (critical sizes, fitted curve, 95 % band) into ``out_dir``."""
+    def plot(self, out_dir: str | Path, partial: bool = False, use_core: bool = True) -> list[Path]:
+        """Save the scaling-law plot (critical sizes, fitted c·M·ln M, 95 % band) into ``out_dir``.
+        ``use_core=False`` draws with the SDK's own code even when ``li2.plots`` is installed."""
         from . import plots
-        return [plots.plot_scaling_law(self.scaling_law(partial=partial), Path(out_dir) / f"scaling_law_{self.id[:8]}.png")]
+        return plots.plot_sweep(self, out_dir, partial=partial, use_core=use_core)
 
     def __repr__(self) -> str:
         return f"<Sweep {self.id} {self.status} {self.n_runs} runs {self.counts}>"

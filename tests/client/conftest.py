@@ -5,7 +5,7 @@ Embedded mode = SQLite database + kombu SQLite broker + one worker subprocess, a
 whole session; users are created with ``li2lab users create`` (which prints the token alone).
 
 Limits are set low so quota errors can be triggered for real and cheaply:
-LI2_MAX_ACTIVE_PER_USER=8 and LI2_MAX_SWEEP_RUNS=8 (the sweep test uses exactly 8 runs).
+LI2_MAX_ACTIVE_PER_USER=10 and LI2_MAX_SWEEP_RUNS=10 (the sweep test uses 8 runs).
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import requests
 BIN = Path(sys.executable).parent
 # The `li2lab` executable to run (default: the one beside this Python, i.e. the project's venv).
 LI2LAB = os.environ.get("LI2_TEST_LI2LAB") or str(BIN / "li2lab")
-MAX_ACTIVE = 8
-MAX_SWEEP_RUNS = 8
+MAX_ACTIVE = 10
+MAX_SWEEP_RUNS = 10
 READY_TIMEOUT_S = 180
 
 

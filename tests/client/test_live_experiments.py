@@ -105,3 +105,17 @@ def test_forced_run_times_out_then_cancels(client, finished_exp, tiny):
     assert exp.status == "cancelled"
     with pytest.raises(Conflict):
         client.cancel(exp.id)                            # already final
+
+
+def test_same_idempotency_key_gives_the_same_run_even_forced(client, tiny):
+    """What makes submit retries safe: the server answers a repeated key with the first run."""
+    first = client.submit(tiny(seed=7, epochs=20000), force=True, idempotency_key="retry-test-1")
+    try:
+        again = client.submit(tiny(seed=7, epochs=20000), force=True, idempotency_key="retry-test-1")
+        assert again.id == first.id
+        other = client.submit(tiny(seed=7, epochs=20000), force=True, idempotency_key="retry-test-2")
+        assert other.id != first.id
+        other.cancel().wait(timeout=120, poll=0.5, progress=False, raise_on_failure=False)
+    finally:
+        first.cancel().wait(timeout=120, poll=0.5, progress=False, raise_on_failure=False)
+    assert first.status == "cancelled"

@@ -35,8 +35,14 @@ def test_scaling_law_is_typed_and_consistent(finished_sweep, tmp_path):
     assert law.c > 0 and (lo is None or lo <= law.c <= hi)
     assert law.predict(13) == pytest.approx(law.c * 13 * 2.564949, rel=1e-5)
     assert law.raw["partial"] is False
-    paths = finished_sweep.plot(tmp_path)
-    assert paths[0].read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("use_core", [True, False])
+def test_scaling_law_plot(finished_sweep, tmp_path, use_core):
+    paths = finished_sweep.plot(tmp_path, use_core=use_core)
+    assert paths and all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+    if not use_core:
+        assert [p.name for p in paths] == [f"scaling_law_{finished_sweep.id[:8]}.png"]
 
 
 def test_sweep_listing_and_handles(client, finished_sweep):
