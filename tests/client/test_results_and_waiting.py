@@ -88,3 +88,19 @@ def test_wait_for_timeout_says_what_state_it_was_in(status, hint):
         wait_for(lambda: status, what="experiment abc", timeout=5, poll=2, clock=clock, sleep=clock.sleep)
     assert "experiment abc" in str(info.value) and "5 s" in str(info.value)
     assert clock.t == 5                       # never sleeps past the deadline
+
+
+def test_progress_without_tqdm_prints_only_changes(monkeypatch, capsys):
+    import sys
+
+    from li2_client.polling import ProgressBar
+    monkeypatch.setitem(sys.modules, "tqdm", None)          # makes `import tqdm.auto` fail
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    bar = ProgressBar("abc", "epoch", enabled=True)
+    for n in (0, 0, 5, 5):
+        bar.update(n, 10, "running")
+    bar.close()
+    assert capsys.readouterr().err.splitlines() == ["abc: 0/10 epoch running", "abc: 5/10 epoch running"]
+    silent = ProgressBar("abc", "epoch", enabled=False)
+    silent.update(1, 10, "x")
+    assert capsys.readouterr().err == ""
