@@ -11,12 +11,12 @@ Talks HTTP only: no torch, flask, celery or SQLAlchemy is imported or installed.
 """
 __version__ = "0.1.0"
 
-from .errors import (AuthError, Conflict, Li2Error, NotFound, QuotaExceeded, ServerError,  # noqa: E402
-                     ValidationError, WaitTimeout)
+from .errors import (AuthError, Conflict, Li2Error, NotFound, QuotaExceeded, RunFailed,  # noqa: E402
+                     ServerError, ValidationError, WaitTimeout)
 from .config import ConfigError  # noqa: E402
 from .builder import Spec, SpecBuilder  # noqa: E402
 from .results import Features, Predictions, ScalingLaw, Stage, Timeline  # noqa: E402
-from .experiments import Experiment, RunFailed  # noqa: E402
+from .experiments import Experiment  # noqa: E402
 from .sweeps import Sweep  # noqa: E402
 from .client import Client  # noqa: E402
 

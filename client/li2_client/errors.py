@@ -59,6 +59,10 @@ class WaitTimeout(Li2Error, TimeoutError):
     """``wait()`` gave up before the run reached a final state."""
 
 
+class RunFailed(Li2Error):
+    """``Experiment.wait()`` saw the run end ``failed`` or ``cancelled``; the message has the server's reason."""
+
+
 def _flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     """Flatten marshmallow-style nested error dicts into ``{"a.b": [msgs]}``."""
     out: dict[str, list[str]] = {}

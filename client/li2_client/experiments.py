@@ -9,16 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Li2Error
+from .errors import RunFailed
 from .polling import TERMINAL, ProgressBar, wait_for
 from .results import Features, Predictions, Timeline
 
 if TYPE_CHECKING:
     from .client import Client
-
-
-class RunFailed(Li2Error):
-    """``wait()`` saw the run end as ``failed`` or ``cancelled``; ``message`` holds the server's reason."""
 
 
 def columns_to_frame(columns: dict[str, list]):
