@@ -125,7 +125,10 @@ def cmd_submit(client: Client, a) -> int:
 
 def cmd_status(client: Client, a) -> int:
     exp = client.get(a.id)
-    emit_json(exp.data) if a.json else print_experiment(exp)
+    if a.json:
+        emit_json(exp.data)
+    else:
+        print_experiment(exp)
     return EXIT_OK
 
 
@@ -141,7 +144,10 @@ def cmd_list(client: Client, a) -> int:
 
 def cmd_cancel(client: Client, a) -> int:
     exp = client.cancel(a.id)
-    emit_json({"id": exp.id, "status": exp.status}) if a.json else print(f"{exp.id}: {exp.status}")
+    if a.json:
+        emit_json({"id": exp.id, "status": exp.status})
+    else:
+        print(f"{exp.id}: {exp.status}")
     return EXIT_OK
 
 
@@ -244,7 +250,10 @@ def cmd_sweep_law(client: Client, a) -> int:
 
 def cmd_health(client: Client, a) -> int:
     body = client.health()
-    emit_json(body) if a.json else print(f"{client.url}: " + ", ".join(f"{k}={v}" for k, v in body.items()))
+    if a.json:
+        emit_json(body)
+    else:
+        print(f"{client.url}: " + ", ".join(f"{k}={v}" for k, v in body.items()))
     return EXIT_OK
 
 

@@ -117,3 +117,10 @@ def test_argument_errors_exit_2(capsys):
 def test_format_table_aligns_columns():
     text = format_table(["a", "long"], [[1.23456789, None], ["xyz", 5]])
     assert text.splitlines() == ["a      long", "-----  ----", "1.235  —", "xyz    5"]
+
+
+def test_health_and_cancel_finished_run(li2, finished_exp):
+    code, out, _ = li2("health", "--json")
+    assert code == 0 and json.loads(out)["status"] == "ok"
+    code, _, err = li2("cancel", finished_exp.id)
+    assert code == 1 and "Conflict" in err                # a finished run cannot be cancelled
