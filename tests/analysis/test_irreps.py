@@ -50,6 +50,7 @@ def test_quaternion_and_dihedral_share_degrees_but_not_characters():
         chi = two_d.characters[0]
         squares = task.table[np.arange(task.order), np.arange(task.order)]
         assert abs(chi[squares].mean() - expected) < 1e-8
+        assert two_d.kind == ("real" if expected > 0 else "quaternionic")
 
 
 def test_complex_pair_found_numerically_in_a4():

@@ -108,15 +108,18 @@ def _energy_grad(w: torch.Tensor, data: EnergyData, act: str) -> tuple[torch.Ten
     return e.detach(), g.detach()
 
 
+SINGLE_IRREP = 0.99          # a maximum with ≥ 99 % of its non-trivial power in one irrep
+
+
 def landscape(spec: dict, starts: int = 64, device: str = "cpu", seed: int = 0, *,
               on: str = "train", steps: int = 3000) -> dict:
     """Local maxima of E on the unit sphere for the spec's task, activation and training set.
 
     Ascends from `starts` random unit vectors on the spec's training set (`on="train"`) or on all
-    M^k samples (`on="full"`, the setting of Thm 2), clusters the end points into distinct maxima (same dominant irrep — or
-    "mixed" when concentration < 0.99 — and energy equal within 1e-3 relative), and reports each
-    maximum's energy on the training set and on the full data set, dominant irrep, concentration and
-    basin share. This is the content of landscape.json.
+    M^k samples (`on="full"`, the setting of Thm 2), clusters the end points into distinct maxima
+    (same dominant irrep and energy equal within 1e-3 relative), and reports each maximum's energy
+    on the training set and on the full data set, dominant irrep, concentration, `single_irrep`
+    (concentration ≥ 0.99, a Thm 2 maximum) and basin share. This is the content of landscape.json.
     """
     from li2.groups import build_task
     from li2.spec import validate_spec
@@ -139,12 +142,14 @@ def landscape(spec: dict, starts: int = 64, device: str = "cpu", seed: int = 0, 
     if irreps is not None:
         power = features_mod.node_powers(W, irreps, operands).sum(0)     # (S, n_irreps)
         dom, conc, _ = features_mod.concentration_of(power, irreps)
-        dom_label = [irreps[k].label if c >= 0.99 else "mixed" for k, c in zip(dom, conc)]
+        dom_label = [irreps[k].label for k in dom]
     else:
         conc = np.full(starts, np.nan)
         dom_label = ["not a group"] * starts
     maxima = _cluster_maxima(e_train.cpu().numpy(), e_full.cpu().numpy(), conc, dom_label,
                              rel.cpu().numpy())
+    for m in maxima:
+        m["single_irrep"] = m["concentration"] is not None and m["concentration"] >= SINGLE_IRREP
     out = {
         "task": task.name, "order": task.order, "operands": operands, "activation": act,
         "data": "full" if rows is None else "train", "n": train.n, "starts": starts, "seed": seed,
@@ -159,12 +164,15 @@ def landscape(spec: dict, starts: int = 64, device: str = "cpu", seed: int = 0, 
 
 
 def theory_energies(task, irreps: list) -> list[dict]:
-    """Corrected Thm 2 values for σ = x², ‖w‖ = 1, full data, two operands: E* = M/(2d) for an irrep
-    with a real-valued character, M/(4d) for a complex pair (the paper prints M/(8d), M/(16d)).
+    """Corrected Thm 2 maxima for σ = x², ‖w‖ = 1, full data, two operands: E* = M/(2d) for a
+    real-type irrep, M/(4d) for a complex pair (the paper prints M/(8d), M/(16d)) and M/(4d) for a
+    quaternionic irrep.
 
     Derivation (abelian, d = 1): with u, v of norms α, β in one frequency, z_h = 2(u∗v)(h) + const
     and ‖u∗v‖² = α²β²·(M/2) for a pair or α²β²·M for a real character, so E = ½·4·‖u∗v‖² is maximal
-    at α² = β² = ½. Non-abelian: Schur orthogonality adds the 1/d factor (paper Eq. 20, 25).
+    at α² = β² = ½. Non-abelian: Schur orthogonality adds the 1/d factor (paper Eq. 20, 25). A
+    quaternionic irrep is irreducible over R only as a 2d-dimensional block, like a complex pair;
+    its value M/(4d) is what the landscape finds (Q_8: 1.0), the paper does not treat this case.
     """
     M = task.order
     return [{"irrep": ir.label, "dim": ir.dim, "kind": ir.kind,

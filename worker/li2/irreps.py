@@ -19,7 +19,9 @@ Two routes, both exact up to float rounding:
   as one real scalar, so the eigen-decomposition of its regular matrix L_z (M, M), which is
   symmetric, splits R^M into the folded components. An antisymmetric central element tells complex
   pairs (non-zero on them) from real-valued characters (zero), and splits a pair into χ and χ̄;
-  characters follow as χ(g) = tr(R_g Π_χ) / d. Labels are "1d#0" (trivial), "2d#1", ….
+  characters follow as χ(g) = tr(R_g Π_χ) / d. The Frobenius–Schur indicator (1/M)Σ_g χ(g²)
+  separates real-type (+1) from quaternionic (−1, e.g. Q_8's 2-d irrep) characters. Labels are
+  "trivial", "1d#1", "2d#4", ….
 
 Expressions (not groups) have no irreps: `decompose` returns None and callers report "not a group".
 """
@@ -202,7 +204,13 @@ def _numerical(table: np.ndarray) -> list[Irrep]:
             d = int(round(np.sqrt(r)))
             chi = regular_traces(table, P) / d + 0j
             chars = (chi,)
-        kind = TRIVIAL if trivial else ("complex_pair" if pair else "real")
+        if trivial:
+            kind = TRIVIAL
+        elif pair:
+            kind = "complex_pair"
+        else:   # Frobenius–Schur indicator (1/M) Σ_g χ(g²): +1 real type, −1 quaternionic type
+            squares = table[np.arange(M), np.arange(M)]
+            kind = "quaternionic" if chars[0][squares].real.mean() < -0.5 else "real"
         out.append((kind, d, basis, chars))
     out.sort(key=lambda x: (x[0] != TRIVIAL, x[1], x[2].shape[1]))
     irreps, counter = [], 0
