@@ -1,8 +1,6 @@
 """Stage timeline and summary on synthetic metric columns (each criterion made to fire on purpose)."""
 import math
 
-import pytest
-
 from li2.timeline import build_timeline, summarize
 
 EPOCHS = list(range(0, 100, 5))                                        # 20 measurements

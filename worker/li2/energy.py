@@ -158,7 +158,7 @@ def landscape(spec: dict, starts: int = 64, device: str = "cpu", seed: int = 0, 
     }
     if irreps is None:
         out["note"] = irreps_mod.not_a_group_note(task)
-    elif act == "sqr":
+    elif act == "sqr" and operands == 2:
         out["theory_full_data"] = theory_energies(task, irreps)
     return out
 
