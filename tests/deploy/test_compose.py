@@ -272,3 +272,16 @@ def test_build_targets_are_stages_of_the_dockerfile():
             if "build" in svc:
                 assert svc["build"]["target"] in stages, name
                 assert svc["image"].startswith(f"li2lab-{svc['build']['target']}:"), name
+
+
+def test_the_readme_block_for_a_second_gpu_adds_a_valid_worker_with_its_own_gpu():
+    section = (ROOT / "README.md").read_text().split("### Several GPUs", 1)[1].split("\n### ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    text = MAIN.read_text().replace("\nvolumes:\n", "\n" + block + "\nvolumes:\n", 1)
+    doc = yaml.safe_load(interpolate(text, example_env()))
+    jsonschema.Draft201909Validator(SCHEMA).validate(doc)
+    found = workers(doc)
+    assert len(found) == 2
+    ids = [svc["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] for svc in found.values()]
+    assert sorted(ids) == [["0"], ["1"]]
+    assert all(svc["init"] and svc["healthcheck"] for svc in found.values()), "the merge carries the settings"
