@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-CLIENT_DIR = Path(__file__).resolve().parents[2] / "client"
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT_DIR = ROOT / "client"
+CONSTRAINTS = ROOT / "requirements" / "constraints.txt"   # same pinned requests as `make install` (cache hit)
 HEAVY = ("torch", "flask", "celery", "sqlalchemy", "kombu", "numpy", "pandas", "li2", "li2_service")
 
 CHECK = """
@@ -30,7 +32,8 @@ def test_client_installs_alone_and_works(tmp_path, live_service, alice, finished
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     py = venv / "bin" / "python"
-    pip = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(CLIENT_DIR)],
+    pip = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                          "-c", str(CONSTRAINTS), str(CLIENT_DIR)],
                          capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr[-3000:]
     script = CHECK.replace("EXP_ID", repr(finished_exp.id))
