@@ -75,3 +75,10 @@ def test_grokking_time_power_law_in_weight_decay():
     assert fit["ci95"][0] < fit["a"] < fit["ci95"][1]
     assert len(fit["points"]) == 15
     assert fit_grokking_time_vs_wd(runs[:3])["a"] is None               # one wd only
+
+
+def test_dataset_section_takes_precedence_over_the_spec():
+    r = run(11, 20, True)
+    r["dataset"] = {"order": 11, "train_size": 37}
+    law = fit_scaling_law([r, run(11, 10, False)])
+    assert law["critical"][0]["n_star"] == pytest.approx(math.sqrt(10 * 37))

@@ -159,12 +159,12 @@ def plot_sweep(sweep: dict, out_dir: str) -> list[str]:
     crit = law.get("critical") or []
     if not crit:
         return []
-    from li2.spec import resolve_train_size, task_order
+    from li2.scaling import order_and_size
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for run in sweep.get("runs", []):
         try:
-            M, n = task_order(run["spec"]["task"]), resolve_train_size(run["spec"])
+            M, n = order_and_size(run)
         except (KeyError, TypeError, ValueError):
             continue
         ok = bool((run.get("summary") or {}).get("grokked"))

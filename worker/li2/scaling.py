@@ -27,16 +27,15 @@ FORM = "n* = c·M·ln M"
 BOOTSTRAP = 400
 
 
-def _order_of(spec: dict) -> int:
-    from li2.spec import task_order
+def order_and_size(run: dict) -> tuple[int, int]:
+    """(M, n) of a sweep run: from its `dataset` section when present (what the runner really used),
+    else computed from the normalised spec."""
+    ds = run.get("dataset") or {}
+    if ds.get("order") is not None and ds.get("train_size") is not None:
+        return int(ds["order"]), int(ds["train_size"])
+    from li2.spec import resolve_train_size, task_order
 
-    return int(task_order(spec["task"]))
-
-
-def _train_size_of(spec: dict) -> int:
-    from li2.spec import resolve_train_size
-
-    return int(resolve_train_size(spec))
+    return int(task_order(run["spec"]["task"])), int(resolve_train_size(run["spec"]))
 
 
 def _outcomes(runs: list[dict]) -> dict[int, list[tuple[int, bool]]]:
@@ -46,8 +45,8 @@ def _outcomes(runs: list[dict]) -> dict[int, list[tuple[int, bool]]]:
         summary = run.get("summary") or {}
         if summary.get("stopped"):
             continue
-        spec = run["spec"]
-        by_m[_order_of(spec)].append((_train_size_of(spec), bool(summary.get("grokked"))))
+        M, n = order_and_size(run)
+        by_m[M].append((n, bool(summary.get("grokked"))))
     return dict(sorted(by_m.items()))
 
 
