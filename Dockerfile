@@ -24,11 +24,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/li2 \
     PATH=/opt/li2/bin:$PATH \
-    HOME=/srv/li2 \
-    LI2_ARTIFACT_DIR=/srv/li2/var/artifacts
+    HOME=/srv/li2
+# /srv/li2/var: where relative defaults such as LI2_ARTIFACT_DIR (./var/artifacts) land, writable.
 RUN groupadd --system --gid 10001 li2 \
  && useradd --system --uid 10001 --gid li2 --home-dir /srv/li2 --create-home --shell /usr/sbin/nologin li2 \
- && install -d -o li2 -g li2 /srv/li2/var /srv/li2/var/artifacts
+ && install -d -o li2 -g li2 /srv/li2/var
 WORKDIR /srv/li2
 
 # ---------------------------------------------------------------------------------------------
