@@ -17,7 +17,6 @@ runs × epochs / seconds.
 from __future__ import annotations
 
 import argparse
-import platform
 import re
 import shlex
 import sys
@@ -123,7 +122,9 @@ def time_plain(args) -> float:
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(0)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    from li2.environment import cpu_name
+
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def main(argv=None) -> int:

@@ -22,12 +22,21 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def cpu_name() -> str:
+    """The CPU model (Linux /proc/cpuinfo), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe(device: torch.device) -> dict:
     """The `environment` section of result.json: versions, device and its name."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {"li2": li2.__version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "cuda": torch.version.cuda, "device": str(device),
             "device_name": name, "threads": torch.get_num_threads()}

@@ -21,7 +21,11 @@ Per-run metric columns (see docs/architecture.md):
 plus the `li2.diagnostics` columns when that module is present and `training.diagnostics` is on
 (NaN otherwise).
 
-The host only synchronises at measurement epochs; between them the loop only queues kernels.
+The host only synchronises at measurement epochs; between them the loop only queues kernels. On
+CUDA the forward pass (in two parts, hidden layer and head, so F stays a graph node for G_F), its
+backward and the Adam update are compiled with torch.compile into a few fused kernels (same
+arithmetic; LI2_COMPILE=0 turns this off, LI2_COMPILE=1 turns it on for the CPU too). If the
+compiler is missing, training falls back to eager with a warning.
 """
 from __future__ import annotations
 
