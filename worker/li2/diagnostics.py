@@ -103,22 +103,25 @@ class _RidgeSolver:
         if bool((info > 0).any()):                                                      # numerically singular
             L = torch.linalg.cholesky(A + (self.eta + 1e-6 * scale)[:, None, None] * eye)
         self.L = L
-        self.Z = None if self.small_k else torch.linalg.solve_triangular(L, Ft, upper=False)   # (R, n, K)
 
     def ridge(self, Yt: torch.Tensor) -> torch.Tensor:
         """V_ridge = (F̃ᵀF̃ + ηI)⁻¹F̃ᵀỸ, (R, K, M)."""
         if self.small_k:
             return torch.cholesky_solve(self.Ft.transpose(1, 2) @ Yt, self.L)
-        return self.Z.transpose(1, 2) @ torch.linalg.solve_triangular(self.L, Yt, upper=False)
+        return self.Ft.transpose(1, 2) @ torch.cholesky_solve(Yt, self.L)                # F̃ᵀ(F̃F̃ᵀ+ηI)⁻¹Ỹ
 
     def b_offdiag(self, j: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
         """B_jl = [(F̃ᵀF̃ + ηI)⁻¹]_jl for index pairs j ≠ l of shape (R, P)."""
         if self.small_k:
             Binv = torch.cholesky_inverse(self.L)                                        # (R, K, K)
             return torch.gather(Binv.flatten(1), 1, j * Binv.shape[-1] + l)
-        Zj = torch.gather(self.Z, 2, j[:, None, :].expand(-1, self.Z.shape[1], -1))      # (R, n, P)
-        Zl = torch.gather(self.Z, 2, l[:, None, :].expand(-1, self.Z.shape[1], -1))
-        return -(Zj * Zl).sum(1) / self.eta[:, None]
+        # B_jl = −(1/η) z_jᵀz_l with z = L⁻¹f̃: solve only for the 2P columns involved.
+        n = self.Ft.shape[1]
+        cols = torch.cat([j, l], dim=1)                                                 # (R, 2P)
+        Z = torch.linalg.solve_triangular(
+            self.L, torch.gather(self.Ft, 2, cols[:, None, :].expand(-1, n, -1)), upper=False)   # (R, n, 2P)
+        P = j.shape[1]
+        return -(Z[:, :, :P] * Z[:, :, P:]).sum(1) / self.eta[:, None]
 
 
 def _repulsion(C, diag, solver: _RidgeSolver, eta) -> torch.Tensor:
