@@ -26,8 +26,22 @@ from dataclasses import dataclass
 
 import torch
 
+class _Square(torch.autograd.Function):
+    """x², with a backward of two passes (2·x·g) instead of autograd's three for x * x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return torch.mul(g, x).mul_(2.0)
+
+
 ACTIVATIONS = {
-    "sqr": lambda x: x * x,
+    "sqr": _Square.apply,
     "relu": torch.relu,
     "silu": torch.nn.functional.silu,
     "relusqr": lambda x: torch.relu(x).square(),
@@ -102,9 +116,27 @@ def hidden(params: dict[str, torch.Tensor], rows: torch.Tensor, shape: Shape) ->
     return f
 
 
-def output(f: torch.Tensor, Vt: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """β · F V: (R, n, K) × (R, K, M) -> (R, n, M); beta (R, 1, 1)."""
-    return torch.bmm(f, Vt) * beta
+class _TopLayer(torch.autograd.Function):
+    """F·V with every product in the orientation the CPU BLAS runs fastest (about 2× here):
+    forward (Vᵀ Fᵀ)ᵀ, backward dF = G Vᵀ and dV = (Gᵀ F)ᵀ — the same products as autograd's."""
+
+    @staticmethod
+    def forward(ctx, f, Vt):
+        ctx.save_for_backward(f, Vt)
+        return torch.bmm(Vt.transpose(1, 2), f.transpose(1, 2)).transpose(1, 2)   # (R, n, M) view
+
+    @staticmethod
+    def backward(ctx, g):
+        f, Vt = ctx.saved_tensors
+        d_f = torch.bmm(g, Vt.transpose(1, 2))                                       # (R, n, K)
+        d_vt = torch.bmm(g.transpose(1, 2), f).transpose(1, 2).contiguous()          # (R, K, M)
+        return d_f, d_vt
+
+
+def output(f: torch.Tensor, Vt: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
+    """β · F V: (R, n, K) × (R, K, M) -> (R, n, M); beta (R, 1, 1), or None for β = 1."""
+    out = _TopLayer.apply(f, Vt)
+    return out if beta is None else out * beta
 
 
 def centered_targets(y: torch.Tensor, order: int) -> torch.Tensor:

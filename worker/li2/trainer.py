@@ -59,8 +59,8 @@ def fuse_default(device: torch.device) -> bool:
 
 
 def head(f: torch.Tensor, Vt: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-         beta: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top layer and loss: out = β·F·V (R, n, M) and per-run losses (R,)."""
+         beta: torch.Tensor | None, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top layer and loss: out = β·F·V (R, n, M) and per-run losses (R,); beta None means β = 1."""
     out = nn.output(f, Vt, beta)
     return out, nn.loss_per_run(out, y, loss, target)
 
@@ -143,6 +143,7 @@ class BatchTrainer:
         self.x_test = torch.from_numpy(np.stack([s.x_test for s in self.splits])).to(dev)    # (R, n_test, k)
         self.y_test = torch.from_numpy(np.stack([s.y_test for s in self.splits])).to(dev)    # (R, n_test)
         self.beta = col([s["model"]["output_scale"] for s in specs]).view(R, 1, 1)
+        self.unit_beta = all(s["model"]["output_scale"] == 1.0 for s in specs)   # then skip the multiply
         self.eta = col([s["model"]["ridge_top"] or 0.0 for s in specs]).view(R, 1, 1)
         self.wd = col([s["training"]["weight_decay"] for s in specs])                     # (R,)
         self.lrs = lr_table([s["training"] for s in specs], self.epochs, dev)              # (E, R)
@@ -281,7 +282,7 @@ class BatchTrainer:
         """F (R, n, K), out (R, n, M) and per-run losses (R,) for one data set."""
         f = self._call("_hidden", self.params, rows, self.shape)
         out, losses = self._call("_head", f, self.params["Vt"], y, None if self.fuse else target,
-                                 self.beta, self.loss)  # fused: the targets are built inline
+                                 None if self.unit_beta else self.beta, self.loss)  # fused: targets inline
         return f, out, losses
 
     def _forward_train(self):
