@@ -82,7 +82,8 @@ def plain_loop(args, spec: dict, epochs: int) -> None:
     split = make_split(task, 2, train_count(spec), spec["seed"])
 
     def onehot(x):
-        return torch.cat([torch.nn.functional.one_hot(torch.from_numpy(x[:, j]), M) for j in range(2)], 1).float().to(dev)
+        hot = [torch.nn.functional.one_hot(torch.from_numpy(x[:, j]), M) for j in range(2)]
+        return torch.cat(hot, 1).float().to(dev)                # (n, 2M) concatenated one-hots
 
     xtr, xte = onehot(split.x_train), onehot(split.x_test)
     ytr, yte = torch.from_numpy(split.y_train).to(dev), torch.from_numpy(split.y_test).to(dev)

@@ -7,7 +7,8 @@ from li2.spec import validate_spec
 
 
 def build_spec(order=11, hidden=32, epochs=30, seed=1, fraction=0.5, diagnostics=False, **sections):
-    """A small valid spec; `sections` maps 'model'/'training' to dicts merged into the defaults, 'task'/'data' to replacements."""
+    """A small valid spec. `sections`: 'model'/'training' dicts are merged into the defaults,
+    'task'/'data' dicts replace them."""
     raw = {"task": {"group": "cyclic", "order": order}, "data": {"train_fraction": fraction},
            "model": {"hidden": hidden},
            "training": {"epochs": epochs, "diagnostics": diagnostics, "dense_until": 10, "eval_every": 5},

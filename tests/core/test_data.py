@@ -34,5 +34,6 @@ def test_three_operands_and_non_abelian_tasks_train(make_spec):
              make_spec(task={"group": "expression", "expression": "x*x + y", "modulus": 7}, epochs=8)]
     for spec in specs:
         res = run_batch([spec], "cpu")[0]
-        assert res["dataset"]["train_size"] + res["dataset"]["test_size"] == res["dataset"]["order"] ** spec["task"]["operands"]
+        ds = res["dataset"]
+        assert ds["train_size"] + ds["test_size"] == ds["order"] ** spec["task"]["operands"]
         assert all(math.isfinite(v) for v in res["metrics"]["train_loss"])

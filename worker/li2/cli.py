@@ -222,7 +222,8 @@ def run_delegate(name: str, rest: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="li2lab", description="Li2 Lab: grokking experiments, locally or as a service.")
+    parser = argparse.ArgumentParser(prog="li2lab",
+                                     description="Li2 Lab: grokking experiments, locally or as a service.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     devices = ("auto", "cpu", "cuda")
 

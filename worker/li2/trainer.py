@@ -216,10 +216,10 @@ class BatchTrainer:
               checkpoint_at: Callable[[int, int], bool] | None = None) -> list[RunOutcome]:
         """Train from `self.epoch` to the last epoch.
 
-        on_measure(index, epoch, metrics) after each measurement; should_stop() -> indices to stop,
-        asked at measurement epochs; checkpoint_at(index, epoch) says whether to call
-        on_checkpoint(index, epoch) at the start of `epoch` (before its measurement and step) and
-        after the last step (epoch = epochs); a run that is stopped always gets one at its stop.
+        on_measure(index, epoch, metrics) after each measurement. should_stop() -> indices to stop,
+        asked after every step (a host-side call, no device sync). checkpoint_at(index, epoch) says
+        whether to call on_checkpoint(index, epoch) at the start of `epoch` (before its measurement
+        and step) and after the last step (epoch = epochs); a stopped run always gets one at its stop.
         """
         start, finished = self.epoch, []
         for epoch in range(start, self.epochs + 1):
@@ -230,10 +230,10 @@ class BatchTrainer:
                         on_checkpoint(i, epoch)
             if epoch == self.epochs:
                 break
-            if not is_measurement_epoch(self.training, epoch):
+            if is_measurement_epoch(self.training, epoch):
+                self._measured_step(epoch, on_measure)
+            else:
                 self._step(epoch)
-                continue
-            self._measured_step(epoch, on_measure)
             stop = set(should_stop()) & set(self.ids) if should_stop else set()
             if stop:  # stopped runs leave the batch now, with a checkpoint to resume from
                 self.stopped |= stop
@@ -331,7 +331,8 @@ class BatchTrainer:
             cols["w_cos_step"] = _cos_distance(w_before, self.params["W"])
             cols["v_cos_step"] = _cos_distance(v_before, self.params["Vt"])
             nan = torch.full((R,), torch.nan, device=self.device)
-            table = torch.stack([cols.get(c, nan).to(self.device, torch.float32) for c in COLUMNS], dim=1).cpu().tolist()  # (R, C)
+            table = torch.stack([cols.get(c, nan).to(self.device, torch.float32) for c in COLUMNS], dim=1)
+            table = table.cpu().tolist()   # (R, C): the one host sync of a measurement
         for p, i in enumerate(self.ids):
             row = dict(zip(COLUMNS, table[p]))
             row["epoch"] = int(row["epoch"])
