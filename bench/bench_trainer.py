@@ -10,13 +10,14 @@ time. The batched side is `li2.trainer.BatchTrainer` with R runs (different seed
     python bench/bench_trainer.py --order 97 --hidden 512 --runs 1,16,64,256 --device cuda
     python bench/bench_trainer.py ... --write BENCHMARKS.md        # add/replace the section
 
-Timing excludes one short warm-up (and so torch.compile's compile time on CUDA); plain and batched
-timings alternate, `--repeats` times per R, and the best of each is kept; `run-epochs/s` =
-runs × epochs / seconds.
+On CUDA the batched side uses the fused (torch.compile) step unless LI2_COMPILE=0. Timing excludes
+one short warm-up, and so the compile time; plain and batched timings alternate, `--repeats` times
+per R, and the best of each is kept; `run-epochs/s` = runs × epochs / seconds.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import sys
@@ -51,8 +52,9 @@ def time_batched(args, runs: int) -> float:
     warm = make_specs(args, runs)
     for s in warm:
         s["training"]["epochs"] = 3
-    BatchTrainer(warm, args.device).train()
-    trainer = BatchTrainer(make_specs(args, runs), args.device)
+    fuse = None if "LI2_COMPILE" in os.environ else args.device.startswith("cuda")  # steady-state speed
+    BatchTrainer(warm, args.device, fuse=fuse).train()
+    trainer = BatchTrainer(make_specs(args, runs), args.device, fuse=fuse)
     _sync(args.device)
     t0 = time.perf_counter()
     trainer.train()

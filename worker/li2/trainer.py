@@ -24,8 +24,9 @@ plus the `li2.diagnostics` columns when that module is present and `training.dia
 The host only synchronises at measurement epochs; between them the loop only queues kernels. On
 CUDA the forward pass (in two parts, hidden layer and head, so F stays a graph node for G_F), its
 backward and the Adam update are compiled with torch.compile into a few fused kernels (same
-arithmetic; LI2_COMPILE=0 turns this off, LI2_COMPILE=1 turns it on for the CPU too). If the
-compiler is missing, training falls back to eager with a warning.
+arithmetic) when the batch is big enough to repay the compile time (`fuse_default`;
+LI2_COMPILE=0/1 forces it off/on, also on the CPU). If the compiler is missing, training falls
+back to eager with a warning.
 """
 from __future__ import annotations
 
@@ -52,10 +53,18 @@ COLUMNS = TRAINER_COLUMNS + DIAGNOSTIC_COLUMNS
 log = logging.getLogger(__name__)
 
 
-def fuse_default(device: torch.device) -> bool:
-    """torch.compile the step on CUDA unless LI2_COMPILE=0; on the CPU only if LI2_COMPILE=1."""
+# Compiling costs tens of seconds per new shape (less with inductor's on-disk cache) and makes a
+# step about 2.5× faster, so by default only batches with at least this much work, runs × epochs ×
+# n_train × hidden (about 20 s of unfused H200 time), are compiled.
+FUSE_MIN_WORK = 3e11
+
+
+def fuse_default(device: torch.device, work: float) -> bool:
+    """Whether to torch.compile: LI2_COMPILE=1/0 forces it on/off; else CUDA batches ≥ FUSE_MIN_WORK."""
     env = os.environ.get("LI2_COMPILE")
-    return env == "1" if env in ("0", "1") else device.type == "cuda"
+    if env in ("0", "1"):
+        return env == "1"
+    return device.type == "cuda" and work >= FUSE_MIN_WORK
 
 
 def head(f: torch.Tensor, Vt: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
@@ -151,7 +160,8 @@ class BatchTrainer:
                                 [s["model"]["top_init_scale"] for s in specs], dev)
         self.init = {"W": params["W"].clone(), "Vt": params["Vt"].clone()}                 # W₀, V₀
         self.params = {k: v.requires_grad_() for k, v in params.items()}
-        self.fuse = fuse_default(self.device) if fuse is None else fuse
+        work = len(specs) * self.epochs * self.n_train * self.shape.hidden
+        self.fuse = fuse_default(self.device, work) if fuse is None else fuse
         self.opt = BatchOptimizer(self.training["optimizer"], self.params,
                                   col([s["training"]["momentum"] for s in specs]), fuse=self.fuse)
         # the forward in two parts, so that F stays a graph node for G_F; with `fuse`, each part is
