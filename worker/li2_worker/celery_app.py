@@ -1,8 +1,8 @@
 """The Celery app: `make_celery(broker_url)` and the module-level `app` for `celery -A`.
 
-Settings follow "Option A" of docs/workers.md (research: service-anchors.md §4): early ack and no
-prefetch, so a long GPU job never holds an unacked message that Redis' visibility timeout could
-redeliver; crash recovery is the database reaper's job, not the broker's. JSON only (no pickle on
+Settings follow "Option A" of docs/workers.md (research: service-anchors.md §4): early ack and a
+prefetch of one, so a long GPU job never holds its own message unacked for Redis' visibility
+timeout to redeliver; crash recovery is the database reaper's job, not the broker's. JSON only (no pickle on
 the wire), no result backend (states and results live in our database), one prefork child per
 worker that is replaced after every task (a fresh CUDA context each time), and time limits.
 """
@@ -40,9 +40,10 @@ def make_celery(broker_url: str | None = None) -> Celery:
         task_acks_late=False,
         task_reject_on_worker_lost=False,
         worker_prefetch_multiplier=1,
-        # Fetch only when the child is free (Celery >= 5.6; Redis only, Celery ignores it elsewhere
-        # with a warning, so we set it only where it applies).
-        worker_disable_prefetch=url.startswith(REDIS_SCHEMES),
+        # Off by default (docs/workers.md): with it on, we saw a worker stop fetching after a
+        # replaced child (2 of ~15 loaded runs). With it off a busy worker holds at most one
+        # message, and the reaper re-sends such runs for an idle worker (LI2_REQUEUE_AFTER_S).
+        worker_disable_prefetch=settings.disable_prefetch and url.startswith(REDIS_SCHEMES),
         # One child, replaced after each task: GPU memory goes back to the driver between batches.
         worker_concurrency=1,
         worker_pool="prefork",

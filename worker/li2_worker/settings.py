@@ -31,6 +31,7 @@ class WorkerSettings:
     time_limit_s: int          # hard Celery limit: the child is killed (LI2_TASK_TIME_LIMIT_S, 6 h)
     soft_time_limit_s: int     # soft limit: the batch fails cleanly (LI2_TASK_SOFT_TIME_LIMIT_S)
     soft_shutdown_s: float     # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
+    disable_prefetch: bool     # Celery's worker_disable_prefetch on Redis (LI2_WORKER_DISABLE_PREFETCH, 0)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, lo: float, cast=float):
@@ -76,4 +77,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         time_limit_s=hard,
         soft_time_limit_s=soft,
         soft_shutdown_s=_number(env, "LI2_SOFT_SHUTDOWN_S", 60, 0),
+        disable_prefetch=_number(env, "LI2_WORKER_DISABLE_PREFETCH", 0, 0, int) > 0,
     )
