@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import RunFailed
-from .polling import TERMINAL, ProgressBar, wait_for
+from .polling import Handle, ProgressBar, wait_for
 from .results import Features, Predictions, Timeline
 
 if TYPE_CHECKING:
@@ -33,22 +33,8 @@ def columns_to_frame(columns: dict[str, list]):
     return frame
 
 
-class Experiment:
+class Experiment(Handle):
     """One experiment (run). ``id``, ``status``, ``spec``, ``progress``, ``summary`` read ``.data``."""
-
-    def __init__(self, client: "Client", data: dict[str, Any]):
-        self._client = client
-        self.data: dict[str, Any] = dict(data)
-        self.id: str = str(data["id"])
-
-    # -- state --------------------------------------------------------------------------------
-    @property
-    def status(self) -> str:
-        return str(self.data.get("status", "unknown"))
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL
 
     @property
     def spec(self) -> dict | None:

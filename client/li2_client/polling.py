@@ -7,11 +7,28 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from .errors import WaitTimeout
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class Handle:
+    """What an experiment and a sweep handle share: the client, the server's JSON and its state."""
+
+    def __init__(self, client: Any, data: dict[str, Any]):
+        self._client = client
+        self.data: dict[str, Any] = dict(data)
+        self.id: str = str(data["id"])
+
+    @property
+    def status(self) -> str:
+        return str(self.data.get("status", "unknown"))
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
 
 
 class ProgressBar:

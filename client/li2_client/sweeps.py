@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .polling import TERMINAL, ProgressBar, wait_for
+from .polling import TERMINAL, Handle, ProgressBar, wait_for
 from .results import ScalingLaw
 
 if TYPE_CHECKING:
@@ -28,21 +28,8 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-class Sweep:
+class Sweep(Handle):
     """A sweep. ``id``, ``status``, ``n_runs``, ``counts`` (runs per status) read ``.data``."""
-
-    def __init__(self, client: "Client", data: dict[str, Any]):
-        self._client = client
-        self.data: dict[str, Any] = dict(data)
-        self.id: str = str(data["id"])
-
-    @property
-    def status(self) -> str:
-        return str(self.data.get("status", "unknown"))
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL
 
     @property
     def n_runs(self) -> int:

@@ -38,19 +38,30 @@ def prepare_database(engine: sa.Engine) -> None:
             command.upgrade(cfg, "head")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m li2_service.migrate`: upgrade LI2_DATABASE_URL to head."""
-    from li2_service.config import ConfigError, check_secrets, load_config
+def prepared_engine(config: dict):
+    """The engine on config's DATABASE_URL, after the secrets check, with the schema at head.
+
+    The one start-up path of every command that opens the database (serve, users, migrate).
+    Raises ConfigError when a secret is still a placeholder.
+    """
+    from li2_service.config import check_secrets
     from li2_service.db import make_engine
 
-    config = load_config()
+    check_secrets(config)
+    engine = make_engine(config["DATABASE_URL"])
+    prepare_database(engine)
+    return engine
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m li2_service.migrate`: upgrade LI2_DATABASE_URL to head."""
+    from li2_service.config import ConfigError, load_config
+
     try:
-        check_secrets(config)
+        engine = prepared_engine(load_config())
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    engine = make_engine(config["DATABASE_URL"])
-    prepare_database(engine)
     print(f"database at {engine.url.render_as_string(hide_password=True)} is at the newest revision")
     return 0
 

@@ -83,20 +83,17 @@ def main(args=None) -> int:
     from werkzeug.serving import make_server
 
     from li2_service.app import create_app
-    from li2_service.config import ConfigError, check_secrets, load_config
-    from li2_service.db import make_engine
-    from li2_service.migrate import prepare_database
+    from li2_service.config import ConfigError, load_config
+    from li2_service.migrate import prepared_engine
 
     ns = args if isinstance(args, argparse.Namespace) else build_parser().parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config()
     try:
-        check_secrets(config)
+        engine = prepared_engine(config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    engine = make_engine(config["DATABASE_URL"])
-    prepare_database(engine)
     app = create_app({**config, "ENGINE": engine})
     server = make_server(ns.host, ns.port, app, threaded=True)
 

@@ -35,9 +35,9 @@ def main(args=None) -> int:
     """Entry point; `args` is an argv list (without 'users') or an already-parsed Namespace."""
     from li2_service import models
     from li2_service.auth import create_user
-    from li2_service.config import ConfigError, check_secrets, load_config
-    from li2_service.db import make_engine, session_scope
-    from li2_service.migrate import prepare_database
+    from li2_service.config import ConfigError, load_config
+    from li2_service.db import session_scope
+    from li2_service.migrate import prepared_engine
 
     ns = _parse(args)
     if getattr(ns, "users_command", "create") != "create":
@@ -48,14 +48,11 @@ def main(args=None) -> int:
         print("error: NAME must be 1-100 characters: letters, digits, _ . @ - (starting with a letter "
               "or digit)", file=sys.stderr)
         return 2
-    config = load_config()
     try:
-        check_secrets(config)
+        engine = prepared_engine(load_config())
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    engine = make_engine(config["DATABASE_URL"])
-    prepare_database(engine)
     with session_scope(engine) as session:
         if session.scalar(sa.select(models.User.id).where(models.User.name == name)) is not None:
             print(f"error: a user named {name!r} already exists", file=sys.stderr)
