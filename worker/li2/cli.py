@@ -91,16 +91,10 @@ class Progress:
 
 
 def _plots(result_or_results, out: Path, kind: str) -> list[str]:
-    """Call li2.plots if that module is installed; say so on stderr otherwise."""
-    try:
-        import li2.plots as plots
-    except ModuleNotFoundError as exc:
-        if exc.name != "li2.plots":
-            raise
-        print("li2lab: --plots needs li2.plots, which is not installed; no plots written", file=sys.stderr)
-        return []
-    fn = getattr(plots, kind)
-    return fn(result_or_results, str(out))
+    """Draw the run's or sweep's PNGs with li2.plots (`kind`: plot_run or plot_sweep)."""
+    import li2.plots as plots  # matplotlib: loaded only when --plots asks for it
+
+    return getattr(plots, kind)(result_or_results, str(out))
 
 
 def _device(args) -> str:
@@ -174,15 +168,9 @@ def cmd_sweep(args) -> int:
         progress.close()
     runs = [{"index": i, "spec": r["spec"], "summary": r["summary"], "dataset": r["dataset"]}
             for i, r in enumerate(results)]
-    scaling_law = {}
-    try:
-        from li2.scaling import fit_scaling_law
-    except ModuleNotFoundError as exc:
-        if exc.name != "li2.scaling":
-            raise
-    else:
-        scaling_law = fit_scaling_law(runs)
-    sweep = {"runs": runs, "scaling_law": scaling_law}
+    from li2.scaling import fit_scaling_law
+
+    sweep = {"runs": runs, "scaling_law": fit_scaling_law(runs)}
     write_json(out / "sweep.json", sweep)
     if args.plots:
         _plots(sweep, out, "plot_sweep")

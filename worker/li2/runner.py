@@ -3,49 +3,20 @@ the worker.
 
 Specs are grouped by `li2.trainer.batch_key` (and, when resuming, by the epoch their checkpoint
 was taken at); each group trains as one stacked `BatchTrainer`. Results come back in input order.
-After training, the analysis modules (`li2.analysis`, `li2.predictions`) fill `summary`,
-`timeline`, `features` and `predictions` when they are installed; without them the summary is
-computed here from the curves and the other sections stay empty.
+After training, `li2.analysis.analyze_run` fills `summary`, `timeline` and `features`, and
+`li2.predictions.predict` the `predictions` made from the spec alone.
 """
 from __future__ import annotations
 
-import importlib
 import math
 from collections import defaultdict
 from typing import Callable
 
 from li2 import checkpoint
+from li2.analysis import analyze_run
 from li2.environment import describe, resolve_device
+from li2.predictions import predict
 from li2.trainer import BatchTrainer, RunOutcome, batch_key
-
-SOLVED = 0.99   # accuracy counted as "memorised" (train) or "generalised" (test)
-
-
-def _optional(module: str, attr: str):
-    """module.attr if the module exists, else None (only the module's own absence is tolerated)."""
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
-
-
-def _first_epoch(metrics: dict, column: str) -> int | None:
-    for e, v in zip(metrics["epoch"], metrics[column]):
-        if v is not None and v >= SOLVED:
-            return int(e)
-    return None
-
-
-def basic_summary(metrics: dict) -> dict:
-    """Summary from the curves alone: final accuracies, first epochs at ≥ 0.99, delay, grokked."""
-    last = lambda c: metrics[c][-1] if metrics[c] else None  # noqa: E731
-    mem, gen = _first_epoch(metrics, "train_acc"), _first_epoch(metrics, "test_acc")
-    return {"train_acc": last("train_acc"), "test_acc": last("test_acc"), "epoch_memorized": mem,
-            "epoch_generalized": gen, "grokking_delay": gen - mem if mem is not None and gen is not None else None,
-            "grokked": gen is not None}
-
 
 def _clean(metrics: dict[str, list]) -> dict[str, list]:
     """NaN -> None so result.json is strict JSON."""
@@ -59,15 +30,10 @@ def _result(spec: dict, outcome: RunOutcome, trainer: BatchTrainer, environment:
         "spec": spec, "environment": environment,
         "dataset": {"order": trainer.task.order, "train_size": len(split.train_idx),
                     "test_size": len(split.test_idx), "hash": split.hash},
-        "metrics": metrics, "summary": basic_summary(metrics), "timeline": {}, "features": {},
-        "predictions": {},
+        "metrics": metrics,
+        **analyze_run(trainer.task, spec, outcome.params, metrics),   # summary, timeline, features
+        "predictions": predict(spec),
     }
-    analyze = _optional("li2.analysis", "analyze_run")
-    if analyze is not None:
-        result.update(analyze(trainer.task, spec, outcome.params, metrics))
-    predict = _optional("li2.predictions", "predict")
-    if predict is not None:
-        result["predictions"] = predict(spec)
     result["summary"]["stopped"] = outcome.stopped
     result["summary"]["epochs_run"] = outcome.epoch
     return result

@@ -154,6 +154,9 @@ class TrainingSchema(_Strict):
     dense_until = _int(0, 1 << 30, load_default=200)
     checkpoint_epochs = fields.List(_int(0, 1 << 30), load_default=list, validate=validate.Length(max=1000))
     diagnostics = fields.Boolean(load_default=True)
+    # The Li2 diagnostics (ridge solve, repulsion, irreps) cost ~25 ms per run on a CPU, so they run
+    # at measurement epochs that are multiples of this (and the last), not at every dense epoch.
+    diagnostics_every = _int(1, 1 << 30, load_default=5)
 
 
 class ExperimentSpecSchema(_Strict):

@@ -18,8 +18,8 @@ Per-run metric columns (see docs/architecture.md):
   w_drift     ‖W − W₀‖/‖W₀‖;  v_drift the same for V (NaN when V₀ = 0)
   w_cos_step  1 − cos(W_t, W_{t+1}) across this measurement epoch's step; v_cos_step for V
   w_norm, v_norm, lr
-plus the `li2.diagnostics` columns when that module is present and `training.diagnostics` is on
-(NaN otherwise).
+plus the `li2.diagnostics` columns when `training.diagnostics` is on, at measurement epochs that
+are multiples of `training.diagnostics_every` and at the last (NaN otherwise).
 
 The host only synchronises at measurement epochs; between them the loop only queues kernels. On
 CUDA the forward pass (in two parts, hidden layer and head, so F stays a graph node for G_F), its
@@ -30,7 +30,6 @@ back to eager with a warning.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -42,6 +41,7 @@ import torch
 
 from li2 import model as nn
 from li2.data import Split, make_split, train_count
+from li2.diagnostics import batch_diagnostics
 from li2.groups import Task, build_task
 from li2.optim import BatchOptimizer, lr_table
 
@@ -82,23 +82,13 @@ def batch_key(spec: dict) -> tuple:
     t, m, tr = spec["task"], spec["model"], spec["training"]
     return (json.dumps(t, sort_keys=True), train_count(spec), m["hidden"], m["activation"], m["extra_layers"],
             m["embedding_trainable"], m["ridge_top"] is None, tr["loss"], tr["optimizer"], tr["epochs"],
-            tr["eval_every"], tr["dense_until"], bool(tr["diagnostics"]))
+            tr["eval_every"], tr["dense_until"], bool(tr["diagnostics"]), tr["diagnostics_every"])
 
 
 def is_measurement_epoch(training: dict, epoch: int) -> bool:
     """Measure every epoch below dense_until, then every eval_every, and always at the last epoch."""
     return (epoch < training["dense_until"] or epoch % training["eval_every"] == 0
             or epoch == training["epochs"] - 1)
-
-
-def _load_diagnostics():
-    """li2.diagnostics.batch_diagnostics if that module exists yet, else None."""
-    try:
-        return importlib.import_module("li2.diagnostics").batch_diagnostics
-    except ModuleNotFoundError as exc:
-        if exc.name != "li2.diagnostics":
-            raise
-        return None
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +132,7 @@ class BatchTrainer:
         self.n_train = train_count(first)
         self.splits = [make_split(self.task, self.operands, self.n_train, s["seed"]) for s in specs]
         self.ridge = m["ridge_top"] is not None
-        self.diagnostics = _load_diagnostics() if self.training["diagnostics"] else None
+        self.diagnostics = batch_diagnostics if self.training["diagnostics"] else None
 
         dev, R = self.device, len(specs)
         col = lambda vals: torch.tensor(vals, dtype=torch.float32, device=dev)  # noqa: E731
@@ -332,9 +322,11 @@ class BatchTrainer:
                 "v_drift": torch.where(v0 > 0, _norm(Vt - self.init["Vt"]) / v0, torch.nan),
                 "w_norm": _norm(W), "v_norm": _norm(Vt), "lr": self.lrs[epoch],
             }
-            if self.diagnostics is not None:
+            if self.diagnostics is not None and (epoch % self.training["diagnostics_every"] == 0
+                                                 or epoch == self.epochs - 1):
                 eta_eff = self.n_train * self.wd / 2
-                cols.update(self.diagnostics(f.detach(), Vt, self.y_train, W, eta_eff, self.task, self.operands))
+                top = Vt if self.unit_beta else Vt * self.beta        # (R, K, M): the effective top layer βV
+                cols.update(self.diagnostics(f.detach(), top, self.y_train, W, eta_eff, self.task, self.operands))
             w_before, v_before = W.clone(), Vt.clone()
         self._update(dict(zip(names, grads)), epoch)
         with torch.no_grad():
