@@ -83,7 +83,8 @@ def plot_curves(result: dict, out_dir: str) -> str | None:
         axes[1].legend(loc="upper right", fontsize=7)
     if diag:
         for k, v in diag:
-            axes[2].plot(ep, v, label=k, lw=1)
+            ok = np.isfinite(v)          # diagnostics are measured every diagnostics_every epochs only
+            axes[2].plot(ep[ok], v[ok], label=k, lw=1)
         axes[2].set_ylabel("diagnostics")
         axes[2].legend(loc="center right", fontsize=6, ncol=2)
     axes[-1].set_xlabel("epoch")
