@@ -54,6 +54,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict:
         "MAX_ACTIVE_PER_USER": _int(env, "LI2_MAX_ACTIVE_PER_USER", 200),
         "MAX_SWEEP_RUNS": _int(env, "LI2_MAX_SWEEP_RUNS", 256),
         "MAX_BATCH": _int(env, "LI2_MAX_BATCH", 64),
+        # Device memory one batch may take (li2.spec.run_memory_bytes); the smallest worker GPU's.
+        "BATCH_MEMORY_MB": _int(env, "LI2_BATCH_MEMORY_MB", 8192),
         "MAX_BODY_BYTES": _int(env, "LI2_MAX_BODY_BYTES", 1 << 20),
         "RETRY_AFTER_S": _int(env, "LI2_RETRY_AFTER_S", 30),
     }

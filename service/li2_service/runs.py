@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Callable
 
 import sqlalchemy as sa
 from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 
-from li2.spec import expand_sweep, shape_key, spec_hash, validate_sweep
+from li2.spec import expand_sweep, pack_batches, shape_key, spec_hash, validate_sweep
 from li2_service import limits, models
 from li2_service.auth import Caller
 from li2_service.db import session_scope, utcnow
@@ -110,14 +109,10 @@ def submit_experiment(state: ServiceState, user: Caller, spec: dict, *, force: b
     abort(409, message="concurrent identical submissions kept conflicting; retry")
 
 
-def batches(rows: list[models.Experiment], max_batch: int) -> list[list[tuple[str, int]]]:
-    """Group runs by shape_key (same tensor shapes train as one stacked model), ≤ max_batch each."""
-    ordered = sorted(rows, key=lambda r: r.shape_key)
-    out = []
-    for _, group in groupby(ordered, key=lambda r: r.shape_key):
-        items = [(r.id, r.attempt) for r in group]
-        out.extend(items[i:i + max_batch] for i in range(0, len(items), max_batch))
-    return out
+def batches(rows: list[models.Experiment], config: dict) -> list[list[tuple[str, int]]]:
+    """Pack runs by shape_key (same tensor shapes train as one stacked model) within the batch limits."""
+    return pack_batches(((r.shape_key, r.spec_json, (r.id, r.attempt)) for r in rows),
+                        config["MAX_BATCH"], config["BATCH_MEMORY_MB"] << 20)
 
 
 def submit_sweep(state: ServiceState, user: Caller, raw: dict) -> models.Sweep:
@@ -134,7 +129,7 @@ def submit_sweep(state: ServiceState, user: Caller, raw: dict) -> models.Sweep:
         runs = [_new_experiment(user, spec, state.config, sweep_id=row.id) for spec in specs]
         session.add_all(runs)
         session.flush()
-        work = batches(runs, state.config["MAX_BATCH"])
+        work = batches(runs, state.config)
     for items in work:
         send(state, items)
     return row

@@ -149,3 +149,29 @@ def test_validation_does_not_import_torch():
            "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_memory_estimate_grows_with_width_and_data():
+    from li2.spec import run_memory_bytes
+
+    small = validate_spec(BASE)
+    assert run_memory_bytes(validate_spec(with_("model.hidden", 1024))) > run_memory_bytes(small)
+    assert run_memory_bytes(validate_spec(with_("task.order", 97))) > run_memory_bytes(small)
+    # Z_97, K=512, 40 % train: parameters alone are 6·(194·512 + 512·97) floats ≈ 3.6 MB.
+    big = validate_spec(with_("data", {"train_fraction": 0.4}, with_("task.order", 97)))
+    assert 3.6e6 < run_memory_bytes(big) < 1e9
+
+
+def test_batches_respect_shape_count_and_memory_limits():
+    from li2.spec import pack_batches, run_memory_bytes
+
+    specs = expand_sweep(validate_sweep({"base": BASE, "grid": {"task.order": [11, 13], "seed": list(range(10))}}))
+    entries = [(shape_key(s), s, i) for i, s in enumerate(specs)]
+    by_count = pack_batches(entries, max_batch=4, memory_bytes=1 << 40)
+    assert sorted(len(b) for b in by_count) == [2, 2, 4, 4, 4, 4]
+    assert all(len({specs[i]["task"]["order"] for i in b}) == 1 for b in by_count)
+    assert sorted(i for b in by_count for i in b) == list(range(20))
+    three_runs = 3 * max(run_memory_bytes(s) for s in specs)
+    by_memory = pack_batches(entries, max_batch=64, memory_bytes=three_runs)
+    assert max(len(b) for b in by_memory) == 3
+    assert all(len(b) == 1 for b in pack_batches(entries, max_batch=64, memory_bytes=1))  # never empty

@@ -380,6 +380,42 @@ def shape_key(spec: dict) -> str:
     return spec_hash(shared)[:32]
 
 
+def run_memory_bytes(spec: dict) -> int:
+    """Estimated device memory of one run inside a stacked batch (float32 training, float64 diagnostics).
+
+    Parameters P = d·K + K·M + L·K² (+ M² for a trainable embedding), held six times over
+    (value, gradient, two Adam moments, the initial copy for drift, the pre-step copy for the
+    cosine step); training activations and their gradients (n, K) per layer and (n, M) outputs;
+    the test forward; and the diagnostics' float64 K×K and n×K work arrays.
+    """
+    m, k = task_order(spec["task"]), spec["task"]["operands"]
+    model = spec["model"]
+    hidden, layers = model["hidden"], model["extra_layers"]
+    n = resolve_train_size(spec)
+    n_test = m ** k - n
+    params = k * m * hidden + hidden * m + layers * hidden * hidden + (m * m if model["embedding_trainable"] else 0)
+    floats = 6 * params + n * hidden * (4 + 2 * layers) + 3 * n * m + n_test * (2 * hidden + m)
+    return 4 * floats + 8 * (hidden * hidden + 2 * n * hidden)
+
+
+def pack_batches(entries, max_batch: int, memory_bytes: int) -> list[list]:
+    """Group (shape_key, spec, item) entries into batches of one shape_key each, in sorted key order.
+
+    A batch holds at most `max_batch` runs and, by `run_memory_bytes`, at most `memory_bytes` of
+    device memory (always at least one run). The API packs sweeps with it and the reaper packs
+    re-sent runs, so both make the same batches.
+    """
+    groups: dict[str, list] = {}
+    size: dict[str, int] = {}
+    for key, spec, item in entries:
+        if key not in groups:
+            groups[key] = []
+            size[key] = max(1, min(max_batch, memory_bytes // max(1, run_memory_bytes(spec))))
+        groups[key].append(item)
+    return [items[i:i + size[key]] for key, items in sorted(groups.items())
+            for i in range(0, len(items), size[key])]
+
+
 def _set_path(spec: dict, path: str, value: Any) -> None:
     parts = path.split(".")
     node = spec

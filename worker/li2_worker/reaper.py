@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import timedelta
-from itertools import groupby
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from li2.spec import pack_batches
 from li2_service.db import session_scope, utcnow
 from li2_service.models import Experiment as E
 from li2_worker import sweeps
@@ -51,12 +51,11 @@ def queue_length(broker_url: str) -> int | None:
         return None
 
 
-def _send_batches(runs: list[tuple[str, str, int]], settings: WorkerSettings) -> None:
-    """Enqueue (shape_key, run_id, attempt) triples as messages of one shape_key, ≤ max_batch runs."""
-    for _, group in groupby(sorted(runs), key=lambda r: r[0]):
-        items = [(rid, att) for _, rid, att in group]
-        for i in range(0, len(items), settings.max_batch):
-            enqueue(items[i:i + settings.max_batch], settings.broker_url)
+def _send_batches(runs: list[tuple[str, dict, str, int]], settings: WorkerSettings) -> None:
+    """Enqueue (shape_key, spec, run_id, attempt) runs in the batches the API would have made."""
+    for items in pack_batches(((key, spec, (rid, att)) for key, spec, rid, att in runs),
+                              settings.max_batch, settings.batch_memory_bytes):
+        enqueue(items, settings.broker_url)
 
 
 def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int]:
@@ -65,11 +64,11 @@ def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int
     cutoff = now - timedelta(seconds=settings.lease_s)
     stale = sa.and_(E.status == "running", sa.or_(E.heartbeat_at < cutoff, E.heartbeat_at.is_(None)))
     counts = {"requeued": 0, "failed": 0, "cancelled": 0}
-    requeued: list[tuple[str, str, int]] = []
+    requeued: list[tuple[str, dict, str, int]] = []
     sweep_ids: set[str] = set()
     with session_scope(engine) as s:
-        rows = s.execute(sa.select(E.id, E.attempt, E.max_attempts, E.cancel_requested, E.shape_key, E.sweep_id)
-                         .where(stale)).all()
+        rows = s.execute(sa.select(E.id, E.attempt, E.max_attempts, E.cancel_requested, E.shape_key, E.spec_json,
+                                   E.sweep_id).where(stale)).all()
     for r in rows:
         this = sa.and_(E.id == r.id, E.attempt == r.attempt, stale)  # still stale, still that attempt
         if r.cancel_requested:
@@ -86,7 +85,7 @@ def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int
         counts[kind] += 1
         log.warning("run %s attempt %d: heartbeat expired -> %s", r.id, r.attempt, kind)
         if kind == "requeued":
-            requeued.append((r.shape_key, r.id, r.attempt + 1))
+            requeued.append((r.shape_key, r.spec_json, r.id, r.attempt + 1))
         elif r.sweep_id:
             sweep_ids.add(r.sweep_id)
     _send_batches(requeued, settings)
@@ -102,7 +101,7 @@ def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
     waiting = sa.and_(E.status == "queued", E.cancel_requested.is_(False),
                       sa.func.coalesce(E.enqueued_at, E.created_at) < cutoff)
     with session_scope(engine) as s:
-        rows = s.execute(sa.select(E.id, E.attempt, E.shape_key).where(waiting)).all()
+        rows = s.execute(sa.select(E.id, E.attempt, E.shape_key, E.spec_json).where(waiting)).all()
     if not rows or queue_length(settings.broker_url) != 0:
         return 0
     resend = []
@@ -110,7 +109,7 @@ def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
         with session_scope(engine) as s:  # stamp first: a concurrent reaper then skips this run
             if s.execute(sa.update(E).where(E.id == r.id, E.attempt == r.attempt, waiting)
                          .values(enqueued_at=now)).rowcount:
-                resend.append((r.shape_key, r.id, r.attempt))
+                resend.append((r.shape_key, r.spec_json, r.id, r.attempt))
     if resend:
         log.warning("re-enqueueing %d queued runs whose message was lost", len(resend))
         _send_batches(resend, settings)

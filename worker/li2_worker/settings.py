@@ -26,6 +26,7 @@ class WorkerSettings:
     requeue_after_s: float     # a queued run unclaimed this long is re-enqueued (LI2_REQUEUE_AFTER_S, 30)
     max_attempts: int          # LI2_MAX_ATTEMPTS (3)
     max_batch: int             # runs per re-enqueued message (LI2_MAX_BATCH, 64)
+    batch_memory_bytes: int    # device memory per re-enqueued batch (LI2_BATCH_MEMORY_MB, 8192)
     checkpoint_every: int      # epochs between "resume" checkpoints (LI2_CHECKPOINT_EVERY, 50)
     device: str                # auto | cpu | cuda | cuda:N (LI2_WORKER_DEVICE, auto)
     time_limit_s: int          # hard Celery limit: the child is killed (LI2_TASK_TIME_LIMIT_S, 6 h)
@@ -72,6 +73,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         requeue_after_s=_number(env, "LI2_REQUEUE_AFTER_S", 30, 0.5),
         max_attempts=shared["MAX_ATTEMPTS"],
         max_batch=shared["MAX_BATCH"],
+        batch_memory_bytes=shared["BATCH_MEMORY_MB"] << 20,
         checkpoint_every=_number(env, "LI2_CHECKPOINT_EVERY", 50, 1, int),
         device=device,
         time_limit_s=hard,
