@@ -6,7 +6,7 @@ import numpy as np
 
 from li2.features import node_features
 from li2.groups import build_task
-from li2.plots import plot_run, plot_sweep
+from li2.plots import curves_figure, plot_run, plot_sweep
 from li2.scaling import fit_scaling_law
 from li2.timeline import build_timeline
 
@@ -34,6 +34,17 @@ def test_plot_run_writes_pngs(tmp_path):
     assert [p.split("/")[-1] for p in paths] == ["curves.png", "spectrum.png", "energies.png"]
     for p in paths:
         assert open(p, "rb").read(4) == PNG
+
+
+def test_diagnostics_measured_every_few_epochs_are_drawn_through_the_gaps():
+    result = fake_result()
+    m = result["metrics"]
+    for name in ("gf_key_cos", "coverage", "mean_concentration", "ftf_offdiag_ratio"):
+        m[name] = [v if i % 5 == 0 else None for i, v in enumerate(m[name])]   # as diagnostics_every=5 gives
+    fig = curves_figure(result)
+    lines = [line for line in fig.axes[2].get_lines() if line.get_label() in m]   # not the event markers
+    assert len(lines) == 4
+    assert all(len(line.get_xdata()) == 8 and np.isfinite(line.get_ydata()).all() for line in lines)
 
 
 def test_plot_run_skips_absent_data(tmp_path):

@@ -52,7 +52,13 @@ def _save(fig, out_dir: str, name: str) -> str:
 
 
 def plot_curves(result: dict, out_dir: str) -> str | None:
-    """Accuracy, loss and stage diagnostics vs epoch with the stages shaded."""
+    """Accuracy, loss and stage diagnostics vs epoch with the stages shaded; writes curves.png."""
+    fig = curves_figure(result)
+    return None if fig is None else _save(fig, out_dir, "curves.png")
+
+
+def curves_figure(result: dict):
+    """The figure of `plot_curves` (None without curves): axes accuracy, loss[, diagnostics]."""
     m = result.get("metrics") or {}
     if not m.get("epoch"):
         return None
@@ -94,7 +100,7 @@ def plot_curves(result: dict, out_dir: str) -> str | None:
     if tl and tl.get("stages"):
         names = " → ".join(f"{s['name']} [{s['start_epoch']}, {s['end_epoch']}]" for s in tl["stages"])
         axes[0].set_title(names + ("  (censored)" if tl.get("censored") else ""), fontsize=8)
-    return _save(fig, out_dir, "curves.png")
+    return fig
 
 
 def plot_spectrum(result: dict, out_dir: str) -> str | None:
