@@ -10,6 +10,22 @@ import math
 
 import sqlalchemy as sa
 from flask import make_response
+from flask_smorest import abort
+
+from li2_service import auth, models
+
+
+def visible_rows(model, caller, user: str | None, status: str | None) -> sa.Select:
+    """SELECT of `model` rows the caller may see: their own (admins: all, or one `user`'s by name),
+    optionally of one status. Non-admins asking for `user` get 403."""
+    stmt = sa.select(model).where(auth.visible_to(caller, model.user_id))
+    if user is not None:
+        if not caller.is_admin:
+            abort(403, message="only admins may filter by user", errors={"user": ["admins only"]})
+        stmt = stmt.join(models.User, models.User.id == model.user_id).where(models.User.name == user)
+    if status:
+        stmt = stmt.where(model.status == status)
+    return stmt
 
 
 def fetch_page(session, stmt: sa.Select, page: int, page_size: int) -> tuple[list, int]:

@@ -20,7 +20,7 @@ from li2_service import auth, models, runs, schemas
 from li2_service.body import json_object
 from li2_service.db import session_scope
 from li2_service.errors import unprocessable
-from li2_service.listing import fetch_page, page_response
+from li2_service.listing import fetch_page, page_response, visible_rows
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +80,8 @@ def submit():
 def list_experiments(page: int, page_size: int, status: str | None = None, sweep_id: str | None = None,
                      user: str | None = None):
     """List your experiments, newest first (admins: everyone's, or ?user=NAME)."""
-    caller = auth.current_user()
     exp = models.Experiment
-    stmt = sa.select(exp).where(auth.visible_to(caller, exp.user_id))
-    if user is not None:
-        if not caller.is_admin:
-            abort(403, message="only admins may filter by user", errors={"user": ["admins only"]})
-        stmt = stmt.join(models.User, models.User.id == exp.user_id).where(models.User.name == user)
-    if status:
-        stmt = stmt.where(exp.status == status)
+    stmt = visible_rows(exp, auth.current_user(), user, status)
     if sweep_id:
         stmt = stmt.where(exp.sweep_id == sweep_id)
     with session_scope(_state().engine) as session:

@@ -15,7 +15,7 @@ from marshmallow import RAISE
 from li2_service import auth, models, runs, schemas
 from li2_service.body import json_object
 from li2_service.db import session_scope, utcnow
-from li2_service.listing import fetch_page, page_response
+from li2_service.listing import fetch_page, page_response, visible_rows
 
 blp = Blueprint("sweeps", __name__, url_prefix="/api/v1/sweeps",
                 description="Sweeps: the Cartesian product of dotted spec paths, batched by shape.")
@@ -44,15 +44,8 @@ def submit():
 @blp.response(200, schemas.SweepPageSchema)
 def list_sweeps(page: int, page_size: int, status: str | None = None, user: str | None = None):
     """List your sweeps, newest first (admins: everyone's, or ?user=NAME)."""
-    caller = auth.current_user()
     sw = models.Sweep
-    stmt = sa.select(sw).where(auth.visible_to(caller, sw.user_id))
-    if user is not None:
-        if not caller.is_admin:
-            abort(403, message="only admins may filter by user", errors={"user": ["admins only"]})
-        stmt = stmt.join(models.User, models.User.id == sw.user_id).where(models.User.name == user)
-    if status:
-        stmt = stmt.where(sw.status == status)
+    stmt = visible_rows(sw, auth.current_user(), user, status)
     with session_scope(_state().engine) as session:
         rows, total = fetch_page(session, stmt.order_by(sw.created_at.desc(), sw.id), page, page_size)
         items = [schemas.sweep_view(r, runs.sweep_counts(session, r.id)) for r in rows]
