@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from li2.errors import SpecError
+from li2.spec import flatten_errors as flatten_marshmallow
 
 log = logging.getLogger(__name__)
 
@@ -23,27 +24,19 @@ log = logging.getLogger(__name__)
 _LOCATIONS = {"json", "query", "querystring", "headers", "view_args", "path", "form", "files", "cookies"}
 
 
-def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
-    """Nested marshmallow/webargs messages -> {"dotted.field": ["message", ...]}."""
+def flatten_errors(errors: Any) -> dict[str, list[str]]:
+    """Nested marshmallow/webargs messages -> {"dotted.field": ["message", ...]}.
+
+    webargs keys its messages by location first; that level is dropped, the rest is
+    li2.spec.flatten_errors (the one flattening of marshmallow messages).
+    """
+    if not isinstance(errors, dict):
+        return flatten_marshmallow(errors)
     out: dict[str, list[str]] = {}
-    if isinstance(errors, dict):
-        for key, val in errors.items():
-            if not prefix and key in _LOCATIONS and isinstance(val, dict):
-                path = ""
-            elif key == "_schema":
-                path = prefix
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
-            for p, msgs in flatten_errors(val, path).items():
-                out.setdefault(p, []).extend(msgs)
-    elif isinstance(errors, (list, tuple)) and all(isinstance(e, str) for e in errors):
-        out[prefix or "_schema"] = list(errors)
-    elif isinstance(errors, (list, tuple)):
-        for item in errors:
-            for p, msgs in flatten_errors(item, prefix).items():
-                out.setdefault(p, []).extend(msgs)
-    else:
-        out[prefix or "_schema"] = [str(errors)]
+    for key, val in errors.items():
+        part = flatten_marshmallow(val if key in _LOCATIONS and isinstance(val, dict) else {key: val})
+        for path, msgs in part.items():
+            out.setdefault(path, []).extend(msgs)
     return out
 
 

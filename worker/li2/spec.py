@@ -186,7 +186,7 @@ class SweepSubmitSchema(SweepSchema):
 # Error formatting
 
 
-def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     """Marshmallow's nested error dict -> {"training.lr": [...]}; list indices become `[i]`."""
     out: dict[str, list[str]] = {}
     if isinstance(errors, dict):
@@ -197,14 +197,14 @@ def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
                 path = f"{prefix}[{key}]"
             else:
                 path = f"{prefix}.{key}" if prefix else str(key)
-            for p, msgs in _flatten(val, path).items():
+            for p, msgs in flatten_errors(val, path).items():
                 out.setdefault(p, []).extend(msgs)
     elif isinstance(errors, (list, tuple)):
         if all(isinstance(e, str) for e in errors):
             out[prefix or "_schema"] = list(errors)
         else:
             for e in errors:
-                for p, msgs in _flatten(e, prefix).items():
+                for p, msgs in flatten_errors(e, prefix).items():
                     out.setdefault(p, []).extend(msgs)
     else:
         out[prefix or "_schema"] = [str(errors)]
@@ -224,6 +224,14 @@ def _explain_unknown(errs: dict[str, list[str]]) -> dict[str, list[str]]:
             allowed = ", ".join(schema().fields) if schema else ""
             errs[path] = [f"unknown field; allowed here: {allowed}" if m == "Unknown field." else m for m in msgs]
     return errs
+
+
+def _load(schema: type[Schema], raw: dict) -> dict:
+    """schema().load(raw), with marshmallow's errors as a SpecError of dotted fields."""
+    try:
+        return schema().load(raw)
+    except ValidationError as exc:
+        raise SpecError(_explain_unknown(flatten_errors(exc.messages))) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,10 +339,7 @@ def validate_spec(raw: Any) -> dict:
     """Validate one experiment spec and return it normalised (all defaults filled in)."""
     if not isinstance(raw, dict):
         raise SpecError({"_schema": ["the spec must be a JSON object with task, data, model, training, seed"]})
-    try:
-        spec = ExperimentSpecSchema().load(raw)
-    except ValidationError as exc:
-        raise SpecError(_explain_unknown(_flatten(exc.messages))) from None
+    spec = _load(ExperimentSpecSchema, raw)
     task = spec["task"]
     # Normalised task: group, operands and exactly the kind's own fields.
     spec["task"] = {"group": task["group"], "operands": task["operands"],
@@ -444,10 +449,7 @@ def validate_sweep(raw: Any) -> dict:
     """Validate a sweep {"base": SPEC, "grid": {dotted.path: [values]}}; every run is checked."""
     if not isinstance(raw, dict):
         raise SpecError({"_schema": ["the sweep must be a JSON object {base, grid}"]})
-    try:
-        sweep = SweepSchema().load(raw)
-    except ValidationError as exc:
-        raise SpecError(_explain_unknown(_flatten(exc.messages))) from None
+    sweep = _load(SweepSchema, raw)
     lim = limits()
     errors: dict[str, list[str]] = {}
     grid = sweep["grid"]
