@@ -25,7 +25,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/li2 \
     PATH=/opt/li2/bin:$PATH \
     HOME=/srv/li2
-# /srv/li2/var: where relative defaults such as LI2_ARTIFACT_DIR (./var/artifacts) land, writable.
+# /srv/li2/var: where relative defaults (./var, the embedded SQLite files) land, writable.
 RUN groupadd --system --gid 10001 li2 \
  && useradd --system --uid 10001 --gid li2 --home-dir /srv/li2 --create-home --shell /usr/sbin/nologin li2 \
  && install -d -o li2 -g li2 /srv/li2/var
@@ -37,8 +37,11 @@ FROM base AS source
 WORKDIR /build
 COPY requirements/constraints.txt requirements/constraints.txt
 COPY pyproject.toml README.md ./
+COPY core core
+COPY store store
 COPY service service
 COPY worker worker
+COPY cli cli
 
 # ---------------------------------------------------------------------------------------------
 # build-api: the base dependencies only (flask, sqlalchemy, celery client, gunicorn, numpy ...).

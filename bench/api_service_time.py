@@ -26,7 +26,7 @@ def main() -> None:
     from li2_service.app import create_app
     from li2_service.auth import create_user
     from li2_service.config import load_config
-    from li2_service.db import init_db, make_engine, session_scope
+    from li2_store.db import init_db, make_engine, session_scope
 
     config = load_config()
     engine = make_engine(config["DATABASE_URL"])

@@ -76,12 +76,13 @@ class PlainNet(torch.nn.Module):
 
 def plain_loop(args, spec: dict, epochs: int) -> None:
     """One run, trained the straightforward way (what the reference script does, minus logging)."""
-    from li2.data import make_split, train_count
+    from li2.data import make_split
+    from li2.spec import resolve_train_size
     from li2.groups import build_task
 
     dev, M = args.device, args.order
     task = build_task(spec["task"])
-    split = make_split(task, 2, train_count(spec), spec["seed"])
+    split = make_split(task, 2, resolve_train_size(spec), spec["seed"])
 
     def onehot(x):
         hot = [torch.nn.functional.one_hot(torch.from_numpy(x[:, j]), M) for j in range(2)]

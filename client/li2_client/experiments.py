@@ -147,11 +147,10 @@ class Experiment(Handle):
                 fh.write(chunk)
         return out
 
-    def plot(self, out_dir: str | Path, *, spectrum: bool = True, use_core: bool = True) -> list[Path]:
-        """Save PNGs (training curves with stages shaded; irrep spectrum) into ``out_dir``; return paths.
-        ``use_core=False`` draws with the SDK's own code even when ``li2.plots`` is installed."""
+    def plot(self, out_dir: str | Path, *, spectrum: bool = True) -> list[Path]:
+        """Save PNGs (training curves with stages shaded; irrep spectrum) into ``out_dir``; return paths."""
         from . import plots
-        return plots.plot_experiment(self, out_dir, spectrum=spectrum, use_core=use_core)
+        return plots.plot_experiment(self, out_dir, spectrum=spectrum)
 
     def __repr__(self) -> str:
         p = self.progress

@@ -1,10 +1,10 @@
 """matplotlib pictures from the API's JSON: training curves with the stages shaded, the irrep
 spectrum of the learned features, and the scaling law with its 95 % band.
 
-When the science core is installed next to the SDK (``li2.plots``), ``plot_experiment`` and
-``plot_sweep`` hand the data to its ``plot_run`` / ``plot_sweep``, so the pictures are the very ones ``li2lab run --plots``
-draws; otherwise (the usual case for a light ``pip install li2-client[plots]``) the small drawing
-code below is used. Both write PNG files and return their paths.
+The SDK draws from the JSON the API serves, with its own small matplotlib code, so it needs only
+``pip install li2-client[plots]`` and none of the server's packages. (``li2lab run --plots`` draws a
+local run's result.json with the core's ``li2.plots``.) Every function writes PNG files and returns
+their paths.
 """
 from __future__ import annotations
 
@@ -131,28 +131,12 @@ def _save(fig, path: str | Path) -> Path:
     return out
 
 
-def _core_plots():
-    """``li2.plots`` when the science core is installed, else None."""
-    try:
-        from li2 import plots as core
-    except ImportError:
-        return None
-    return core
-
-
-def plot_experiment(exp: "Experiment", out_dir: str | Path, *, spectrum: bool = True,
-                    use_core: bool = True) -> list[Path]:
+def plot_experiment(exp: "Experiment", out_dir: str | Path, *, spectrum: bool = True) -> list[Path]:
     """Fetch the finished run's metrics, timeline and features; draw them into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     columns, timeline = exp.metric_columns(), exp.timeline()
     features = exp.features() if spectrum else None
-    core = _core_plots() if use_core else None
-    if core is not None and hasattr(core, "plot_run"):
-        result: dict[str, Any] = {"spec": exp.spec, "summary": exp.summary, "metrics": columns,
-                                  "timeline": timeline.raw, "features": features.raw if features else {}}
-        paths = core.plot_run(result, out)
-        return [Path(p) for p in (paths or [])]
     tag = exp.id[:8]
     paths = [plot_curves(columns, timeline, out / f"curves_{tag}.png", title=f"experiment {tag}")]
     if features is not None and features.power:
@@ -160,14 +144,9 @@ def plot_experiment(exp: "Experiment", out_dir: str | Path, *, spectrum: bool = 
     return paths
 
 
-def plot_sweep(sweep: "Sweep", out_dir: str | Path, *, partial: bool = False, use_core: bool = True) -> list[Path]:
-    """Fetch the sweep's scaling law (and, for the core's picture, its runs); draw into ``out_dir``."""
+def plot_sweep(sweep: "Sweep", out_dir: str | Path, *, partial: bool = False) -> list[Path]:
+    """Fetch the sweep's scaling law; draw it into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     law = sweep.scaling_law(partial=partial)
-    core = _core_plots() if use_core else None
-    if core is not None and hasattr(core, "plot_sweep"):
-        paths = core.plot_sweep({"runs": sweep.run_items(), "scaling_law": law.raw}, out)
-        if paths:
-            return [Path(p) for p in paths]
     return [plot_scaling_law(law, out / f"scaling_law_{sweep.id[:8]}.png", title=f"sweep {sweep.id[:8]}")]

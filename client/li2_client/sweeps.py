@@ -107,11 +107,10 @@ class Sweep(Handle):
         params = {"partial": "true"} if partial else None
         return ScalingLaw.from_dict(self._client._http.get_json(f"/sweeps/{self.id}/scaling-law", params))
 
-    def plot(self, out_dir: str | Path, partial: bool = False, use_core: bool = True) -> list[Path]:
-        """Save the scaling-law plot (critical sizes, fitted c·M·ln M, 95 % band) into ``out_dir``.
-        ``use_core=False`` draws with the SDK's own code even when ``li2.plots`` is installed."""
+    def plot(self, out_dir: str | Path, partial: bool = False) -> list[Path]:
+        """Save the scaling-law plot (critical sizes, fitted c·M·ln M, 95 % band) into ``out_dir``."""
         from . import plots
-        return plots.plot_sweep(self, out_dir, partial=partial, use_core=use_core)
+        return plots.plot_sweep(self, out_dir, partial=partial)
 
     def __repr__(self) -> str:
         return f"<Sweep {self.id} {self.status} {self.n_runs} runs {self.counts}>"

@@ -16,9 +16,11 @@ from flask_smorest import Api
 from li2.spec import ExperimentSpecSchema
 from li2_service import auth, errors, schemas
 from li2_service.blueprints import experiments, health, sweeps
-from li2_service.config import check_secrets, load_config
-from li2_service.db import make_engine
-from li2_service.runs import ServiceState, real_enqueue
+from li2_service.config import load_config
+from li2_store.config import check_secrets
+from li2_store.db import make_engine
+from li2_service.runs import ServiceState
+from li2_store.producer import send_batch
 
 API_PREFIX = "/api/v1"
 BEARER = {"type": "http", "scheme": "bearer",
@@ -56,7 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     engine = settings.get("ENGINE") or make_engine(settings["DATABASE_URL"])
     app.extensions["li2"] = ServiceState(engine=engine, config=settings,
-                                         enqueue=settings.get("ENQUEUE") or real_enqueue)
+                                         enqueue=settings.get("ENQUEUE") or send_batch)
 
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", BEARER)

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from flask import current_app, g, request
 from flask_smorest import abort
 
-from li2_service import models
-from li2_service.db import session_scope
+from li2_store import models
+from li2_store.db import session_scope
 
 # Endpoints reachable without a token. flask-smorest names its docs endpoints "api-docs.*".
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "static", "openapi_json_alias"}

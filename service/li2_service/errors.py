@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from li2.errors import SpecError
-from li2.spec import flatten_errors as flatten_marshmallow
+from li2.spec.schema import flatten_errors as flatten_marshmallow
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def flatten_errors(errors: Any) -> dict[str, list[str]]:
     """Nested marshmallow/webargs messages -> {"dotted.field": ["message", ...]}.
 
     webargs keys its messages by location first; that level is dropped, the rest is
-    li2.spec.flatten_errors (the one flattening of marshmallow messages).
+    li2.spec.schema.flatten_errors (the one flattening of marshmallow messages).
     """
     if not isinstance(errors, dict):
         return flatten_marshmallow(errors)

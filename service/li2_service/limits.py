@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask_smorest import abort
 
-from li2_service import models
+from li2_store import models
 from li2_service.auth import Caller
 
 ACTIVE = ("queued", "running")

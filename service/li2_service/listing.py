@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from flask import make_response
 from flask_smorest import abort
 
-from li2_service import auth, models
+from li2_service import auth
+from li2_store import models
 
 
 def visible_rows(model, caller, user: str | None, status: str | None) -> sa.Select:

@@ -3,7 +3,8 @@
 The database is the truth. A submit commits its row(s) first and only then sends `(run_id,
 attempt)` to the broker; if the broker is down the row simply stays queued and the worker side's
 reconciler re-enqueues it from the database, so the client still gets its 202. Sweeps fan in
-through the worker's `li2_worker.sweeps` (one implementation); the API only triggers it early.
+through `li2_store.sweeps` (one implementation shared with the worker); the API only triggers it
+early. Messages go out through `li2_store.producer`, by task name: the API never imports worker code.
 Views stay thin: they parse and authorise, then call these functions.
 """
 from __future__ import annotations
@@ -17,10 +18,12 @@ import sqlalchemy as sa
 from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 
-from li2.spec import expand_sweep, pack_batches, shape_key, spec_hash, validate_sweep
-from li2_service import limits, models
+from li2.batching import batch_key, pack_batches
+from li2.spec import expand_sweep, spec_hash, validate_sweep
+from li2_service import limits
+from li2_store import models
 from li2_service.auth import Caller
-from li2_service.db import session_scope, utcnow
+from li2_store.db import session_scope, utcnow
 from li2_service.errors import unprocessable
 
 log = logging.getLogger(__name__)
@@ -45,13 +48,6 @@ class Submitted:
     outcome: str  # "created" | "cached" (identical spec) | "replayed" (same Idempotency-Key)
 
 
-def real_enqueue(items: list[tuple[str, int]], broker_url: str) -> None:
-    """Production enqueue: li2_worker.dispatch (imports neither torch nor the runner)."""
-    from li2_worker.dispatch import enqueue
-
-    enqueue(items, broker_url)
-
-
 def send(state: ServiceState, items: list[tuple[str, int]]) -> bool:
     """Enqueue one batch; a broker failure is logged, not raised (the reconciler retries)."""
     try:
@@ -69,7 +65,7 @@ def _idempotency_dedup(key: str) -> str:
 
 def _new_experiment(user: Caller, spec: dict, config: dict, **extra) -> models.Experiment:
     return models.Experiment(
-        user_id=user.id, spec_json=spec, spec_hash=spec_hash(spec), shape_key=shape_key(spec),
+        user_id=user.id, spec_json=spec, spec_hash=spec_hash(spec), batch_key=batch_key(spec),
         status="queued", attempt=1, max_attempts=config["MAX_ATTEMPTS"],
         epochs=int(spec["training"]["epochs"]), enqueued_at=utcnow(), **extra,
     )
@@ -110,8 +106,8 @@ def submit_experiment(state: ServiceState, user: Caller, spec: dict, *, force: b
 
 
 def batches(rows: list[models.Experiment], config: dict) -> list[list[tuple[str, int]]]:
-    """Pack runs by shape_key (same tensor shapes train as one stacked model) within the batch limits."""
-    return pack_batches(((r.shape_key, r.spec_json, (r.id, r.attempt)) for r in rows),
+    """Pack runs by batch_key (they train as one stacked model) within the batch limits."""
+    return pack_batches(((r.batch_key, r.spec_json, (r.id, r.attempt)) for r in rows),
                         config["MAX_BATCH"], config["BATCH_MEMORY_MB"] << 20)
 
 
@@ -140,7 +136,7 @@ def cancel_experiment(session, row: models.Experiment) -> str:
 
     queued -> cancelled at once; running -> cancel_requested (the worker stops it within seconds
     and marks it cancelled); already finished -> 409. The caller closes the run's sweep, if any,
-    after committing (`close_sweep_if_done`).
+    after committing (`li2_store.sweeps.finalize_sweep`).
     """
     exp = models.Experiment
     now = utcnow()
@@ -178,12 +174,3 @@ def sweep_counts(session, sweep_id: str) -> dict[str, int]:
     counts = dict.fromkeys(models.STATUSES, 0)
     counts.update({status: n for status, n in rows})
     return counts
-
-
-def close_sweep_if_done(engine: sa.Engine, sweep_id: str) -> None:
-    """Run the worker's fan-in now (li2_worker.sweeps.finalize_sweep: fit the law, close the sweep)
-    when none of the sweep's runs is active, so a cancel or a status read need not wait for the
-    reaper's next pass. Idempotent and race-safe: the finaliser's update is conditional."""
-    from li2_worker.sweeps import finalize_sweep  # no torch: numpy/scipy for the fit
-
-    finalize_sweep(engine, sweep_id)

@@ -3,7 +3,7 @@
 The experiment spec itself is `li2.spec.ExperimentSpecSchema` (one definition, shared with the CLI
 and the worker); it is documented here by reference only. Query schemas reject unknown parameters
 and out-of-range values with 422 field messages. Presenters turn ORM rows into plain dicts; JSON
-results are passed through `json_safe` (li2_worker.store, the same function the worker writes with)
+results are passed through `json_safe` (`li2.jsonsafe`, the same function the worker writes with)
 so a NaN in a stored metric never yields invalid JSON.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from datetime import datetime
 from marshmallow import RAISE, Schema, fields, validate
 
 from li2.spec import ExperimentSpecSchema
-from li2_service import models
-from li2_worker.store import json_safe
+from li2_store import models
+from li2.jsonsafe import json_safe
 
 STATUS = validate.OneOf(models.STATUSES, error="must be one of: " + ", ".join(models.STATUSES))
 HEX_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="must be a 32-character hex id")

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from li2.scaling import critical_size, fit_grokking_time_vs_wd, fit_scaling_law
+from li2.scaling import estimate_critical_size, fit_grokking_time_vs_wd, fit_scaling_law
 
 
 def run(M, n, grokked, wd=1e-4, epoch=None):
@@ -43,12 +43,12 @@ def test_planted_c_is_recovered_within_5_percent(c):
     assert len(law["residuals"]) == 7 and len(law["curve"]) == 50
 
 
-def test_critical_size_cases():
-    assert critical_size([(10, False), (20, False), (40, True), (80, True)]) == {
+def test_estimate_critical_size_cases():
+    assert estimate_critical_size([(10, False), (20, False), (40, True), (80, True)]) == {
         "n_star": pytest.approx(math.sqrt(20 * 40)), "method": "midpoint", "bound": None, "slope": None}
-    assert critical_size([(10, True), (20, True)])["bound"] == {"upper": 10.0}
-    assert critical_size([(10, False), (20, False)])["bound"] == {"lower": 20.0}
-    overlap = critical_size([(10, False), (20, True), (30, False), (40, True), (50, True), (15, False)])
+    assert estimate_critical_size([(10, True), (20, True)])["bound"] == {"upper": 10.0}
+    assert estimate_critical_size([(10, False), (20, False)])["bound"] == {"lower": 20.0}
+    overlap = estimate_critical_size([(10, False), (20, True), (30, False), (40, True), (50, True), (15, False)])
     assert overlap["method"] == "logistic" and 10 < overlap["n_star"] < 50
 
 

@@ -57,7 +57,6 @@ def _service_env(workdir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
     env.update({
         "LI2_DATABASE_URL": f"sqlite:///{workdir / 'li2.sqlite'}",
-        "LI2_ARTIFACT_DIR": str(workdir / "artifacts"),
         "LI2_MAX_ACTIVE_PER_USER": str(MAX_ACTIVE),
         "LI2_MAX_SWEEP_RUNS": str(MAX_SWEEP_RUNS),
         "LI2_WORKER_DEVICE": "cpu",

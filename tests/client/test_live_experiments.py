@@ -71,14 +71,12 @@ def test_checkpoint_download_is_safetensors(finished_exp, tmp_path):
     assert isinstance(json.loads(blob[8:8 + header_len]), dict)
 
 
-@pytest.mark.parametrize("use_core", [True, False])
-def test_plots_from_api_data(finished_exp, tmp_path, use_core):
-    """Core pictures (li2.plots) when installed; the SDK's own, self-contained ones otherwise."""
-    paths = finished_exp.plot(tmp_path / "plots", use_core=use_core)
+def test_plots_from_api_data(finished_exp, tmp_path):
+    """The SDK's own, self-contained pictures, drawn from the API's JSON."""
+    paths = finished_exp.plot(tmp_path / "plots")
     assert paths and all(p.exists() and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
-    if not use_core:
-        assert sorted(p.name for p in paths) == sorted([f"curves_{finished_exp.id[:8]}.png",
-                                                         f"spectrum_{finished_exp.id[:8]}.png"])
+    assert sorted(p.name for p in paths) == sorted([f"curves_{finished_exp.id[:8]}.png",
+                                                     f"spectrum_{finished_exp.id[:8]}.png"])
 
 
 def test_same_spec_is_cached_and_get_list_find_it(client, finished_exp, tiny):

@@ -37,12 +37,10 @@ def test_scaling_law_is_typed_and_consistent(finished_sweep, tmp_path):
     assert law.raw["partial"] is False
 
 
-@pytest.mark.parametrize("use_core", [True, False])
-def test_scaling_law_plot(finished_sweep, tmp_path, use_core):
-    paths = finished_sweep.plot(tmp_path, use_core=use_core)
+def test_scaling_law_plot(finished_sweep, tmp_path):
+    paths = finished_sweep.plot(tmp_path)
     assert paths and all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
-    if not use_core:
-        assert [p.name for p in paths] == [f"scaling_law_{finished_sweep.id[:8]}.png"]
+    assert [p.name for p in paths] == [f"scaling_law_{finished_sweep.id[:8]}.png"]
 
 
 def test_sweep_listing_and_handles(client, finished_sweep):

@@ -3,20 +3,22 @@ import math
 
 import numpy as np
 
-from li2.data import C_CRIT, critical_size, make_split, train_count
+from li2.data import make_split
+from li2.spec import resolve_train_size
+from li2.theory import C_CRIT, predicted_critical_size
 from li2.groups import build_task
 from li2.runner import run_batch
 
 
 def test_train_fraction_follows_sklearns_ceiling_rule(make_spec):
-    assert train_count(make_spec(order=23, fraction=0.9)) == 529 - 53          # reference log: 476 / 53
-    assert train_count(make_spec(order=71, fraction=0.4)) == 2016               # the paper's Fig. 3 n
+    assert resolve_train_size(make_spec(order=23, fraction=0.9)) == 529 - 53          # reference log: 476 / 53
+    assert resolve_train_size(make_spec(order=71, fraction=0.4)) == 2016               # the paper's Fig. 3 n
 
 
 def test_train_size_and_critical_multiple(make_spec):
-    assert train_count(make_spec(data={"train_size": 77})) == 77
-    n = train_count(make_spec(order=23, data={"critical_multiple": 1.0}))
-    assert n == round(C_CRIT * 23 * math.log(23)) == 198 and critical_size(23) == C_CRIT * 23 * math.log(23)
+    assert resolve_train_size(make_spec(data={"train_size": 77})) == 77
+    n = resolve_train_size(make_spec(order=23, data={"critical_multiple": 1.0}))
+    assert n == round(C_CRIT * 23 * math.log(23)) == 198 and predicted_critical_size(23) == C_CRIT * 23 * math.log(23)
 
 
 def test_split_is_a_deterministic_partition():

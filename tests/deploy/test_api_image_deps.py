@@ -29,10 +29,10 @@ class NotInApiImage(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, NotInApiImage())
 
-from li2_service.migrate import main as migrate
+from li2lab.migrate import main as migrate
 assert migrate([]) == 0, "migration failed"
 
-from li2.cli import main as li2lab          # `docker compose exec api li2lab users create alice`
+from li2lab.main import main as li2lab          # `docker compose exec api li2lab users create alice`
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     assert li2lab(["users", "create", "alice"]) in (0, None)
@@ -68,7 +68,7 @@ def test_the_worker_extra_is_what_the_api_image_leaves_out():
 
 def test_the_api_works_without_the_worker_extra(postgres_url, redis_url, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
-    env.update(LI2_DATABASE_URL=postgres_url, LI2_BROKER_URL=redis_url, LI2_ARTIFACT_DIR=str(tmp_path / "a"))
+    env.update(LI2_DATABASE_URL=postgres_url, LI2_BROKER_URL=redis_url)
     done = subprocess.run([sys.executable, "-c", SCRIPT, ",".join(worker_only_packages())],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0 and "api image OK" in done.stdout, done.stdout + done.stderr

@@ -163,7 +163,7 @@ def test_postgres_keeps_its_data_in_a_volume_and_reports_readiness():
 
 def test_the_migration_runs_once_after_postgres_is_healthy():
     migrate = load(MAIN)["services"]["migrate"]
-    assert migrate["command"] == ["python", "-m", "li2_service.migrate"]
+    assert migrate["command"] == ["li2lab", "migrate"]
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
 
@@ -226,7 +226,8 @@ def _li2_environments() -> list[dict[str, str]]:
 
 
 def test_the_service_refuses_the_example_placeholders():
-    from li2_service.config import ConfigError, check_secrets, load_config
+    from li2_service.config import load_config
+    from li2_store.config import ConfigError, check_secrets
 
     for env in _li2_environments():
         assert "CHANGE_ME" in env["LI2_DATABASE_URL"]
@@ -235,7 +236,8 @@ def test_the_service_refuses_the_example_placeholders():
 
 
 def test_the_service_accepts_the_same_files_with_real_secrets():
-    from li2_service.config import check_secrets, load_config
+    from li2_service.config import load_config
+    from li2_store.config import check_secrets
 
     real = {k: v.replace("CHANGE_ME", "5f3a9c") for k, v in example_env().items()}
     for path in (MAIN, WORKER_ONLY):

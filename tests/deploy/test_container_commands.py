@@ -71,8 +71,7 @@ def stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def service_env(postgres_url, redis_url, tmp_path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
-    env.update(LI2_DATABASE_URL=postgres_url, LI2_BROKER_URL=redis_url,
-               LI2_ARTIFACT_DIR=str(tmp_path / "artifacts"))
+    env.update(LI2_DATABASE_URL=postgres_url, LI2_BROKER_URL=redis_url)
     return env
 
 

@@ -191,8 +191,8 @@ def test_the_build_context_builds_a_complete_package(tmp_path):
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("li2lab-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("li2/cli.py", "li2/runner.py", "li2_service/wsgi.py", "li2_service/migrate.py",
-                   "li2_service/migrations/env.py", "li2_worker/celery_app.py"):
+    for needed in ("li2lab/main.py", "li2/runner.py", "li2_service/wsgi.py", "li2_store/migrate.py",
+                   "li2_store/migrations/env.py", "li2_worker/celery_app.py"):
         assert needed in names, f"{needed} missing from the image's install"
-    assert any(n.startswith("li2_service/migrations/versions/") and n.endswith(".py") for n in names)
+    assert any(n.startswith("li2_store/migrations/versions/") and n.endswith(".py") for n in names)
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)

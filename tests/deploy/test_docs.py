@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-CODE_DIRS = ("service", "worker", "client")
+CODE_DIRS = ("core", "store", "service", "worker", "cli", "client")
 
 
 def variables_in_code() -> set[str]:
@@ -79,7 +79,7 @@ def test_documented_defaults_are_the_defaults_in_the_code():
 
 
 def test_database_and_broker_defaults_match_the_code():
-    from li2_service.config import DEFAULT_DATABASE_URL
+    from li2_store.config import DEFAULT_DATABASE_URL
 
     assert config_table()["LI2_DATABASE_URL"][0] == f"`{DEFAULT_DATABASE_URL}`"
     assert "embedded" in config_table()["LI2_BROKER_URL"][0]

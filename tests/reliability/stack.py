@@ -64,7 +64,7 @@ def run_locally(spec: dict, workdir: Path) -> dict:
     spec_path.write_text(json.dumps(spec))
     out = workdir / "reference"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run([PYTHON, "-m", "li2.cli", "run", str(spec_path), "--out", str(out), "--device", "cpu"],
+    done = subprocess.run([PYTHON, "-m", "li2lab", "run", str(spec_path), "--out", str(out), "--device", "cpu"],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"li2lab run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return json.loads((out / "result.json").read_text())
@@ -207,8 +207,8 @@ class Stack:
     """
 
     def __init__(self, database_url: str, broker_url: str, workdir: Path, **settings: Any):
-        from li2_service.db import make_engine
-        from li2_service.migrate import prepare_database
+        from li2_store.db import make_engine
+        from li2_store.migrate import prepare_database
 
         self.workdir = workdir
         self.logs = workdir / "logs"
@@ -219,7 +219,6 @@ class Stack:
         self.env.update({
             "LI2_DATABASE_URL": database_url,
             "LI2_BROKER_URL": broker_url,
-            "LI2_ARTIFACT_DIR": str(workdir / "artifacts"),
             "LI2_WORKER_DEVICE": "cpu",
             "PYTHONUNBUFFERED": "1",
             "OMP_NUM_THREADS": "1",
@@ -248,7 +247,7 @@ class Stack:
                     "--threads", "8", "--worker-class", "gthread", "--timeout", "60",
                     "li2_service.wsgi:app"]
         else:
-            argv = [PYTHON, "-m", "li2.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            argv = [PYTHON, "-m", "li2lab", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.api_proc = Proc(f"api-{self._api_starts}", argv, self.env, self.logs)
         wait_until(self._healthy, 60, f"the API on port {self.port} (log: {self.api_proc.log_path})", 0.2)
         return self.api_proc
@@ -267,7 +266,7 @@ class Stack:
         """Start one `li2lab worker` (Celery, prefork, concurrency 1) on the CPU."""
         env = dict(self.env)
         env.update({k: str(v) for k, v in extra_env.items()})
-        argv = [PYTHON, "-m", "li2.cli", "worker", "--device", "cpu"]
+        argv = [PYTHON, "-m", "li2lab", "worker", "--device", "cpu"]
         proc = Proc(f"worker-{name}", argv, env, self.logs)
         self.workers[name] = proc
         return proc
@@ -298,7 +297,7 @@ class Stack:
     def create_user(self, name: str, admin: bool = False) -> str:
         """A new account; returns its token (the database keeps only the hash)."""
         from li2_service.auth import create_user
-        from li2_service.db import session_scope
+        from li2_store.db import session_scope
 
         with session_scope(self.engine) as session:
             return create_user(session, name, admin=admin)
@@ -310,7 +309,7 @@ class Stack:
 
     def experiment(self, exp_id: str) -> dict:
         """The experiments row as a dict."""
-        from li2_service import models
+        from li2_store import models
 
         with self.engine.connect() as c:
             row = c.execute(sa.select(models.Experiment.__table__).where(models.Experiment.id == exp_id)).mappings().one()
@@ -327,7 +326,7 @@ class Stack:
 
     def resume_checkpoint_epoch(self, exp_id: str) -> int | None:
         """Epoch of the newest "resume" checkpoint of a run (None when it has none yet)."""
-        from li2_service import models
+        from li2_store import models
 
         t = models.Checkpoint.__table__
         with self.engine.connect() as c:
@@ -335,7 +334,7 @@ class Stack:
 
     def assert_settled(self) -> None:
         """The resource invariant after a fault (Ray's chaos tests): no run is left queued or running."""
-        from li2_service import models
+        from li2_store import models
 
         t = models.Experiment.__table__
         with self.engine.connect() as c:

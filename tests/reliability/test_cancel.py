@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from li2_service import models
+from li2_store import models
 from stack import small_spec
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ import signal
 
 import pytest
 
-from li2_service import models
-from li2_service.db import utcnow
+from li2_store import models
+from li2_store.db import utcnow
 from stack import small_spec, wait_until
 
 pytestmark = pytest.mark.slow

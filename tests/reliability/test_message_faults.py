@@ -13,10 +13,10 @@ import re
 
 import pytest
 
-from li2_service import models
-from li2_worker import TASK_NAME
+from li2_store import models
+from li2_store.producer import TASK_NAME
 from li2_worker.celery_app import make_celery
-from li2_worker.dispatch import enqueue
+from li2_store.producer import send_batch
 from stack import small_spec, wait_until
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def test_duplicate_and_late_messages_execute_once(stack):
     stack.start_worker("b")
     wait_until(lambda: all("ready." in p.log() for p in stack.workers.values()), 60, "both workers ready")
     exp_id = api.post("/experiments", json=small_spec(600, seed=5)).json()["id"]
-    enqueue([(exp_id, 1)], stack.broker_url)  # the same message again, while both workers are idle
+    send_batch([(exp_id, 1)], stack.broker_url)  # the same message again, while both workers are idle
 
     row = stack.wait_status(exp_id, ("succeeded", "failed", "cancelled"), 120)
     assert row["status"] == "succeeded" and row["attempt"] == 1, row
@@ -53,7 +53,7 @@ def test_duplicate_and_late_messages_execute_once(stack):
     assert stack.count(models.Result, experiment_id=exp_id) == 1
     result_before = api.get(f"/experiments/{exp_id}/metrics").json()
 
-    enqueue([(exp_id, 1)], stack.broker_url)  # a late copy after success
+    send_batch([(exp_id, 1)], stack.broker_url)  # a late copy after success
     wait_until(lambda: claims_in_logs(stack, exp_id) == (1, 2), 60, "the late copy to be refused")
     after = stack.experiment(exp_id)
     assert (after["status"], after["attempt"], after["finished_at"]) == ("succeeded", 1, row["finished_at"])

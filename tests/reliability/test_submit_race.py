@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from li2_service import models
+from li2_store import models
 from stack import small_spec
 
 pytestmark = pytest.mark.slow

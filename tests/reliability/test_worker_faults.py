@@ -12,7 +12,7 @@ import signal
 import pytest
 from safetensors.torch import load as load_safetensors
 
-from li2_service import models
+from li2_store import models
 from stack import curves_mismatch, run_locally, small_spec, wait_until
 
 pytestmark = pytest.mark.slow

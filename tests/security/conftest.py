@@ -48,7 +48,7 @@ def safetensors_blob() -> bytes:
 def app(tmp_path_factory):
     """One app per test module (the hostile-input tests assert they change nothing, so sharing is safe)."""
     from li2_service import create_app
-    from li2_service.db import init_db, make_engine
+    from li2_store.db import init_db, make_engine
 
     tmp_path = tmp_path_factory.mktemp("security")
     engine = make_engine(f"sqlite:///{tmp_path / 'li2.sqlite'}")
@@ -92,9 +92,9 @@ def row_counts(engine) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def world(app, engine, client) -> World:
-    from li2_service import models
+    from li2_store import models
     from li2_service.auth import create_user
-    from li2_service.db import session_scope, utcnow
+    from li2_store.db import session_scope, utcnow
 
     with session_scope(engine) as s:
         alice, bob, root = create_user(s, "alice"), create_user(s, "bob"), create_user(s, "root", admin=True)

@@ -70,7 +70,7 @@ def test_lists_show_only_own_rows(client, world, path):
 
 
 def test_other_user_cannot_cancel(client, world, engine):
-    from li2_service import models
+    from li2_store import models
 
     with engine.connect() as c:
         queued_sweep_run = c.scalar(sa.select(models.Experiment.id).where(models.Experiment.sweep_id == world.sweep_id))
@@ -96,7 +96,7 @@ def test_other_user_cannot_cancel(client, world, engine):
 def test_identical_spec_is_not_shared_across_users(client, world, valid_spec, engine):
     """Dedup is per user: carol submitting alice's exact spec gets a new run of her own, not hers."""
     from li2_service.auth import create_user
-    from li2_service.db import session_scope
+    from li2_store.db import session_scope
 
     with session_scope(engine) as s:
         carol = create_user(s, "carol")

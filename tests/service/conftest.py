@@ -58,7 +58,7 @@ class Service:
 
     def update(self, exp_id: str, **values) -> None:
         """Play the worker's part on one row (status, summary, ...): test data, not a mock."""
-        from li2_service import models
+        from li2_store import models
 
         with self.engine.begin() as conn:
             conn.execute(sa.update(models.Experiment).where(models.Experiment.id == exp_id).values(**values))
@@ -67,7 +67,7 @@ class Service:
 def make_service(db_url: str, tmp_path: Path, **config) -> Service:
     from li2_service import create_app
     from li2_service.auth import create_user
-    from li2_service.db import init_db, make_engine, session_scope
+    from li2_store.db import init_db, make_engine, session_scope
 
     engine = make_engine(db_url)
     init_db(engine)
@@ -123,7 +123,7 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'li2.sqlite'}"
     url = request.getfixturevalue("shared_postgres_url")
-    from li2_service.db import init_db
+    from li2_store.db import init_db
 
     engine = sa.create_engine(url)
     init_db(engine)

@@ -10,7 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from li2_service import models
+from li2_store import models
 from li2_service.auth import hash_token
 
 PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc"}

@@ -50,13 +50,13 @@ def test_embedded_serve_runs_an_experiment_end_to_end(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
     env["LI2_WORKER_DEVICE"] = "cpu"
-    token = subprocess.run([PY, "-m", "li2_service.users_cli", "create", "tess"], env=env, cwd=tmp_path,
+    token = subprocess.run([PY, "-m", "li2lab", "users", "create", "tess"], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([PY, "-m", "li2_service.serve", "--port", str(port)], env=env, cwd=tmp_path,
+    proc = subprocess.Popen([PY, "-m", "li2lab", "serve", "--port", str(port)], env=env, cwd=tmp_path,
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

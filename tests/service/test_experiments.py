@@ -10,7 +10,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from li2_service import models
+from li2_store import models
 
 
 def submit(svc, body, who="alice", **headers):

@@ -70,12 +70,12 @@ def test_api_process_never_imports_torch(tmp_path):
 
 def test_placeholder_secrets_refuse_to_start(tmp_path):
     from li2_service import create_app
-    from li2_service.config import ConfigError
+    from li2_store.config import ConfigError
 
     with pytest.raises(ConfigError, match="LI2_DATABASE_URL"):
         create_app({"DATABASE_URL": "postgresql+psycopg://li2:CHANGE_ME@db/li2"})
     env = _env(tmp_path, LI2_BROKER_URL="redis://:CHANGE_ME@redis:6379/0")
-    done = subprocess.run([PY, "-m", "li2_service.migrate"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([PY, "-m", "li2lab", "migrate"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "LI2_BROKER_URL" in done.stderr
 
 
@@ -83,7 +83,7 @@ def _schema_diff(url: str) -> list:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from li2_service.models import Base
+    from li2_store.models import Base
 
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -98,18 +98,18 @@ def test_migration_builds_exactly_the_models_schema(db_url, tmp_path):
         with engine.begin() as conn:
             conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         engine.dispose()
-    done = subprocess.run([PY, "-m", "li2_service.migrate"], env={**_env(tmp_path), "LI2_DATABASE_URL": db_url},
+    done = subprocess.run([PY, "-m", "li2lab", "migrate"], env={**_env(tmp_path), "LI2_DATABASE_URL": db_url},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert _schema_diff(db_url) == []
-    again = subprocess.run([PY, "-m", "li2_service.migrate"], env={**_env(tmp_path), "LI2_DATABASE_URL": db_url},
+    again = subprocess.run([PY, "-m", "li2lab", "migrate"], env={**_env(tmp_path), "LI2_DATABASE_URL": db_url},
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr  # idempotent
 
 
 def test_users_create_prints_only_the_token_once(tmp_path):
     env = _env(tmp_path)
-    run = lambda *a: subprocess.run([PY, "-m", "li2_service.users_cli", *a], env=env,  # noqa: E731
+    run = lambda *a: subprocess.run([PY, "-m", "li2lab", "users", *a], env=env,  # noqa: E731
                                     capture_output=True, text=True, timeout=60)
     made = run("create", "ada", "--admin")
     assert made.returncode == 0, made.stderr
@@ -129,10 +129,10 @@ def test_users_create_prints_only_the_token_once(tmp_path):
 def test_serve_answers_and_stops_on_sigterm(tmp_path):
     """`li2lab serve` with a broker URL set (no embedded worker): health, auth, submit, clean exit."""
     env = _env(tmp_path)
-    token = subprocess.run([PY, "-m", "li2_service.users_cli", "create", "eve"], env=env,
+    token = subprocess.run([PY, "-m", "li2lab", "users", "create", "eve"], env=env,
                            capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     port = _free_port()
-    proc = subprocess.Popen([PY, "-m", "li2_service.serve", "--port", str(port)], env=env, cwd=tmp_path,
+    proc = subprocess.Popen([PY, "-m", "li2lab", "serve", "--port", str(port)], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -149,7 +149,7 @@ def test_serve_answers_and_stops_on_sigterm(tmp_path):
 
 
 def test_embedded_worker_is_restarted_and_stopped(tmp_path):
-    from li2_service.serve import EmbeddedWorker
+    from li2lab.serve import EmbeddedWorker
 
     worker = EmbeddedWorker(cmd=[PY, "-c", "import time; time.sleep(600)"], restart_pause_s=0.1)
     worker.start()
@@ -166,7 +166,7 @@ def test_embedded_worker_is_restarted_and_stopped(tmp_path):
 
 def test_gunicorn_serves_the_wsgi_app(tmp_path):
     env = _env(tmp_path)
-    subprocess.run([PY, "-m", "li2_service.migrate"], env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run([PY, "-m", "li2lab", "migrate"], env=env, check=True, capture_output=True, timeout=60)
     port = _free_port()
     gunicorn = Path(PY).with_name("gunicorn")
     proc = subprocess.Popen([str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "1",

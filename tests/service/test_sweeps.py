@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from li2_service import models
+from li2_store import models
 
 
 def post_sweep(svc, body, who="alice"):
@@ -47,7 +47,7 @@ def test_sweep_progress_status_and_cancel(svc, make_spec):
     assert r.status_code == 202 and r.json == {"id": sweep["id"], "cancelled": 1, "stopping": 1}
     svc.update(ids[1], status="cancelled")  # the worker stops it
     got = svc.client.get(f"/api/v1/sweeps/{sweep['id']}", headers=svc.auth()).json
-    # Closed by the fan-in on this read; one run succeeded, so the sweep did (li2_worker.sweeps rule).
+    # Closed by the fan-in on this read; one run succeeded, so the sweep did (li2_store.sweeps rule).
     assert got["status"] == "succeeded" and got["finished_at"] is not None and got["has_scaling_law"]
     listed = svc.client.get("/api/v1/sweeps?status=succeeded", headers=svc.auth()).json
     assert [s["id"] for s in listed["items"]] == [sweep["id"]]

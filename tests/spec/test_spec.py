@@ -6,8 +6,9 @@ import sys
 import pytest
 
 from li2.errors import SpecError
-from li2.spec import (C_CRIT, expand_sweep, resolve_train_size, shape_key, spec_hash, validate_spec,
-                      validate_sweep)
+from li2.batching import batch_key
+from li2.spec import expand_sweep, resolve_train_size, spec_hash, validate_spec, validate_sweep
+from li2.theory import C_CRIT
 
 BASE = {"task": {"group": "cyclic", "order": 23}, "data": {"train_fraction": 0.9},
         "model": {"hidden": 512, "activation": "sqr"},
@@ -115,15 +116,16 @@ def test_sweep_expands_the_grid_and_batches_by_shape():
     assert [s["task"]["order"] for s in specs[:4]] == [11] * 4
     assert all(s["data"]["train_fraction"] is None for s in specs)
     # seeds share a batch; order and train size change the shapes.
-    assert len({shape_key(s) for s in specs}) == 4
-    assert shape_key(specs[0]) == shape_key(specs[1])
+    assert len({batch_key(s) for s in specs}) == 4
+    assert batch_key(specs[0]) == batch_key(specs[1])
 
 
 def test_lr_wd_and_init_scale_share_a_batch_but_width_does_not():
     a = validate_spec(BASE)
-    for path, value in [("training.lr", 0.02), ("training.weight_decay", 0.0), ("model.top_init_scale", 0.0)]:
-        assert shape_key(validate_spec(with_(path, value))) == shape_key(a)
-    assert shape_key(validate_spec(with_("model.hidden", 256))) != shape_key(a)
+    for path, value in [("training.lr", 0.02), ("training.weight_decay", 0.0), ("model.top_init_scale", 0.0),
+                        ("model.output_scale", 2.0), ("training.momentum", 0.5), ("training.schedule", "cosine")]:
+        assert batch_key(validate_spec(with_(path, value))) == batch_key(a)
+    assert batch_key(validate_spec(with_("model.hidden", 256))) != batch_key(a)
 
 
 @pytest.mark.parametrize("grid,field", [
@@ -152,7 +154,7 @@ def test_validation_does_not_import_torch():
 
 
 def test_memory_estimate_grows_with_width_and_data():
-    from li2.spec import run_memory_bytes
+    from li2.batching import run_memory_bytes
 
     small = validate_spec(BASE)
     assert run_memory_bytes(validate_spec(with_("model.hidden", 1024))) > run_memory_bytes(small)
@@ -163,10 +165,10 @@ def test_memory_estimate_grows_with_width_and_data():
 
 
 def test_batches_respect_shape_count_and_memory_limits():
-    from li2.spec import pack_batches, run_memory_bytes
+    from li2.batching import pack_batches, run_memory_bytes
 
     specs = expand_sweep(validate_sweep({"base": BASE, "grid": {"task.order": [11, 13], "seed": list(range(10))}}))
-    entries = [(shape_key(s), s, i) for i, s in enumerate(specs)]
+    entries = [(batch_key(s), s, i) for i, s in enumerate(specs)]
     by_count = pack_batches(entries, max_batch=4, memory_bytes=1 << 40)
     assert sorted(len(b) for b in by_count) == [2, 2, 4, 4, 4, 4]
     assert all(len({specs[i]["task"]["order"] for i in b}) == 1 for b in by_count)

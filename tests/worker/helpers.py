@@ -10,9 +10,10 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from li2.spec import shape_key, spec_hash, validate_spec
-from li2_service.db import init_db, make_engine, session_scope, utcnow
-from li2_service.models import Experiment, Sweep, User
+from li2.batching import batch_key
+from li2.spec import spec_hash, validate_spec
+from li2_store.db import init_db, make_engine, session_scope, utcnow
+from li2_store.models import Experiment, Sweep, User
 from li2_worker.settings import load_settings
 
 
@@ -41,7 +42,7 @@ def add_run(engine, user_id: int, spec: dict, sweep_id: str | None = None, max_a
     """Insert a queued experiment row the way the API does (minus HTTP)."""
     with session_scope(engine) as s:
         exp = Experiment(user_id=user_id, sweep_id=sweep_id, spec_json=spec, spec_hash=spec_hash(spec),
-                         shape_key=shape_key(spec), epochs=spec["training"]["epochs"], status="queued",
+                         batch_key=batch_key(spec), epochs=spec["training"]["epochs"], status="queued",
                          max_attempts=max_attempts, enqueued_at=utcnow())
         s.add(exp)
         s.flush()

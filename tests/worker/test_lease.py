@@ -14,11 +14,12 @@ from datetime import timedelta
 import pytest
 import redis
 
-from li2_service.config import ConfigError
-from li2_service.db import session_scope, utcnow
-from li2_service.models import Checkpoint, Result, Sweep
-from li2_worker import lease, reaper, sweeps
-from li2_worker.dispatch import enqueue
+from li2_store.config import ConfigError
+from li2_store.db import session_scope, utcnow
+from li2_store.models import Checkpoint, Result, Sweep
+from li2_store import lease, sweeps
+from li2_worker import reaper
+from li2_store.producer import send_batch
 from li2_worker.settings import load_settings
 from li2_worker.tasks import BatchJob, parse_items
 
@@ -194,7 +195,7 @@ def test_reaper_resends_lost_messages_only_when_the_queue_is_empty(db, redis_url
     for run in lost:
         update(engine, run, enqueued_at=old)
     other = add_run(engine, user, tiny_spec(seed=9))
-    enqueue([(other, 1)], redis_url)                     # the queue is busy: runs wait their turn
+    send_batch([(other, 1)], redis_url)                     # the queue is busy: runs wait their turn
     assert reaper.resend_lost_messages(engine, settings) == 0
     redis.Redis.from_url(redis_url).flushdb()            # the broker lost everything
     assert reaper.resend_lost_messages(engine, settings) == 3

@@ -1,6 +1,6 @@
 """Integration: a real worker process, the real Redis (or the embedded SQLite transport), a real
 database (PostgreSQL or SQLite) and the real li2 core. Runs are inserted through the service's
-models and enqueued through li2_worker.dispatch, exactly as the API does; nothing is mocked.
+models and enqueued through li2_store.producer, exactly as the API does; nothing is mocked.
 """
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from li2_service.db import session_scope
-from li2_service.models import Checkpoint, Result, Sweep
-from li2_worker.dispatch import enqueue
+from li2_store.db import session_scope
+from li2_store.models import Checkpoint, Result, Sweep
+from li2_store.config import embedded_broker_url
+from li2_store.producer import send_batch
 
 from .helpers import add_run, add_sweep, add_user, new_engine, row, tiny_spec, update, wait_until
 from .procs import Worker, worker_env
@@ -59,8 +60,8 @@ def wait_status(engine, run_id, status, timeout=180, worker: Worker | None = Non
 def test_run_succeeds_and_a_duplicate_message_executes_once(tmp_path, redis_url, postgres_url, workers):
     engine = new_engine(postgres_url)
     run = add_run(engine, add_user(engine), tiny_spec(epochs=200))
-    enqueue([(run, 1)], redis_url)
-    enqueue([(run, 1)], redis_url)  # the same (run_id, attempt) delivered twice
+    send_batch([(run, 1)], redis_url)
+    send_batch([(run, 1)], redis_url)  # the same (run_id, attempt) delivered twice
     w = workers("w1", worker_env(postgres_url, redis_url))
     seen = set()
     wait_until(lambda: seen.add(row(engine, run)["status"]) or "running" in seen, 120, "the run to start")
@@ -84,12 +85,12 @@ def test_cancel_stops_a_running_run_and_a_held_message_goes_to_an_idle_worker(
     engine = new_engine(postgres_url)
     user = add_user(engine)
     long_run = add_run(engine, user, tiny_spec(epochs=50_000, seed=1))
-    enqueue([(long_run, 1)], redis_url)
+    send_batch([(long_run, 1)], redis_url)
     env = worker_env(postgres_url, redis_url)
     busy = workers("w1", env)
     wait_until(lambda: row(engine, long_run)["progress_epoch"] > 0, 120, "training progress")
     nxt = add_run(engine, user, tiny_spec(epochs=50, seed=2))  # submitted now, as the API would
-    enqueue([(nxt, 1)], redis_url)
+    send_batch([(nxt, 1)], redis_url)
     # The busy worker prefetches (holds) the next message; the reaper re-sends that run once it has
     # waited LI2_REQUEUE_AFTER_S with an empty queue, and an idle worker runs it meanwhile.
     wait_until(lambda: redis.Redis.from_url(redis_url).llen("celery") == 0, 30, "the busy worker to take the message")
@@ -109,7 +110,7 @@ def test_cancel_stops_a_running_run_and_a_held_message_goes_to_an_idle_worker(
 def test_kill9_mid_run_requeues_and_resumes_from_checkpoint(tmp_path, redis_url, postgres_url, workers):
     engine = new_engine(postgres_url)
     run = add_run(engine, add_user(engine), tiny_spec(epochs=3000))
-    enqueue([(run, 1)], redis_url)
+    send_batch([(run, 1)], redis_url)
     env = worker_env(postgres_url, redis_url)
     first = workers("w1", env)
     wait_until(lambda: (newest_resume_epoch(engine, run) or 0) >= 100, 120, "a resume checkpoint at epoch >= 100")
@@ -129,7 +130,7 @@ def test_kill9_mid_run_requeues_and_resumes_from_checkpoint(tmp_path, redis_url,
 def test_sigterm_requeues_the_run_for_another_worker(tmp_path, redis_url, postgres_url, workers):
     engine = new_engine(postgres_url)
     run = add_run(engine, add_user(engine), tiny_spec(epochs=3000))
-    enqueue([(run, 1)], redis_url)
+    send_batch([(run, 1)], redis_url)
     env = worker_env(postgres_url, redis_url)
     first = workers("w1", env)
     wait_until(lambda: (newest_resume_epoch(engine, run) or 0) >= 50, 120, "a resume checkpoint")
@@ -147,7 +148,7 @@ def test_a_sweep_batch_fans_in_and_stores_the_fitted_law(tmp_path, redis_url, po
     user = add_user(engine)
     sweep = add_sweep(engine, user, n_runs=3)
     runs = [add_run(engine, user, tiny_spec(epochs=100, seed=s), sweep_id=sweep) for s in (1, 2, 3)]
-    enqueue([(r, 1) for r in runs], redis_url)  # one shape_key: one batch, trained as one stacked model
+    send_batch([(r, 1) for r in runs], redis_url)  # one batch_key: one batch, trained as one stacked model
     w = workers("w1", worker_env(postgres_url, redis_url))
     for r in runs:
         wait_status(engine, r, "succeeded", timeout=120, worker=w)
@@ -164,7 +165,7 @@ def test_a_lost_message_is_reenqueued_by_the_reaper(tmp_path, redis_url, workers
     db_url = f"sqlite:///{tmp_path / 'li2.sqlite'}"
     engine = new_engine(db_url)
     run = add_run(engine, add_user(engine), tiny_spec(epochs=50))
-    enqueue([(run, 1)], redis_url)
+    send_batch([(run, 1)], redis_url)
     redis.Redis.from_url(redis_url).flushdb()  # Redis restarted without persistence
     w = workers("w1", worker_env(db_url, redis_url))
     wait_status(engine, run, "succeeded", timeout=120, worker=w)
@@ -177,7 +178,7 @@ def test_embedded_sqlite_transport_runs_an_experiment(tmp_path, workers, monkeyp
     db_url = f"sqlite:///{tmp_path / 'var' / 'li2.sqlite'}"
     engine = new_engine(db_url)
     run = add_run(engine, add_user(engine), tiny_spec(epochs=200))
-    enqueue([(run, 1)])                        # broker_url=None: the embedded transport
+    send_batch([(run, 1)], embedded_broker_url())  # the embedded transport in ./var/broker.sqlite
     assert (tmp_path / "var" / "broker.sqlite").exists()
     w = workers("w1", worker_env(db_url, None))
     r = wait_status(engine, run, "succeeded", timeout=120, worker=w)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from pathlib import Path
 
 from celery import Celery
 from celery.signals import worker_shutting_down
 
+from li2_store.producer import transport_options
 from li2_worker.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -57,17 +57,9 @@ def make_celery(broker_url: str | None = None) -> Celery:
         # Cold shutdown first waits this long for the task to checkpoint and requeue itself.
         worker_soft_shutdown_timeout=settings.soft_shutdown_s,
         worker_hijack_root_logger=False,
-        broker_transport_options=_transport_options(url),
+        broker_transport_options=transport_options(url),
     )
     return app
-
-
-def _transport_options(url: str) -> dict:
-    """SQLite transport: create the file's folder; wait for its lock rather than fail at once."""
-    if url.startswith(("sqla+sqlite:///", "sqlalchemy+sqlite:///")):
-        Path(url.split("sqlite:///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        return {"connect_args": {"timeout": 30}}
-    return {}
 
 
 @worker_shutting_down.connect

@@ -12,7 +12,7 @@ import threading
 
 from sqlalchemy.engine import Engine
 
-from li2_worker import lease
+from li2_store import lease
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ def _positive(value: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The worker's options (li2.cli adds them to its `worker` subcommand)."""
+    """The worker's options (li2lab.main adds them to its `worker` subcommand)."""
     parser.add_argument("--device", type=_device, default=os.environ.get("LI2_WORKER_DEVICE") or "auto",
                         help="auto | cpu | cuda | cuda:N (default: LI2_WORKER_DEVICE or auto)")
     parser.add_argument("--concurrency", type=_positive, default=1,
@@ -51,14 +51,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace | list[str] | None = None) -> int:
-    """Start the worker; `args` is li2.cli's parsed namespace or an argv list (None = sys.argv)."""
+    """Start the worker; `args` is li2lab.main's parsed namespace or an argv list (None = sys.argv)."""
     ns = args if isinstance(args, argparse.Namespace) else parse_args(args)
     defaults = parse_args([])
     device = getattr(ns, "device", None) or defaults.device
     os.environ["LI2_WORKER_DEVICE"] = device  # read by the pool children (settings.load_settings)
 
-    from li2_service.config import ConfigError, check_secrets
-    from li2_service.db import init_db, make_engine
+    from li2_store.config import ConfigError, check_secrets
+    from li2_store.db import init_db, make_engine
     from li2_worker.celery_app import make_celery
     from li2_worker.reaper import run_forever
     from li2_worker.settings import load_settings

@@ -25,11 +25,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from li2.spec import pack_batches
-from li2_service.db import session_scope, utcnow
-from li2_service.models import Experiment as E
-from li2_worker import sweeps
-from li2_worker.dispatch import celery_for, enqueue
+from li2.batching import pack_batches
+from li2_store.db import session_scope, utcnow
+from li2_store.models import Experiment as E
+from li2_store import sweeps
+from li2_store.producer import producer_app, send_batch
 from li2_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def queue_length(broker_url: str) -> int | None:
     """Messages waiting in the default Celery queue; 0 if it does not exist; None if unknown."""
     from kombu.exceptions import ChannelError
 
-    app = celery_for(broker_url)
+    app = producer_app(broker_url)
     try:
         with app.connection_for_read() as conn:
             try:
@@ -52,10 +52,10 @@ def queue_length(broker_url: str) -> int | None:
 
 
 def _send_batches(runs: list[tuple[str, dict, str, int]], settings: WorkerSettings) -> None:
-    """Enqueue (shape_key, spec, run_id, attempt) runs in the batches the API would have made."""
+    """Enqueue (batch_key, spec, run_id, attempt) runs in the batches the API would have made."""
     for items in pack_batches(((key, spec, (rid, att)) for key, spec, rid, att in runs),
                               settings.max_batch, settings.batch_memory_bytes):
-        enqueue(items, settings.broker_url)
+        send_batch(items, settings.broker_url)
 
 
 def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int]:
@@ -67,7 +67,7 @@ def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int
     requeued: list[tuple[str, dict, str, int]] = []
     sweep_ids: set[str] = set()
     with session_scope(engine) as s:
-        rows = s.execute(sa.select(E.id, E.attempt, E.max_attempts, E.cancel_requested, E.shape_key, E.spec_json,
+        rows = s.execute(sa.select(E.id, E.attempt, E.max_attempts, E.cancel_requested, E.batch_key, E.spec_json,
                                    E.sweep_id).where(stale)).all()
     for r in rows:
         this = sa.and_(E.id == r.id, E.attempt == r.attempt, stale)  # still stale, still that attempt
@@ -85,7 +85,7 @@ def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int
         counts[kind] += 1
         log.warning("run %s attempt %d: heartbeat expired -> %s", r.id, r.attempt, kind)
         if kind == "requeued":
-            requeued.append((r.shape_key, r.spec_json, r.id, r.attempt + 1))
+            requeued.append((r.batch_key, r.spec_json, r.id, r.attempt + 1))
         elif r.sweep_id:
             sweep_ids.add(r.sweep_id)
     _send_batches(requeued, settings)
@@ -101,7 +101,7 @@ def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
     waiting = sa.and_(E.status == "queued", E.cancel_requested.is_(False),
                       sa.func.coalesce(E.enqueued_at, E.created_at) < cutoff)
     with session_scope(engine) as s:
-        rows = s.execute(sa.select(E.id, E.attempt, E.shape_key, E.spec_json).where(waiting)).all()
+        rows = s.execute(sa.select(E.id, E.attempt, E.batch_key, E.spec_json).where(waiting)).all()
     if not rows or queue_length(settings.broker_url) != 0:
         return 0
     resend = []
@@ -109,7 +109,7 @@ def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
         with session_scope(engine) as s:  # stamp first: a concurrent reaper then skips this run
             if s.execute(sa.update(E).where(E.id == r.id, E.attempt == r.attempt, waiting)
                          .values(enqueued_at=now)).rowcount:
-                resend.append((r.shape_key, r.spec_json, r.id, r.attempt))
+                resend.append((r.batch_key, r.spec_json, r.id, r.attempt))
     if resend:
         log.warning("re-enqueueing %d queued runs whose message was lost", len(resend))
         _send_batches(resend, settings)

@@ -1,6 +1,6 @@
 """The ``li2.run_batch`` task: claim, train with the core, stream progress, write results.
 
-Flow of one message ``[[run_id, attempt], ...]`` (runs of one shape_key):
+Flow of one message ``[[run_id, attempt], ...]`` (runs of one li2.batching.batch_key):
 
 1. claim each pair atomically (lease.claim); pairs already claimed, finished, cancelled or
    superseded by a newer attempt are skipped, so duplicate and late messages are harmless;
@@ -25,9 +25,10 @@ from typing import Callable
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from li2_service.db import make_engine, session_scope, utcnow
-from li2_worker import TASK_NAME, lease, store, sweeps
-from li2_worker.dispatch import enqueue
+from li2_store.db import make_engine, session_scope, utcnow
+from li2.jsonsafe import json_safe
+from li2_store import lease, results, sweeps
+from li2_store.producer import TASK_NAME, send_batch
 from li2_worker.heartbeat import Heartbeat
 from li2_worker.settings import WorkerSettings, load_settings
 
@@ -101,7 +102,7 @@ class BatchJob:
         self.heartbeat.start()
         self.term.install()
         try:
-            results = self._train()
+            outcomes = self._train()
         except SoftTimeLimitExceeded:
             self._fail_all(f"time limit exceeded: the batch ran longer than {self.settings.soft_time_limit_s} s "
                            "(LI2_TASK_SOFT_TIME_LIMIT_S)")
@@ -109,7 +110,7 @@ class BatchJob:
             log.exception("batch failed")
             self._fail_all(f"{type(exc).__name__}: {exc}")
         else:
-            self._record(results)
+            self._record(outcomes)
         finally:
             self.term.restore()
             self.heartbeat.stop()
@@ -128,7 +129,7 @@ class BatchJob:
     def _resume_blob(self, c: lease.Claim) -> bytes | None:
         if c.attempt == 1:
             return None
-        found = store.load_resume(self.engine, c.run_id)
+        found = results.load_resume(self.engine, c.run_id)
         if found is None:
             log.info("run %s attempt %d: no checkpoint, starting over", c.run_id, c.attempt)
             return None
@@ -137,7 +138,7 @@ class BatchJob:
 
     # -- runner callbacks ---------------------------------------------------------------------
     def on_progress(self, index: int, epoch: int, metrics: dict) -> None:
-        self._pending[self.claims[index]] = (int(epoch), store.json_safe(dict(metrics)))
+        self._pending[self.claims[index]] = (int(epoch), json_safe(dict(metrics)))
         if time.monotonic() - self._last_progress >= PROGRESS_EVERY_S:
             self._flush_progress()
 
@@ -163,24 +164,24 @@ class BatchJob:
         with session_scope(self.engine) as s:
             if not lease.touch(s, c, self.worker_id):
                 return  # not ours any more: the newer attempt owns the checkpoints
-            store.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "resume")
+            results.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "resume")
             if snapshot:
-                store.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "snapshot")
+                results.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "snapshot")
 
     # -- final states -------------------------------------------------------------------------
-    def _record(self, results: list[dict]) -> None:
+    def _record(self, outcomes: list[dict]) -> None:
         self._flush_progress()
         self.heartbeat.beat()  # the newest cancel/lost view before deciding
         requeued = []
-        for c, result in zip(self.claims, results):
-            summary = store.json_safe(result.get("summary") or {})
+        for c, result in zip(self.claims, outcomes):
+            summary = json_safe(result.get("summary") or {})
             epoch = self._epochs_run(summary, result, c)
             with session_scope(self.engine) as s:
                 if c.run_id in self.heartbeat.lost:
                     log.warning("run %s: lease lost, result discarded", c.run_id)
                 elif not summary.get("stopped"):
                     if lease.finish(s, c, self.worker_id, "succeeded", summary_json=summary, progress_epoch=epoch):
-                        store.add_result(s, c.run_id, result)
+                        results.add_result(s, c.run_id, result)
                 elif self.term.fired and c.run_id not in self.heartbeat.cancelled:
                     if lease.finish(s, c, self.worker_id, "queued", attempt=c.attempt + 1,
                                     max_attempts=lease.E.max_attempts + 1,  # a graceful stop costs no retry
@@ -188,13 +189,13 @@ class BatchJob:
                         requeued.append((c.run_id, c.attempt + 1))
                 elif c.run_id in self.heartbeat.cancelled:
                     if lease.finish(s, c, self.worker_id, "cancelled", summary_json=summary, progress_epoch=epoch):
-                        store.add_result(s, c.run_id, result)
+                        results.add_result(s, c.run_id, result)
                 else:
                     lease.finish(s, c, self.worker_id, "failed", summary_json=summary,
                                  error="the core stopped the run without a cancel request")
         if requeued:
             log.warning("requeued %d runs after SIGTERM: %s", len(requeued), requeued)
-            enqueue(requeued, self.settings.broker_url)
+            send_batch(requeued, self.settings.broker_url)
 
     @staticmethod
     def _epochs_run(summary: dict, result: dict, c: lease.Claim) -> int:

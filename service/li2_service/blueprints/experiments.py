@@ -16,9 +16,11 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE
 
 from li2.spec import validate_spec
-from li2_service import auth, models, runs, schemas
+from li2_service import auth, runs, schemas
+from li2_store import models
+from li2_store import sweeps as sweeps_store
 from li2_service.body import json_object
-from li2_service.db import session_scope
+from li2_store.db import session_scope
 from li2_service.errors import unprocessable
 from li2_service.listing import fetch_page, page_response, visible_rows
 
@@ -226,5 +228,5 @@ def cancel(exp_id: str):
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         status = runs.cancel_experiment(session, row)
     if row.sweep_id and status == "cancelled":
-        runs.close_sweep_if_done(engine, row.sweep_id)
+        sweeps_store.finalize_sweep(engine, row.sweep_id)
     return {"id": row.id, "status": status, "cancel_requested": True}

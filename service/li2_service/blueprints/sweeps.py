@@ -1,7 +1,7 @@
 """/api/v1/sweeps: a grid of runs over dotted spec paths, its progress, runs and scaling law.
 
 A sweep fans in through the database (no Celery chords): when none of its runs is active, the
-worker's `li2_worker.sweeps.finalize_sweep` fits the scaling law on the succeeded runs, stores it
+worker's `li2_store.sweeps.finalize_sweep` fits the scaling law on the succeeded runs, stores it
 and closes the sweep. The views trigger that same finaliser early (reads of one sweep, cancel), and
 ?partial=true fits now, with the same `fit_law`, on the runs that have succeeded so far.
 """
@@ -12,9 +12,11 @@ from flask import current_app
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE
 
-from li2_service import auth, models, runs, schemas
+from li2_service import auth, runs, schemas
+from li2_store import models
+from li2_store import sweeps as sweeps_store
 from li2_service.body import json_object
-from li2_service.db import session_scope, utcnow
+from li2_store.db import session_scope, utcnow
 from li2_service.listing import fetch_page, page_response, visible_rows
 
 blp = Blueprint("sweeps", __name__, url_prefix="/api/v1/sweeps",
@@ -59,7 +61,7 @@ def _visible_sweep(sweep_id: str, close: bool = False) -> str:
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
         still_open = sweep.status not in models.TERMINAL
     if close and still_open:
-        runs.close_sweep_if_done(engine, sweep.id)
+        sweeps_store.finalize_sweep(engine, sweep.id)
     return sweep.id
 
 
@@ -96,7 +98,7 @@ def cancel(sweep_id: str):
     with session_scope(engine) as session:
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
         done = runs.cancel_sweep(session, sweep)
-    runs.close_sweep_if_done(engine, sweep.id)
+    sweeps_store.finalize_sweep(engine, sweep.id)
     return {"id": sweep.id, **done}
 
 
@@ -108,7 +110,7 @@ def cancel(sweep_id: str):
                                    "running without ?partial=true")
 def scaling_law(sweep_id: str, partial: bool):
     """The fitted scaling law n* ≈ c·M·ln M: stored when the sweep has ended; ?partial=true fits now."""
-    from li2_worker.sweeps import fit_law  # the finaliser's own fit (numpy/scipy only)
+    from li2_store.sweeps import fit_law  # the finaliser's own fit (numpy/scipy only)
 
     sweep_id = _visible_sweep(sweep_id, close=True)
     exp = models.Experiment

@@ -1,0 +1,163 @@
+"""The local commands: `li2lab run`, `sweep` and `landscape` train and analyse on this machine.
+
+They need no server: specs in (JSON or YAML files), result files out. torch is imported only inside
+the commands, so `li2lab --help` and the service commands never load it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from li2.jsonsafe import json_safe
+
+class BadInput(Exception):
+    """A problem with the command's input files (not a spec field)."""
+
+
+def load_document(path: str) -> dict:
+    """A JSON or YAML mapping from `path` (YAML's safe loader: plain data only)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise BadInput(f"{path} is not valid {'JSON' if path.endswith('.json') else 'YAML/JSON'}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadInput(f"{path} must hold a mapping (a JSON object), got {type(doc).__name__}")
+    return doc
+
+
+def write_json(path: Path, obj) -> None:
+    """Write strict JSON atomically (a temp file renamed into place)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(json_safe(obj), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Progress:
+    """A tqdm bar over run-epochs when stderr is a terminal; silent otherwise."""
+
+    def __init__(self, specs: list[dict]):
+        self.done = [0] * len(specs)
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=sum(s["training"]["epochs"] for s in specs), unit="run-epoch",
+                            dynamic_ncols=True)
+
+    def __call__(self, index: int, epoch: int, metrics: dict) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(epoch + 1 - self.done[index])
+        self.done[index] = epoch + 1
+        self.bar.set_postfix(train=f"{metrics['train_acc']:.3f}", test=f"{metrics['test_acc']:.3f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _plots(result_or_results, out: Path, kind: str) -> list[str]:
+    """Draw the run's or sweep's PNGs with li2.plots (`kind`: plot_run or plot_sweep)."""
+    import li2.plots as plots  # matplotlib: loaded only when --plots asks for it
+
+    return getattr(plots, kind)(result_or_results, str(out))
+
+
+def _device(args) -> str:
+    from li2.environment import resolve_device  # imports torch
+
+    try:
+        return str(resolve_device(args.device))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+# ----------------------------------------------------------------------------- subcommands
+
+def cmd_run(args) -> int:
+    from li2.spec import validate_spec
+
+    spec = validate_spec(load_document(args.spec))
+    device = _device(args)
+    from li2.runner import run_batch
+
+    out = Path(args.out)
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    def save_checkpoint(index: int, epoch: int, blob: bytes) -> None:
+        (ckpt_dir / f"epoch_{epoch:05d}.safetensors").write_bytes(blob)
+
+    progress = Progress([spec])
+    try:
+        result = run_batch([spec], device, on_progress=progress, on_checkpoint=save_checkpoint)[0]
+    finally:
+        progress.close()
+    write_json(out / "result.json", result)
+    if args.plots:
+        _plots(result, out, "plot_run")
+    s = result["summary"]
+    print(f"wrote {out / 'result.json'}: train_acc {s['train_acc']:.3f}, test_acc {s['test_acc']:.3f}, "
+          f"grokked {s['grokked']}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from li2.batching import batch_key, pack_batches
+    from li2.spec import expand_sweep, validate_sweep
+
+    specs = expand_sweep(validate_sweep(load_document(args.sweep)))
+    device = _device(args)
+    from li2.runner import run_batch
+
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    results: list[dict | None] = [None] * len(specs)
+    progress = Progress(specs)
+    try:
+        entries = [(batch_key(spec), spec, i) for i, spec in enumerate(specs)]
+        for batch in pack_batches(entries, args.batch_size, args.batch_memory_mb << 20):
+            local = run_batch([specs[i] for i in batch], device,
+                              on_progress=lambda j, e, m, batch=batch: progress(batch[j], e, m))
+            for i, result in zip(batch, local):
+                results[i] = result
+                write_json(out / "runs" / f"{i}.json", result)
+    finally:
+        progress.close()
+    runs = [{"index": i, "spec": r["spec"], "summary": r["summary"], "dataset": r["dataset"]}
+            for i, r in enumerate(results)]
+    from li2.scaling import fit_scaling_law
+
+    sweep = {"runs": runs, "scaling_law": fit_scaling_law(runs)}
+    write_json(out / "sweep.json", sweep)
+    if args.plots:
+        _plots(sweep, out, "plot_sweep")
+    grokked = sum(1 for r in runs if r["summary"].get("grokked"))
+    print(f"wrote {out / 'sweep.json'}: {len(runs)} runs, {grokked} grokked")
+    return 0
+
+
+def cmd_landscape(args) -> int:
+    from li2.spec import validate_spec
+
+    spec = validate_spec(load_document(args.spec))
+    if args.starts < 1:
+        raise BadInput(f"--starts must be a positive integer, got {args.starts}")
+    device = _device(args)
+    from li2.energy import landscape
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "landscape.json", landscape(spec, starts=args.starts, device=device))
+    print(f"wrote {out / 'landscape.json'}")
+    return 0

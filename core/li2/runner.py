@@ -1,0 +1,83 @@
+"""`run_batch`: normalised specs in, result.json dicts out — the one entry point of the CLI and
+the worker.
+
+Specs are grouped by `li2.batching.batch_key` (and, when resuming, by the epoch their checkpoint
+was taken at); each group trains as one stacked `BatchTrainer`. Results come back in input order.
+After training, `li2.analysis.analyze_run` fills `summary`, `timeline` and `features`, and
+`li2.predictions.predict` the `predictions` made from the spec alone.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable
+
+from li2 import checkpoint
+from li2.analysis import analyze_run
+from li2.environment import describe, resolve_device
+from li2.jsonsafe import json_safe
+from li2.predictions import predict
+from li2.batching import batch_key
+from li2.trainer import BatchTrainer, RunOutcome
+
+def _result(spec: dict, outcome: RunOutcome, trainer: BatchTrainer, environment: dict) -> dict:
+    metrics = json_safe(outcome.metrics)
+    split = outcome.split
+    result = {
+        "spec": spec, "environment": environment,
+        "dataset": {"order": trainer.task.order, "train_size": len(split.train_idx),
+                    "test_size": len(split.test_idx), "hash": split.hash},
+        "metrics": metrics,
+        **analyze_run(trainer.task, spec, outcome.params, metrics),   # summary, timeline, features
+        "predictions": predict(spec),
+    }
+    result["summary"]["stopped"] = outcome.stopped
+    result["summary"]["epochs_run"] = outcome.epoch
+    return result
+
+
+def run_batch(specs: list[dict], device: str = "auto", *,
+              on_progress: Callable[[int, int, dict], None] | None = None,
+              should_stop: Callable[[], set[int]] | None = None,
+              on_checkpoint: Callable[[int, int, bytes], None] | None = None,
+              resume: list[bytes | None] | None = None,
+              checkpoint_every: int | None = None) -> list[dict]:
+    """Train normalised `specs` (see module doc) and return their result dicts in order.
+
+    on_progress(i, epoch, metrics) at each measurement; should_stop() -> indices to stop now;
+    on_checkpoint(i, epoch, blob) at epoch 0, the spec's checkpoint_epochs, every
+    `checkpoint_every` epochs and after the last step; resume[i] a blob from on_checkpoint.
+    """
+    dev = resolve_device(device)
+    environment = describe(dev)
+    states = [checkpoint.read(b) if b else None for b in (resume or [None] * len(specs))]
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, spec in enumerate(specs):
+        groups[(batch_key(spec), states[i][2] if states[i] else 0)].append(i)
+
+    results: list[dict | None] = [None] * len(specs)
+    for members in groups.values():
+        trainer = BatchTrainer([specs[i] for i in members], dev)
+        for local, i in enumerate(members):
+            if states[i]:
+                tensors, history, epoch, _ = states[i]
+                trainer.load_run_state(local, tensors, history, epoch)
+
+        def checkpoint_at(local: int, epoch: int, members=members) -> bool:
+            tr = specs[members[local]]["training"]
+            return (epoch == 0 or epoch == tr["epochs"] or epoch in tr["checkpoint_epochs"]
+                    or bool(checkpoint_every and epoch % checkpoint_every == 0))
+
+        def emit_checkpoint(local: int, epoch: int, members=members, trainer=trainer) -> None:
+            tensors, history = trainer.run_state(local)
+            on_checkpoint(members[local], epoch, checkpoint.dump(tensors, history, epoch, specs[members[local]]))
+
+        outcomes = trainer.train(
+            on_measure=(lambda local, e, row, members=members: on_progress(members[local], e, row))
+            if on_progress else None,
+            should_stop=(lambda members=members: {members.index(i) for i in should_stop() if i in members})
+            if should_stop else None,
+            on_checkpoint=emit_checkpoint if on_checkpoint else None,
+            checkpoint_at=checkpoint_at)
+        for outcome in outcomes:
+            results[members[outcome.index]] = _result(specs[members[outcome.index]], outcome, trainer, environment)
+    return results

@@ -1,0 +1,186 @@
+"""The marshmallow schemas of an experiment spec and a sweep, and their error messages.
+
+These are the one definition of the spec's fields, defaults and allowed values: the CLI and the
+worker validate with them, and the API documents them in its OpenAPI document. Errors come out as
+{dotted.field: [messages]} that name what is allowed (`flatten_errors`, `load`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from li2.errors import SpecError
+from li2.theory import C_CRIT
+
+GROUPS = ("cyclic", "product", "dihedral", "symmetric", "alternating", "quaternion",
+          "multiplicative", "table", "expression")
+ACTIVATIONS = ("sqr", "relu", "silu", "relusqr")
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
+LOSSES = ("mse", "nll")
+SCHEDULES = ("none", "step", "multistep", "exponential", "cosine")
+
+# Which task fields each group kind takes (besides `group` and `operands`).
+GROUP_FIELDS = {
+    "cyclic": ("order",),
+    "product": ("factors",),
+    "dihedral": ("n",),
+    "symmetric": ("n",),
+    "alternating": ("n",),
+    "quaternion": (),
+    "multiplicative": ("prime",),
+    "table": ("table",),
+    "expression": ("expression", "modulus"),
+}
+
+
+def _int(lo: int, hi: int, **kw) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(lo, hi), **kw)
+
+
+def _float(lo: float, hi: float, *, min_inclusive=True, **kw) -> fields.Float:
+    return fields.Float(allow_nan=False, validate=validate.Range(lo, hi, min_inclusive=min_inclusive), **kw)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class TaskSchema(_Strict):
+    group = fields.String(required=True, validate=validate.OneOf(GROUPS))
+    operands = _int(2, 8, load_default=2)
+    order = _int(2, 1 << 20)
+    factors = fields.List(_int(2, 1 << 20), validate=validate.Length(1, 8))
+    n = _int(2, 64)
+    prime = _int(3, 1 << 20)
+    table = fields.List(fields.List(fields.Integer(strict=True), validate=validate.Length(max=1024)),
+                        validate=validate.Length(1, 1024))
+    expression = fields.String(validate=validate.Length(1, 200))
+    modulus = _int(2, 1 << 20)
+
+    @validates_schema
+    def _kind_fields(self, data, **kwargs):
+        group = data.get("group")
+        if group not in GROUP_FIELDS:
+            return
+        allowed = GROUP_FIELDS[group]
+        errors = {}
+        for name in ("order", "factors", "n", "prime", "table", "expression", "modulus"):
+            if name in data and name not in allowed:
+                errors[name] = [f"not used by group '{group}'; it takes: {', '.join(allowed) or 'no parameters'}"]
+            elif name in allowed and name not in data:
+                errors[name] = [f"required for group '{group}'"]
+        if errors:
+            raise ValidationError(errors)
+
+
+class DataSchema(_Strict):
+    train_fraction = _float(0.0, 1.0, min_inclusive=False, allow_none=True, load_default=None)
+    train_size = _int(1, 1 << 40, allow_none=True, load_default=None)
+    critical_multiple = _float(0.0, 1e6, min_inclusive=False, allow_none=True, load_default=None)
+
+    @validates_schema
+    def _exactly_one(self, data, **kwargs):
+        given = [k for k in ("train_fraction", "train_size", "critical_multiple") if data.get(k) is not None]
+        if len(given) != 1:
+            raise ValidationError(
+                f"give exactly one of train_fraction (0..1), train_size (count) or critical_multiple "
+                f"(multiple of {C_CRIT}·M·ln M); got {', '.join(given) or 'none'}", "_schema")
+
+
+class ModelSchema(_Strict):
+    hidden = _int(1, 1 << 20, load_default=512)
+    activation = fields.String(load_default="sqr", validate=validate.OneOf(ACTIVATIONS))
+    extra_layers = _int(0, 64, load_default=0)
+    top_init_scale = _float(0.0, 1e3, load_default=1.0)
+    output_scale = _float(0.0, 1e3, min_inclusive=False, load_default=1.0)
+    embedding_trainable = fields.Boolean(load_default=False)
+    ridge_top = _float(0.0, 1e6, min_inclusive=False, allow_none=True, load_default=None)
+
+
+class TrainingSchema(_Strict):
+    optimizer = fields.String(load_default="adam", validate=validate.OneOf(OPTIMIZERS))
+    lr = _float(0.0, 100.0, min_inclusive=False, load_default=0.01)
+    weight_decay = _float(0.0, 100.0, load_default=1e-4)
+    epochs = _int(1, 1 << 30, load_default=300)
+    loss = fields.String(load_default="mse", validate=validate.OneOf(LOSSES))
+    schedule = fields.String(load_default="none", validate=validate.OneOf(SCHEDULES))
+    step_size = _int(1, 1 << 30, allow_none=True, load_default=None)
+    gamma = _float(0.0, 1.0, min_inclusive=False, load_default=0.1)
+    milestones = fields.List(_int(1, 1 << 30), load_default=list, validate=validate.Length(max=100))
+    momentum = _float(0.0, 0.999999, load_default=0.9)
+    eval_every = _int(1, 1 << 30, load_default=10)
+    dense_until = _int(0, 1 << 30, load_default=200)
+    checkpoint_epochs = fields.List(_int(0, 1 << 30), load_default=list, validate=validate.Length(max=1000))
+    diagnostics = fields.Boolean(load_default=True)
+    # The Li2 diagnostics (ridge solve, repulsion, irreps) cost ~25 ms per run on a CPU, so they run
+    # at measurement epochs that are multiples of this (and the last), not at every dense epoch.
+    diagnostics_every = _int(1, 1 << 30, load_default=5)
+
+
+class ExperimentSpecSchema(_Strict):
+    """One experiment: task, data split, model, training and seed (the contract in docs/design.md)."""
+
+    task = fields.Nested(TaskSchema, required=True)
+    data = fields.Nested(DataSchema, load_default=lambda: DataSchema().load({"train_fraction": 0.9}))
+    model = fields.Nested(ModelSchema, load_default=lambda: ModelSchema().load({}))
+    training = fields.Nested(TrainingSchema, load_default=lambda: TrainingSchema().load({}))
+    seed = _int(0, 2**31 - 1, load_default=0)
+
+
+class SweepSchema(_Strict):
+    """A grid: the Cartesian product of dotted spec paths over a base spec."""
+
+    base = fields.Dict(required=True)
+    grid = fields.Dict(keys=fields.String(validate=validate.Length(1, 100)), values=fields.List(fields.Raw()),
+                       required=True)
+
+
+def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Marshmallow's nested error dict -> {"training.lr": [...]}; list indices become `[i]`."""
+    out: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, val in errors.items():
+            if key == "_schema":
+                path = prefix or "_schema"
+            elif isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for p, msgs in flatten_errors(val, path).items():
+                out.setdefault(p, []).extend(msgs)
+    elif isinstance(errors, (list, tuple)):
+        if all(isinstance(e, str) for e in errors):
+            out[prefix or "_schema"] = list(errors)
+        else:
+            for e in errors:
+                for p, msgs in flatten_errors(e, prefix).items():
+                    out.setdefault(p, []).extend(msgs)
+    else:
+        out[prefix or "_schema"] = [str(errors)]
+    return out
+
+
+_SECTION_SCHEMAS = {"": ExperimentSpecSchema, "task": TaskSchema, "data": DataSchema,
+                    "model": ModelSchema, "training": TrainingSchema}
+
+
+def _explain_unknown(errs: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Append the allowed names to marshmallow's bare 'Unknown field.' messages."""
+    for path, msgs in errs.items():
+        if any(m == "Unknown field." for m in msgs):
+            section = path.rsplit(".", 1)[0] if "." in path else ""
+            schema = _SECTION_SCHEMAS.get(section)
+            allowed = ", ".join(schema().fields) if schema else ""
+            errs[path] = [f"unknown field; allowed here: {allowed}" if m == "Unknown field." else m for m in msgs]
+    return errs
+
+
+def load(schema: type[Schema], raw: dict) -> dict:
+    """schema().load(raw), with marshmallow's errors as a SpecError of dotted fields."""
+    try:
+        return schema().load(raw)
+    except ValidationError as exc:
+        raise SpecError(_explain_unknown(flatten_errors(exc.messages))) from None

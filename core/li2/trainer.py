@@ -1,0 +1,337 @@
+"""`BatchTrainer`: full-batch training of R same-shape runs as one stacked model.
+
+One optimizer step per epoch, on the whole training set, as in the paper's reference code. At a
+measurement epoch the metrics are taken *before* that epoch's step (the reference's convention):
+
+    measurement epochs = every epoch below `dense_until`, every `eval_every`-th after, and the last.
+
+Runs in a batch share shapes (task, operands, n_train, hidden, activation, layers, loss, optimizer,
+epochs, cadence) and may differ in seed (so in init and split), lr, weight decay, momentum, schedule,
+top_init_scale, output_scale and ridge η. Each run's loss is its own mean over its own samples;
+the losses are summed for one backward pass, so each run's gradient is exactly its own and a run's
+curve does not depend on its batch-mates.
+
+Per-run metric columns (see docs/architecture.md):
+  train_acc, test_acc, train_loss, test_loss   accuracies and losses before the step
+  gf_norm     ‖G_F‖_F with G_F = −∂(n·L/2)/∂F for mse (the paper's ½‖Ỹ−Ŷ‖² summed over samples,
+              i.e. ‖(Y_c − P·out)·βVᵀ‖) and −∂(n·L)/∂F for nll; F is the last hidden layer
+  w_drift     ‖W − W₀‖/‖W₀‖;  v_drift the same for V (NaN when V₀ = 0)
+  w_cos_step  1 − cos(W_t, W_{t+1}) across this measurement epoch's step; v_cos_step for V
+  w_norm, v_norm, lr
+plus the `li2.diagnostics` columns when `training.diagnostics` is on, at measurement epochs that
+are multiples of `training.diagnostics_every` and at the last (NaN otherwise).
+
+The host only synchronises at measurement epochs; between them the loop only queues kernels. On
+CUDA the forward pass (in two parts, hidden layer and head, so F stays a graph node for G_F), its
+backward and the Adam update are compiled with torch.compile into a few fused kernels (same
+arithmetic) when the batch is big enough to repay the compile time (`fuse_default`;
+LI2_COMPILE=0/1 forces it off/on, also on the CPU). If the compiler is missing, training falls
+back to eager with a warning.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from li2 import model as nn
+from li2.batching import batch_key
+from li2.data import Split, make_split
+from li2.spec import resolve_train_size
+from li2.diagnostics import batch_diagnostics
+from li2.groups import Task, build_task
+from li2.optim import BatchOptimizer, lr_table
+
+TRAINER_COLUMNS = ("epoch", "train_acc", "test_acc", "train_loss", "test_loss", "gf_norm", "w_drift",
+                   "v_drift", "w_cos_step", "v_cos_step", "w_norm", "v_norm", "lr")
+DIAGNOSTIC_COLUMNS = ("gf_key_cos", "v_ridge_dist", "ftf_offdiag_ratio", "repulsion_agree",
+                      "missing_residual_share", "mean_concentration", "coverage")
+COLUMNS = TRAINER_COLUMNS + DIAGNOSTIC_COLUMNS
+log = logging.getLogger(__name__)
+
+
+# Compiling costs tens of seconds per new shape (less with inductor's on-disk cache) and makes a
+# step about 2.5× faster, so by default only batches with at least this much work, runs × epochs ×
+# n_train × hidden (about 20 s of unfused H200 time), are compiled.
+FUSE_MIN_WORK = 3e11
+
+
+def fuse_default(device: torch.device, work: float) -> bool:
+    """Whether to torch.compile: LI2_COMPILE=1/0 forces it on/off; else CUDA batches ≥ FUSE_MIN_WORK."""
+    env = os.environ.get("LI2_COMPILE")
+    if env in ("0", "1"):
+        return env == "1"
+    return device.type == "cuda" and work >= FUSE_MIN_WORK
+
+
+def head(f: torch.Tensor, Vt: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+         beta: torch.Tensor | None, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top layer and loss: out = β·F·V (R, n, M) and per-run losses (R,); beta None means β = 1."""
+    out = nn.output(f, Vt, beta)
+    return out, nn.loss_per_run(out, y, loss, target)
+
+
+EAGER = {"_hidden": nn.hidden, "_head": head}   # what the fused (torch.compile) path falls back to
+
+
+def is_measurement_epoch(training: dict, epoch: int) -> bool:
+    """Measure every epoch below dense_until, then every eval_every, and always at the last epoch."""
+    return (epoch < training["dense_until"] or epoch % training["eval_every"] == 0
+            or epoch == training["epochs"] - 1)
+
+
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    """Frobenius norm per run: (R, …) -> (R,)."""
+    return torch.linalg.vector_norm(x.flatten(1), dim=1)
+
+
+def _cos_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 − cos(a_r, b_r) per run, (R,)."""
+    return 1 - (a.flatten(1) * b.flatten(1)).sum(1) / (_norm(a) * _norm(b))
+
+
+@dataclass
+class RunOutcome:
+    """What the trainer hands the runner for one run."""
+
+    index: int                               # position in the specs given to the trainer
+    metrics: dict[str, list]                 # column -> values
+    params: dict[str, np.ndarray]            # final "W" (d, K), "V" (K, M)
+    epoch: int                               # epochs completed
+    stopped: bool = False
+    split: Split | None = field(default=None, repr=False)
+
+
+class BatchTrainer:
+    """Trains len(specs) runs with equal `batch_key` on one device."""
+
+    def __init__(self, specs: list[dict], device: str | torch.device = "cpu", fuse: bool | None = None):
+        keys = {batch_key(s) for s in specs}
+        if len(keys) != 1:
+            raise ValueError("BatchTrainer needs specs with one li2.batching.batch_key; group them first (li2.runner does)")
+        self.specs, self.device = specs, torch.device(device)
+        first = specs[0]
+        self.task: Task = build_task(first["task"])
+        self.operands = first["task"].get("operands", 2)
+        self.training = first["training"]
+        self.loss, self.epochs = self.training["loss"], self.training["epochs"]
+        m = first["model"]
+        self.shape = nn.Shape(self.task.order, self.operands, m["hidden"], m["activation"],
+                              m["extra_layers"], m["embedding_trainable"])
+        self.n_train = resolve_train_size(first)
+        self.splits = [make_split(self.task, self.operands, self.n_train, s["seed"]) for s in specs]
+        self.ridge = m["ridge_top"] is not None
+        self.diagnostics = batch_diagnostics if self.training["diagnostics"] else None
+
+        dev, R = self.device, len(specs)
+        col = lambda vals: torch.tensor(vals, dtype=torch.float32, device=dev)  # noqa: E731
+        self.ids = list(range(R))                       # batch position -> index into specs
+        self.x_train = torch.from_numpy(np.stack([s.x_train for s in self.splits])).to(dev)  # (R, n, k)
+        self.y_train = torch.from_numpy(np.stack([s.y_train for s in self.splits])).to(dev)  # (R, n)
+        self.x_test = torch.from_numpy(np.stack([s.x_test for s in self.splits])).to(dev)    # (R, n_test, k)
+        self.y_test = torch.from_numpy(np.stack([s.y_test for s in self.splits])).to(dev)    # (R, n_test)
+        self.beta = col([s["model"]["output_scale"] for s in specs]).view(R, 1, 1)
+        self.unit_beta = all(s["model"]["output_scale"] == 1.0 for s in specs)   # then skip the multiply
+        self.eta = col([s["model"]["ridge_top"] or 0.0 for s in specs]).view(R, 1, 1)
+        self.wd = col([s["training"]["weight_decay"] for s in specs])                     # (R,)
+        self.lrs = lr_table([s["training"] for s in specs], self.epochs, dev)              # (E, R)
+        params = nn.init_params(self.shape, [s["seed"] for s in specs],
+                                [s["model"]["top_init_scale"] for s in specs], dev)
+        self.init = {"W": params["W"].clone(), "Vt": params["Vt"].clone()}                 # W₀, V₀
+        self.params = {k: v.requires_grad_() for k, v in params.items()}
+        work = len(specs) * self.epochs * self.n_train * self.shape.hidden
+        self.fuse = fuse_default(self.device, work) if fuse is None else fuse
+        self.opt = BatchOptimizer(self.training["optimizer"], self.params,
+                                  col([s["training"]["momentum"] for s in specs]), fuse=self.fuse)
+        # the forward in two parts, so that F stays a graph node for G_F; with `fuse`, each part is
+        # compiled into a few fused kernels for forward and backward (same arithmetic)
+        for name, fn in EAGER.items():
+            setattr(self, name, torch.compile(fn, dynamic=False) if self.fuse else fn)
+        self.epoch = 0
+        self.history: list[dict[str, list]] = [{c: [] for c in COLUMNS} for _ in specs]
+        self.stopped: set[int] = set()
+        self._derive()
+
+    # ------------------------------------------------------------------ batch bookkeeping
+
+    def _derive(self) -> None:
+        """Tensors computed once from the data: gather rows and (for mse) centred targets."""
+        self.rows_train = nn.flat_index(self.x_train, self.task.order)   # (k, R·n)
+        self.rows_test = nn.flat_index(self.x_test, self.task.order)     # (k, R·n_test)
+        mse = self.loss == "mse"
+        self.target_train = nn.centered_targets(self.y_train, self.task.order) if mse else None  # (R, n, M)
+        self.target_test = nn.centered_targets(self.y_test, self.task.order) if mse else None    # (R, n_test, M)
+
+    def _keep(self, positions: list[int]) -> None:
+        """Drop every run not in `positions` from all batched tensors (frees memory and compute)."""
+        idx = torch.tensor(positions, device=self.device)
+        pick = lambda t: t.detach().index_select(0, idx).contiguous()  # noqa: E731
+        self.ids = [self.ids[p] for p in positions]
+        for name in ("x_train", "y_train", "x_test", "y_test", "beta", "eta", "wd"):
+            setattr(self, name, pick(getattr(self, name)))
+        self.lrs = self.lrs.index_select(1, idx)
+        self.init = {k: pick(v) for k, v in self.init.items()}
+        self.params = {k: pick(v).requires_grad_() for k, v in self.params.items()}
+        self.opt.params, self.opt.momentum = self.params, pick(self.opt.momentum)
+        self.opt.state = {k: pick(v) for k, v in self.opt.state.items()}
+        self._derive()
+
+    # ------------------------------------------------------------------ checkpoint state
+
+    def run_state(self, index: int) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, history) of spec `index`: params, W₀/V₀, optimizer state, all on the CPU."""
+        p = self.ids.index(index)
+        tensors = {f"param.{k}": v[p] for k, v in self.params.items()}
+        tensors.update({f"init.{k}": v[p] for k, v in self.init.items()})
+        tensors.update({f"opt.{k}": v[p] for k, v in self.opt.state.items()})
+        return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, self.history[index]
+
+    @torch.no_grad()
+    def load_run_state(self, index: int, tensors: dict[str, torch.Tensor], history: dict, epoch: int) -> None:
+        """Put a saved run state (from `run_state`) into spec `index`'s slot; all runs share `epoch`."""
+        p = self.ids.index(index)
+        groups = {"param": self.params, "init": self.init, "opt": self.opt.state}
+        for key, value in tensors.items():
+            group, name = key.split(".", 1)
+            groups[group][name][p].copy_(value.to(self.device))
+        self.history[index] = {c: list(history.get(c, [])) for c in COLUMNS}
+        self.epoch = epoch
+
+    # ------------------------------------------------------------------ training
+
+    def train(self, on_measure: Callable[[int, int, dict], None] | None = None,
+              should_stop: Callable[[], set[int]] | None = None,
+              on_checkpoint: Callable[[int, int], None] | None = None,
+              checkpoint_at: Callable[[int, int], bool] | None = None) -> list[RunOutcome]:
+        """Train from `self.epoch` to the last epoch.
+
+        on_measure(index, epoch, metrics) after each measurement. should_stop() -> indices to stop,
+        asked after every step (a host-side call, no device sync). checkpoint_at(index, epoch) says
+        whether to call on_checkpoint(index, epoch) at the start of `epoch` (before its measurement
+        and step) and after the last step (epoch = epochs); a stopped run always gets one at its stop.
+        """
+        start, finished = self.epoch, []
+        for epoch in range(start, self.epochs + 1):
+            self.epoch = epoch
+            if on_checkpoint and checkpoint_at and (epoch > start or epoch == 0):
+                for i in list(self.ids):
+                    if checkpoint_at(i, epoch):
+                        on_checkpoint(i, epoch)
+            if epoch == self.epochs:
+                break
+            if is_measurement_epoch(self.training, epoch):
+                self._measured_step(epoch, on_measure)
+            else:
+                self._step(epoch)
+            stop = set(should_stop()) & set(self.ids) if should_stop else set()
+            if stop:  # stopped runs leave the batch now, with a checkpoint to resume from
+                self.stopped |= stop
+                self.epoch = epoch + 1
+                for i in sorted(stop) if on_checkpoint else ():
+                    on_checkpoint(i, epoch + 1)
+                finished += self._outcomes_for(stop)
+                keep = [p for p, i in enumerate(self.ids) if i not in stop]
+                if not keep:
+                    self.ids = []
+                    break
+                self._keep(keep)
+        finished += self._outcomes_for(set(self.ids))
+        return sorted(finished, key=lambda o: o.index)
+
+    def _outcomes_for(self, indices: set[int]) -> list[RunOutcome]:
+        out = []
+        for p, i in enumerate(self.ids):
+            if i in indices:
+                out.append(RunOutcome(
+                    index=i, metrics=self.history[i], epoch=self.epoch, stopped=i in self.stopped,
+                    params={"W": self.params["W"][p].detach().cpu().numpy().copy(),
+                            "V": self.params["Vt"][p].detach().cpu().numpy().copy()},
+                    split=self.splits[i]))
+        return out
+
+    @torch.no_grad()
+    def _solve_ridge(self) -> None:
+        """ridge_top: V ← (βFᵀβF + ηI)⁻¹ βFᵀ Y_c for the current W, in place."""
+        f = nn.hidden(self.params, self.rows_train, self.shape)
+        self.params["Vt"].copy_(nn.ridge_top(f, self.y_train, self.task.order, self.eta, self.beta))
+
+    def _call(self, name: str, *args):
+        """self.<name>(*args); if its compiled form fails (no compiler here), fall back to eager for good."""
+        fn = getattr(self, name)
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if fn is EAGER[name]:
+                raise
+            log.warning("torch.compile of %s failed (%s); training continues unfused", name, exc)
+            setattr(self, name, EAGER[name])
+            return EAGER[name](*args)
+
+    def _forward(self, rows: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
+        """F (R, n, K), out (R, n, M) and per-run losses (R,) for one data set."""
+        f = self._call("_hidden", self.params, rows, self.shape)
+        out, losses = self._call("_head", f, self.params["Vt"], y, None if self.fuse else target,
+                                 None if self.unit_beta else self.beta, self.loss)  # fused: targets inline
+        return f, out, losses
+
+    def _forward_train(self):
+        """Ridge-solve V if asked, then the forward pass on the training set."""
+        if self.ridge:
+            self._solve_ridge()
+        return self._forward(self.rows_train, self.y_train, self.target_train)
+
+    def _update(self, grads: dict[str, torch.Tensor], epoch: int) -> None:
+        self.opt.step(grads, self.lrs[epoch], self.wd, skip=("Vt",) if self.ridge else ())
+
+    def _step(self, epoch: int) -> None:
+        """One unmeasured full-batch step."""
+        _, _, losses = self._forward_train()
+        names = list(self.params)
+        grads = torch.autograd.grad(losses.sum(), [self.params[k] for k in names])
+        self._update(dict(zip(names, grads)), epoch)
+
+    def _measured_step(self, epoch: int, on_measure) -> None:
+        """Measure before the step (as the reference), step, then the across-step cosine distances."""
+        f, out, losses = self._forward_train()
+        names = list(self.params)
+        *grads, g_f = torch.autograd.grad(losses.sum(), [self.params[k] for k in names] + [f])
+        W, Vt = self.params["W"].detach(), self.params["Vt"].detach()
+        R = len(self.ids)
+        with torch.no_grad():
+            _, out_test, test_losses = self._forward(self.rows_test, self.y_test, self.target_test)
+            v0 = _norm(self.init["Vt"])
+            cols = {
+                "epoch": torch.full((R,), float(epoch), device=self.device),
+                "train_acc": nn.accuracy(out.detach(), self.y_train),
+                "test_acc": nn.accuracy(out_test, self.y_test),
+                "train_loss": losses.detach(),
+                "test_loss": test_losses,
+                "gf_norm": _norm(g_f) * nn.grad_scale(self.loss, self.n_train),
+                "w_drift": _norm(W - self.init["W"]) / _norm(self.init["W"]),
+                "v_drift": torch.where(v0 > 0, _norm(Vt - self.init["Vt"]) / v0, torch.nan),
+                "w_norm": _norm(W), "v_norm": _norm(Vt), "lr": self.lrs[epoch],
+            }
+            if self.diagnostics is not None and (epoch % self.training["diagnostics_every"] == 0
+                                                 or epoch == self.epochs - 1):
+                eta_eff = self.n_train * self.wd / 2
+                top = Vt if self.unit_beta else Vt * self.beta        # (R, K, M): the effective top layer βV
+                cols.update(self.diagnostics(f.detach(), top, self.y_train, W, eta_eff, self.task, self.operands))
+            w_before, v_before = W.clone(), Vt.clone()
+        self._update(dict(zip(names, grads)), epoch)
+        with torch.no_grad():
+            cols["w_cos_step"] = _cos_distance(w_before, self.params["W"])
+            cols["v_cos_step"] = _cos_distance(v_before, self.params["Vt"])
+            nan = torch.full((R,), torch.nan, device=self.device)
+            table = torch.stack([cols.get(c, nan).to(self.device, torch.float32) for c in COLUMNS], dim=1)
+            table = table.cpu().tolist()   # (R, C): the one host sync of a measurement
+        for p, i in enumerate(self.ids):
+            row = dict(zip(COLUMNS, table[p]))
+            row["epoch"] = int(row["epoch"])
+            for c, v in row.items():
+                self.history[i][c].append(v)
+            if on_measure:
+                on_measure(i, epoch, row)

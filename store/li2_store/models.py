@@ -1,0 +1,112 @@
+"""SQLAlchemy models: users, experiments, sweeps, results and checkpoints.
+
+The experiments table is the record of truth for every run's lifecycle
+(queued → running → succeeded | failed | cancelled). Celery messages only carry
+(run_id, attempt); the `attempt` column makes a late or duplicate message harmless, and
+`heartbeat_at` is the lease the reaper checks. Checkpoints are stored in the database so a
+multi-host deployment needs no shared filesystem.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from li2_store.db import utcnow
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict: sa.JSON, list: sa.JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)  # sha256 hex; tokens never stored
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    base_json: Mapped[dict] = mapped_column(sa.JSON)
+    grid_json: Mapped[dict] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued", index=True)
+    n_runs: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    scaling_law_json: Mapped[dict | None] = mapped_column(sa.JSON, default=None)
+    fitted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+    __table_args__ = (
+        # Atomic dedup: one plain (non-forced, non-sweep) submit per user and spec.
+        sa.UniqueConstraint("user_id", "dedup_key", name="uq_experiments_user_dedup"),
+        sa.Index("ix_experiments_status_enqueued", "status", "enqueued_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    sweep_id: Mapped[str | None] = mapped_column(sa.ForeignKey("sweeps.id"), index=True, default=None)
+    spec_json: Mapped[dict] = mapped_column(sa.JSON)
+    spec_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    dedup_key: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    batch_key: Mapped[str] = mapped_column(sa.String(64), index=True)  # li2.batching.batch_key
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued", index=True)
+    attempt: Mapped[int] = mapped_column(default=1)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(200), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    progress_epoch: Mapped[int] = mapped_column(default=0)
+    epochs: Mapped[int] = mapped_column(default=0)
+    latest_metrics_json: Mapped[dict | None] = mapped_column(sa.JSON, default=None)
+    summary_json: Mapped[dict | None] = mapped_column(sa.JSON, default=None)
+    error: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    result: Mapped["Result | None"] = relationship(back_populates="experiment", uselist=False)
+
+
+class Result(Base):
+    __tablename__ = "results"
+
+    experiment_id: Mapped[str] = mapped_column(sa.ForeignKey("experiments.id"), primary_key=True)
+    result_json: Mapped[dict] = mapped_column(sa.JSON)
+    metrics_json: Mapped[dict] = mapped_column(sa.JSON)
+    timeline_json: Mapped[dict] = mapped_column(sa.JSON)
+    features_json: Mapped[dict] = mapped_column(sa.JSON)
+    predictions_json: Mapped[dict] = mapped_column(sa.JSON)
+
+    experiment: Mapped[Experiment] = relationship(back_populates="result")
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoints"
+    __table_args__ = (sa.Index("ix_checkpoints_exp_kind_epoch", "experiment_id", "kind", "epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(sa.ForeignKey("experiments.id"))
+    epoch: Mapped[int] = mapped_column()
+    kind: Mapped[str] = mapped_column(sa.String(16))  # "resume" (newest only) | "snapshot"
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)  # safetensors bytes, never pickle
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

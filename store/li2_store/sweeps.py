@@ -1,0 +1,85 @@
+"""Sweep fan-in through the database (no Celery chords: they hang on Redis, anchors §4 #13).
+
+A sweep is finished when none of its runs is queued or running. Whoever notices first — the
+worker that wrote a run's last state, or the reaper's periodic pass (which also covers runs the
+API cancelled while queued) — fits the scaling law on the succeeded runs and stores it. The final
+UPDATE is conditioned on the sweep not being terminal yet, so concurrent finishers store it once.
+"""
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from li2_store.db import session_scope, utcnow
+from li2_store.models import TERMINAL, Experiment, Sweep
+from li2.jsonsafe import json_safe
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running")
+
+
+def mark_running(session, sweep_id: str) -> None:
+    """The first claimed run of a queued sweep makes the sweep 'running'."""
+    session.execute(sa.update(Sweep).where(Sweep.id == sweep_id, Sweep.status == "queued").values(status="running"))
+
+
+def final_status(counts: dict[str, int]) -> str:
+    """succeeded if any run succeeded; cancelled if every run was cancelled; otherwise failed."""
+    if counts.get("succeeded"):
+        return "succeeded"
+    if counts and set(counts) == {"cancelled"}:
+        return "cancelled"
+    return "failed"
+
+
+def fit_law(runs: list[dict]) -> dict:
+    """li2.scaling's fit on [{spec, summary}, ...]; a fit that cannot be made is stored as {"error"}."""
+    if not runs:
+        return {"error": "no run of the sweep succeeded, nothing to fit"}
+    from li2.scaling import fit_scaling_law  # numpy/scipy only, no torch
+
+    try:
+        return json_safe(fit_scaling_law(runs))
+    except Exception as exc:  # noqa: BLE001 — a bad fit must not leave the sweep unfinished
+        log.warning("scaling-law fit failed: %s", exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def finalize_sweep(engine: Engine, sweep_id: str) -> bool:
+    """If every run of the sweep has ended, fit the law and close the sweep; True if this call did."""
+    with session_scope(engine) as s:
+        sweep = s.execute(sa.select(Sweep.status, Sweep.n_runs).where(Sweep.id == sweep_id)).first()
+        if sweep is None or sweep.status in TERMINAL:
+            return False
+        counts = dict(s.execute(
+            sa.select(Experiment.status, sa.func.count()).where(Experiment.sweep_id == sweep_id)
+            .group_by(Experiment.status)
+        ).all())
+        if any(counts.get(st) for st in ACTIVE) or sum(counts.values()) < sweep.n_runs:
+            return False  # still running, or the API has not finished inserting its runs
+        runs = [{"spec": spec, "summary": summary} for spec, summary in s.execute(
+            sa.select(Experiment.spec_json, Experiment.summary_json)
+            .where(Experiment.sweep_id == sweep_id, Experiment.status == "succeeded")
+            .order_by(Experiment.created_at, Experiment.id)
+        )]
+    law = fit_law(runs)
+    now = utcnow()
+    with session_scope(engine) as s:
+        done = s.execute(
+            sa.update(Sweep).where(Sweep.id == sweep_id, Sweep.status.not_in(TERMINAL))
+            .values(status=final_status(counts), finished_at=now, scaling_law_json=law, fitted_at=now)
+        ).rowcount
+    if done:
+        log.info("sweep %s finished (%s), scaling law stored", sweep_id, final_status(counts))
+    return bool(done)
+
+
+def finalize_ready_sweeps(engine: Engine) -> list[str]:
+    """Close every open sweep none of whose runs is still active (the reaper's periodic pass)."""
+    active = sa.select(Experiment.id).where(Experiment.sweep_id == Sweep.id, Experiment.status.in_(ACTIVE))
+    with session_scope(engine) as s:
+        ids = list(s.scalars(sa.select(Sweep.id).where(Sweep.status.not_in(TERMINAL), ~sa.exists(active))))
+    return [sid for sid in ids if finalize_sweep(engine, sid)]
