@@ -6,6 +6,7 @@ the two together say where the time goes. Usage:
 
     python bench/api_service_time.py [--database-url URL] [--n 300]
 """
+
 from __future__ import annotations
 
 import argparse

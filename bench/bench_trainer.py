@@ -14,6 +14,7 @@ On CUDA the batched side uses the fused (torch.compile) step unless LI2_COMPILE=
 one short warm-up, and so the compile time; plain and batched timings alternate, `--repeats` times
 per R, and the best of each is kept; `run-epochs/s` = runs × epochs / seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,12 +33,27 @@ SECTION = "## Trainer throughput"
 def make_specs(args, count: int) -> list[dict]:
     from li2.spec import validate_spec
 
-    return [validate_spec({
-        "task": {"group": "cyclic", "order": args.order}, "data": {"train_fraction": args.fraction},
-        "model": {"hidden": args.hidden, "activation": "sqr"},
-        "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": 1e-4, "epochs": args.epochs, "loss": "mse",
-                     "dense_until": 0, "eval_every": args.eval_every, "diagnostics": False},
-        "seed": seed}) for seed in range(count)]
+    return [
+        validate_spec(
+            {
+                "task": {"group": "cyclic", "order": args.order},
+                "data": {"train_fraction": args.fraction},
+                "model": {"hidden": args.hidden, "activation": "sqr"},
+                "training": {
+                    "optimizer": "adam",
+                    "lr": 0.01,
+                    "weight_decay": 1e-4,
+                    "epochs": args.epochs,
+                    "loss": "mse",
+                    "dense_until": 0,
+                    "eval_every": args.eval_every,
+                    "diagnostics": False,
+                },
+                "seed": seed,
+            }
+        )
+        for seed in range(count)
+    ]
 
 
 def _sync(device: str) -> None:
@@ -77,8 +93,8 @@ class PlainNet(torch.nn.Module):
 def plain_loop(args, spec: dict, epochs: int) -> None:
     """One run, trained the straightforward way (what the reference script does, minus logging)."""
     from li2.data import make_split
-    from li2.spec import resolve_train_size
     from li2.groups import build_task
+    from li2.spec import resolve_train_size
 
     dev, M = args.device, args.order
     task = build_task(spec["task"])
@@ -86,7 +102,7 @@ def plain_loop(args, spec: dict, epochs: int) -> None:
 
     def onehot(x):
         hot = [torch.nn.functional.one_hot(torch.from_numpy(x[:, j]), M) for j in range(2)]
-        return torch.cat(hot, 1).float().to(dev)                # (n, 2M) concatenated one-hots
+        return torch.cat(hot, 1).float().to(dev)  # (n, 2M) concatenated one-hots
 
     xtr, xte = onehot(split.x_train), onehot(split.x_test)
     ytr, yte = torch.from_numpy(split.y_train).to(dev), torch.from_numpy(split.y_test).to(dev)
@@ -104,8 +120,12 @@ def plain_loop(args, spec: dict, epochs: int) -> None:
         if epoch % args.eval_every == 0 or epoch == epochs - 1:
             with torch.no_grad():
                 out_te = net(xte)
-                _ = [(out.argmax(1) == ytr).float().mean().item(), loss.item(),
-                     (out_te.argmax(1) == yte).float().mean().item(), mse(out_te, yte).item()]
+                _ = [
+                    (out.argmax(1) == ytr).float().mean().item(),
+                    loss.item(),
+                    (out_te.argmax(1) == yte).float().mean().item(),
+                    mse(out_te, yte).item(),
+                ]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -142,8 +162,12 @@ def main(argv=None) -> int:
     ap.add_argument("--plain-runs", type=int, default=1, help="runs per plain-loop timing (default 1)")
     ap.add_argument("--repeats", type=int, default=2, help="timings per R, best kept (default 2)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch CPU threads (default: torch's choice); 1 is steadier on a shared machine")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default: torch's choice); 1 is steadier on a shared machine",
+    )
     ap.add_argument("--write", metavar="FILE", help="add or replace the 'Trainer throughput' section of FILE")
     args = ap.parse_args(argv)
     if args.threads:
@@ -158,20 +182,27 @@ def main(argv=None) -> int:
             plain_best = min(plain_best, time_plain(args))
             batched_best = min(batched_best, time_batched(args, R))
         rows.append(("li2 BatchTrainer", R, R * args.epochs / batched_best))
-        print(f"R={R}: {rows[-1][2]:,.0f} run-epochs/s (plain so far {args.epochs / plain_best:,.0f})",
-              file=sys.stderr, flush=True)
+        print(
+            f"R={R}: {rows[-1][2]:,.0f} run-epochs/s (plain so far {args.epochs / plain_best:,.0f})",
+            file=sys.stderr,
+            flush=True,
+        )
     plain_rate = args.epochs / plain_best
-    rows = [("plain loop (1 run at a time)", 1, plain_rate)] + rows
+    rows = [("plain loop (1 run at a time)", 1, plain_rate), *rows]
     rows = [(name, R, rate, rate / plain_rate) for name, R, rate in rows]
 
     given = list(argv if argv is not None else sys.argv[1:])
     if "--write" in given:  # the recorded command is the measurement itself, wherever it is written
-        del given[given.index("--write"):given.index("--write") + 2]
+        del given[given.index("--write") : given.index("--write") + 2]
     command = "python bench/bench_trainer.py " + " ".join(shlex.quote(a) for a in given)
-    table = [f"Z_{args.order}, K={args.hidden}, {args.fraction:.0%} train, sqr, mse, Adam; {args.epochs} epochs, "
-             f"metrics every {args.eval_every}; device: {args.device} ({device_name(args.device)}); "
-             f"torch {torch.__version__}.", "",
-             "| trainer | runs per batch R | run-epochs/s | vs plain loop |", "|---|---:|---:|---:|"]
+    table = [
+        f"Z_{args.order}, K={args.hidden}, {args.fraction:.0%} train, sqr, mse, Adam; {args.epochs} epochs, "
+        f"metrics every {args.eval_every}; device: {args.device} ({device_name(args.device)}); "
+        f"torch {torch.__version__}.",
+        "",
+        "| trainer | runs per batch R | run-epochs/s | vs plain loop |",
+        "|---|---:|---:|---:|",
+    ]
     table += [f"| {name} | {R} | {rate:,.0f} | {ratio:.1f}× |" for name, R, rate, ratio in rows]
     text = "\n".join(table)
     print(text)
@@ -187,8 +218,10 @@ def write_section(path: Path, args, table: str, command: str) -> None:
     tag = f"<!-- bench_trainer {args.device.split(':')[0]} Z_{args.order} K={args.hidden}{threads} -->"
     block = f"{tag}\nCommand: `{command.strip()}`\n\n{table}\n{tag.replace('<!--', '<!-- end')}\n"
     if SECTION not in doc:
-        doc = doc.rstrip() + f"\n\n{SECTION}\n\nRun-epochs per second of `li2.trainer.BatchTrainer` vs a plain " \
-                             "one-run PyTorch loop of the same algorithm (`bench/bench_trainer.py`).\n\n"
+        doc = (
+            doc.rstrip() + f"\n\n{SECTION}\n\nRun-epochs per second of `li2.trainer.BatchTrainer` vs a plain "
+            "one-run PyTorch loop of the same algorithm (`bench/bench_trainer.py`).\n\n"
+        )
     pattern = re.compile(re.escape(tag) + r".*?" + re.escape(tag.replace("<!--", "<!-- end")) + r"\n", re.S)
     if pattern.search(doc):
         doc = pattern.sub(lambda _: block, doc)

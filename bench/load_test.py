@@ -17,13 +17,13 @@ Prints p50/p95/p99/max per request kind; --write replaces only the text between 
 `<!-- service-latency:start -->` and `<!-- service-latency:end -->` in the given file;
 --json writes the figures for tests. Exit status 1 when any answer was wrong.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import platform
-import random
 import re
 import shlex
 import statistics
@@ -32,10 +32,10 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 import requests
 
@@ -49,9 +49,13 @@ KINDS = ("submit", "submit (cached)", "status", "list")
 
 def tiny_spec(seed: int) -> dict:
     """A valid, cheap experiment (the load is on the API; the worker trains what it can)."""
-    return {"task": {"group": "cyclic", "order": 11}, "data": {"train_fraction": 0.5},
-            "model": {"hidden": 16}, "training": {"epochs": 50, "eval_every": 10, "diagnostics": False},
-            "seed": seed}
+    return {
+        "task": {"group": "cyclic", "order": 11},
+        "data": {"train_fraction": 0.5},
+        "model": {"hidden": 16},
+        "training": {"epochs": 50, "eval_every": 10, "diagnostics": False},
+        "seed": seed,
+    }
 
 
 class Recorder:
@@ -98,29 +102,42 @@ def client_loop(base: str, token: str, deadline: float, rec: Recorder, seed_base
             continue
         body = r.json()
         exp_id = body.get("id", "")
-        if not rec.check(re.fullmatch(r"[0-9a-f]{32}", exp_id) is not None and body.get("status") == "queued"
-                         and body.get("cached") is False and body.get("spec", {}).get("seed") == spec["seed"]
-                         and re.fullmatch(r"[0-9a-f]{64}", body.get("spec_hash", "")) is not None,
-                         f"submit body: {str(body)[:200]}"):
+        if not rec.check(
+            re.fullmatch(r"[0-9a-f]{32}", exp_id) is not None
+            and body.get("status") == "queued"
+            and body.get("cached") is False
+            and body.get("spec", {}).get("seed") == spec["seed"]
+            and re.fullmatch(r"[0-9a-f]{64}", body.get("spec_hash", "")) is not None,
+            f"submit body: {str(body)[:200]}",
+        ):
             continue
         mine.add(exp_id)
         r = rec.timed("submit (cached)", s, "POST", f"{api}/experiments", json=spec)
         if r is not None:
-            rec.check(r.status_code == 200 and r.json().get("id") == exp_id and r.json().get("cached") is True,
-                      f"cached submit: {r.status_code} {r.text[:200]}")
+            rec.check(
+                r.status_code == 200 and r.json().get("id") == exp_id and r.json().get("cached") is True,
+                f"cached submit: {r.status_code} {r.text[:200]}",
+            )
         for _ in range(3):
             r = rec.timed("status", s, "GET", f"{api}/experiments/{exp_id}")
             if r is not None:
                 b = r.json() if r.status_code == 200 else {}
-                rec.check(r.status_code == 200 and b.get("id") == exp_id and b.get("status") in STATUSES
-                          and b.get("spec") == body["spec"] and 0 <= b.get("progress", {}).get("fraction", -1) <= 1,
-                          f"status: {r.status_code} {r.text[:200]}")
+                rec.check(
+                    r.status_code == 200
+                    and b.get("id") == exp_id
+                    and b.get("status") in STATUSES
+                    and b.get("spec") == body["spec"]
+                    and 0 <= b.get("progress", {}).get("fraction", -1) <= 1,
+                    f"status: {r.status_code} {r.text[:200]}",
+                )
         r = rec.timed("list", s, "GET", f"{api}/experiments", params={"page_size": 500})
         if r is not None:
             b = r.json() if r.status_code == 200 else {}
             ids = {item.get("id") for item in b.get("items", [])}
-            rec.check(r.status_code == 200 and b.get("total") == len(mine) and ids == mine,
-                      f"list: {r.status_code} total={b.get('total')} want {len(mine)}; foreign ids {list(ids - mine)[:3]}")
+            rec.check(
+                r.status_code == 200 and b.get("total") == len(mine) and ids == mine,
+                f"list: {r.status_code} total={b.get('total')} want {len(mine)}; foreign ids {list(ids - mine)[:3]}",
+            )
 
 
 def parse_ts(text: str) -> datetime:
@@ -164,8 +181,10 @@ def percentiles(values: list[float]) -> dict[str, float]:
 def run_load(base: str, tokens: list[str], duration: float) -> Recorder:
     rec = Recorder()
     deadline = time.monotonic() + duration
-    threads = [threading.Thread(target=client_loop, args=(base, tok, deadline, rec, 1000 * (n + 1)), daemon=True)
-               for n, tok in enumerate(tokens)]
+    threads = [
+        threading.Thread(target=client_loop, args=(base, tok, deadline, rec, 1000 * (n + 1)), daemon=True)
+        for n, tok in enumerate(tokens)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -213,36 +232,54 @@ def own_stack(workdir: Path) -> Iterator:
 def report(args, q2s: list[float], rec: Recorder, elapsed: float, load_before: float) -> dict:
     total = sum(len(v) for v in rec.latency.values())
     return {
-        "clients": args.clients, "duration_s": round(elapsed, 1), "requests": total,
-        "throughput_rps": round(total / elapsed, 1) if elapsed else 0.0, "errors": len(rec.errors),
+        "clients": args.clients,
+        "duration_s": round(elapsed, 1),
+        "requests": total,
+        "throughput_rps": round(total / elapsed, 1) if elapsed else 0.0,
+        "errors": len(rec.errors),
         "error_samples": rec.errors[:10],
-        "latency_ms": {k: {m: (round(v * 1000, 1) if m != "n" else v) for m, v in percentiles(rec.latency[k]).items()}
-                       for k in KINDS},
-        "queue_to_start_s": {"samples": [round(x, 3) for x in q2s],
-                             "median": round(statistics.median(q2s), 3) if q2s else None,
-                             "max": round(max(q2s), 3) if q2s else None},
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} "
-                   "before the test",
+        "latency_ms": {
+            k: {m: (round(v * 1000, 1) if m != "n" else v) for m, v in percentiles(rec.latency[k]).items()}
+            for k in KINDS
+        },
+        "queue_to_start_s": {
+            "samples": [round(x, 3) for x in q2s],
+            "median": round(statistics.median(q2s), 3) if q2s else None,
+            "max": round(max(q2s), 3) if q2s else None,
+        },
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before the test",
     }
 
 
 def markdown(figures: dict, command: str) -> str:
-    lines = [START, "## Service latency", "",
-             f"Command: `{command}`", "",
-             f"{figures['clients']} client threads (one user each) for {figures['duration_s']} s against the API "
-             "under gunicorn (2 processes × 8 threads) with PostgreSQL and Redis on loopback, one CPU worker "
-             f"training the submitted runs meanwhile; {figures['machine']}. "
-             f"{figures['requests']} requests ({figures['throughput_rps']}/s), "
-             f"**{figures['errors']} wrong answers** (each answer checked: status, body, ids, ownership).", "",
-             "| request | n | p50 ms | p95 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        START,
+        "## Service latency",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"{figures['clients']} client threads (one user each) for {figures['duration_s']} s against the API "
+        "under gunicorn (2 processes × 8 threads) with PostgreSQL and Redis on loopback, one CPU worker "
+        f"training the submitted runs meanwhile; {figures['machine']}. "
+        f"{figures['requests']} requests ({figures['throughput_rps']}/s), "
+        f"**{figures['errors']} wrong answers** (each answer checked: status, body, ids, ownership).",
+        "",
+        "| request | n | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for kind, p in figures["latency_ms"].items():
         if p:
             lines.append(f"| {kind} | {p['n']} | {p['p50']} | {p['p95']} | {p['p99']} | {p['max']} |")
     q = figures["queue_to_start_s"]
-    lines += ["", f"Queue-to-start with an idle worker (row created → worker claimed it, server timestamps): "
-              f"median {q['median']} s, max {q['max']} s over {len(q['samples'])} runs.", "",
-              "The machine is shared (other jobs run at the same time), so absolute figures are pessimistic; "
-              "see docs/reliability.md for what they mean.", END]
+    lines += [
+        "",
+        f"Queue-to-start with an idle worker (row created → worker claimed it, server timestamps): "
+        f"median {q['median']} s, max {q['max']} s over {len(q['samples'])} runs.",
+        "",
+        "The machine is shared (other jobs run at the same time), so absolute figures are pessimistic; "
+        "see docs/reliability.md for what they mean.",
+        END,
+    ]
     return "\n".join(lines)
 
 
@@ -267,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not (1 <= args.clients <= 500 and 1 <= args.duration <= 600):
         ap.error("--clients must be 1..500 and --duration 1..600 seconds")
-    command = "python bench/load_test.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python bench/load_test.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
 
     import tempfile
 

@@ -13,6 +13,7 @@ What it does, in the order a newcomer would do it by hand:
 
 Exits 0 when the run succeeded and the files were written, 1 otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,14 @@ from li2_client import Client, Li2Error, Spec
 
 def build_spec(order: int, epochs: int, hidden: int):
     """Z_order, 60 % train pairs (above the critical size for M ≥ 11), square activation, Adam."""
-    return (Spec.cyclic(order).train_fraction(0.6).model(hidden=hidden, activation="sqr")
-            .adam(lr=0.02, weight_decay=1e-3).epochs(epochs).seed(5))
+    return (
+        Spec.cyclic(order)
+        .train_fraction(0.6)
+        .model(hidden=hidden, activation="sqr")
+        .adam(lr=0.02, weight_decay=1e-3)
+        .epochs(epochs)
+        .seed(5)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,13 +52,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"experiment {exp.id}: {exp.status}" + ("  (cached: you ran this spec before)" if exp.cached else ""))
 
         p = exp.predictions()
-        print(f"theory: critical train size c·M·ln M = {p.critical_train_size:.0f} pairs; "
-              f"this run trains on {p.train_size} → {'should' if p.above_critical else 'should not'} generalise")
+        print(
+            f"theory: critical train size c·M·ln M = {p.critical_train_size:.0f} pairs; "
+            f"this run trains on {p.train_size} → {'should' if p.above_critical else 'should not'} generalise"
+        )
 
         exp.wait(timeout=args.timeout, progress=True)
         s = exp.summary
-        print(f"\nfinished: train acc {s.get('train_acc'):.3f}, test acc {s.get('test_acc'):.3f}, "
-              f"memorised at epoch {s.get('epoch_memorized')}, generalised at epoch {s.get('epoch_generalized')}")
+        print(
+            f"\nfinished: train acc {s.get('train_acc'):.3f}, test acc {s.get('test_acc'):.3f}, "
+            f"memorised at epoch {s.get('epoch_memorized')}, generalised at epoch {s.get('epoch_generalized')}"
+        )
 
         timeline = exp.timeline()
         print("\nstage timeline:")

@@ -3,6 +3,7 @@
 Tests that need a server use the fixtures below. Outside CI a missing server skips those tests;
 in CI (`LI2_REQUIRE_SERVICES=1`, set by `.ci/run`) it fails them, so a green CI run proves they ran.
 """
+
 import os
 import socket
 import uuid
@@ -58,8 +59,11 @@ def postgres_url():
     base = POSTGRES_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     with admin.connect() as c:
-        c.execute(sa.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-        ), {"n": name})
+        c.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()

@@ -10,11 +10,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from li2.jsonsafe import json_safe
+
 
 class BadInput(Exception):
     """A problem with the command's input files (not a spec field)."""
@@ -51,8 +51,7 @@ class Progress:
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=sum(s["training"]["epochs"] for s in specs), unit="run-epoch",
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=sum(s["training"]["epochs"] for s in specs), unit="run-epoch", dynamic_ncols=True)
 
     def __call__(self, index: int, epoch: int, metrics: dict) -> None:
         if self.bar is None:
@@ -84,6 +83,7 @@ def _device(args) -> str:
 
 # ----------------------------------------------------------------------------- subcommands
 
+
 def cmd_run(args) -> int:
     from li2.spec import validate_spec
 
@@ -107,8 +107,10 @@ def cmd_run(args) -> int:
     if args.plots:
         _plots(result, out, "plot_run")
     s = result["summary"]
-    print(f"wrote {out / 'result.json'}: train_acc {s['train_acc']:.3f}, test_acc {s['test_acc']:.3f}, "
-          f"grokked {s['grokked']}")
+    print(
+        f"wrote {out / 'result.json'}: train_acc {s['train_acc']:.3f}, test_acc {s['test_acc']:.3f}, "
+        f"grokked {s['grokked']}"
+    )
     return 0
 
 
@@ -122,20 +124,24 @@ def cmd_sweep(args) -> int:
 
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    results: list[dict | None] = [None] * len(specs)
+    results: list[dict] = [{} for _ in specs]
     progress = Progress(specs)
     try:
         entries = [(batch_key(spec), spec, i) for i, spec in enumerate(specs)]
         for batch in pack_batches(entries, args.batch_size, args.batch_memory_mb << 20):
-            local = run_batch([specs[i] for i in batch], device,
-                              on_progress=lambda j, e, m, batch=batch: progress(batch[j], e, m))
-            for i, result in zip(batch, local):
+
+            def report(j: int, epoch: int, metrics: dict, batch: list[int] = batch) -> None:
+                progress(batch[j], epoch, metrics)
+
+            local = run_batch([specs[i] for i in batch], device, on_progress=report)
+            for i, result in zip(batch, local, strict=False):
                 results[i] = result
                 write_json(out / "runs" / f"{i}.json", result)
     finally:
         progress.close()
-    runs = [{"index": i, "spec": r["spec"], "summary": r["summary"], "dataset": r["dataset"]}
-            for i, r in enumerate(results)]
+    runs = [
+        {"index": i, "spec": r["spec"], "summary": r["summary"], "dataset": r["dataset"]} for i, r in enumerate(results)
+    ]
     from li2.scaling import fit_scaling_law
 
     sweep = {"runs": runs, "scaling_law": fit_scaling_law(runs)}

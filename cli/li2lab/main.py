@@ -39,8 +39,9 @@ def run_delegate(name: str, rest: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="li2lab",
-                                     description="Li2 Lab: grokking experiments, locally or as a service.")
+    parser = argparse.ArgumentParser(
+        prog="li2lab", description="Li2 Lab: grokking experiments, locally or as a service."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     devices = ("auto", "cpu", "cuda")
 
@@ -57,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=devices)
     p.add_argument("--plots", action="store_true", help="also write PNG figures (li2.plots)")
     p.add_argument("--batch-size", type=int, default=256, help="most runs trained together (default 256)")
-    p.add_argument("--batch-memory-mb", type=int, default=8192,
-                   help="device memory one batch may take, by li2.batching's estimate (default 8192)")
+    p.add_argument(
+        "--batch-memory-mb",
+        type=int,
+        default=8192,
+        help="device memory one batch may take, by li2.batching's estimate (default 8192)",
+    )
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("landscape", help="local maxima of one hidden node's energy; writes DIR/landscape.json")

@@ -6,6 +6,7 @@ environment and working directory, so both derive the same broker URL: the same 
 as production, with no Redis. The child is restarted if it dies and terminated when serve exits.
 The API runs on werkzeug's threaded server (production uses gunicorn: li2_service.wsgi:app).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,19 +45,21 @@ class EmbeddedWorker:
         self._spawn()
         self._watcher.start()
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> subprocess.Popen:
         self.proc = subprocess.Popen(self.cmd, env=dict(os.environ), cwd=os.getcwd())
         log.info("embedded worker started (pid %d)", self.proc.pid)
+        return self.proc
 
     def _watch(self) -> None:
-        while not self._stopping.is_set():
-            code = self.proc.wait()
+        proc = self.proc
+        while proc is not None and not self._stopping.is_set():
+            code = proc.wait()
             if self._stopping.is_set():
                 return
             log.warning("embedded worker exited with %s; restarting in %.0f s", code, self.restart_pause_s)
             if self._stopping.wait(self.restart_pause_s):
                 return
-            self._spawn()
+            proc = self._spawn()
 
     def stop(self) -> None:
         """SIGTERM (Celery's warm shutdown), then SIGKILL after STOP_GRACE_S; a killed run's lease

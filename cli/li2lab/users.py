@@ -4,6 +4,7 @@ The token is shown exactly once (only its sha256 is stored). There are no defaul
 first admin is created with this command on the server. Works on LI2_DATABASE_URL and creates the
 tables first if the database is empty (same as `li2lab serve`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,8 @@ def _parse(args) -> argparse.Namespace:
 
 def main(args=None) -> int:
     """Entry point; `args` is an argv list (without 'users') or an already-parsed Namespace."""
-    from li2_store import models
     from li2_service.auth import create_user
+    from li2_store import models
     from li2_store.config import ConfigError, load_config
     from li2_store.db import session_scope
     from li2_store.migrate import prepared_engine
@@ -45,8 +46,10 @@ def main(args=None) -> int:
         return 2
     name = ns.name
     if not NAME_RE.match(name):
-        print("error: NAME must be 1-100 characters: letters, digits, _ . @ - (starting with a letter "
-              "or digit)", file=sys.stderr)
+        print(
+            "error: NAME must be 1-100 characters: letters, digits, _ . @ - (starting with a letter or digit)",
+            file=sys.stderr,
+        )
         return 2
     try:
         engine = prepared_engine(load_config())

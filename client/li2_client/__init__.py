@@ -9,20 +9,46 @@
 
 Talks HTTP only: no torch, flask, celery or SQLAlchemy is imported or installed.
 """
+
 __version__ = "0.1.0"
 
-from .errors import (AuthError, Conflict, Li2Error, NotFound, QuotaExceeded, RunFailed,  # noqa: E402
-                     ServerError, ValidationError, WaitTimeout)
-from .config import ConfigError  # noqa: E402
-from .builder import Spec, SpecBuilder  # noqa: E402
-from .results import Features, Predictions, ScalingLaw, Stage, Timeline  # noqa: E402
-from .experiments import Experiment  # noqa: E402
-from .sweeps import Sweep  # noqa: E402
-from .client import Client  # noqa: E402
+from .builder import Spec, SpecBuilder
+from .client import Client
+from .config import ConfigError
+from .errors import (
+    AuthError,
+    Conflict,
+    Li2Error,
+    NotFound,
+    QuotaExceeded,
+    RunFailed,
+    ServerError,
+    ValidationError,
+    WaitTimeout,
+)
+from .experiments import Experiment
+from .results import Features, Predictions, ScalingLaw, Stage, Timeline
+from .sweeps import Sweep
 
 __all__ = [
-    "Client", "Experiment", "Sweep", "Spec", "SpecBuilder",
-    "Timeline", "Stage", "Features", "Predictions", "ScalingLaw",
-    "Li2Error", "AuthError", "NotFound", "ValidationError", "Conflict", "QuotaExceeded",
-    "ServerError", "WaitTimeout", "RunFailed", "ConfigError",
+    "AuthError",
+    "Client",
+    "ConfigError",
+    "Conflict",
+    "Experiment",
+    "Features",
+    "Li2Error",
+    "NotFound",
+    "Predictions",
+    "QuotaExceeded",
+    "RunFailed",
+    "ScalingLaw",
+    "ServerError",
+    "Spec",
+    "SpecBuilder",
+    "Stage",
+    "Sweep",
+    "Timeline",
+    "ValidationError",
+    "WaitTimeout",
 ]

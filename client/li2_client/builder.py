@@ -7,10 +7,12 @@ Each call returns a *new* builder (the original is unchanged), so one base can s
 The builder only assembles the JSON of DESIGN.md's spec contract; the server validates it and
 answers every mistake with the field name and the allowed values (``ValidationError.errors``).
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 class SpecBuilder:
@@ -20,7 +22,7 @@ class SpecBuilder:
         self._spec: dict[str, Any] = copy.deepcopy(spec) if spec else {}
 
     # -- internal -----------------------------------------------------------------------------
-    def _with(self, section: str | None, **values: Any) -> "SpecBuilder":
+    def _with(self, section: str | None, **values: Any) -> SpecBuilder:
         new = SpecBuilder(self._spec)
         if section is None:
             new._spec.update(values)
@@ -28,68 +30,69 @@ class SpecBuilder:
             new._spec.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
         return new
 
-    def _data(self, key: str, value: float) -> "SpecBuilder":
+    def _data(self, key: str, value: float) -> SpecBuilder:
         new = SpecBuilder(self._spec)
-        new._spec["data"] = {key: value}          # exactly one data-size field, by contract
+        new._spec["data"] = {key: value}  # exactly one data-size field, by contract
         return new
 
     # -- task -----------------------------------------------------------------------------------
-    def operands(self, k: int) -> "SpecBuilder":
+    def operands(self, k: int) -> SpecBuilder:
         """Number of operands of the composition a1∘a2∘…∘ak (default 2)."""
         return self._with("task", operands=int(k))
 
     # -- data size: exactly one of the three ----------------------------------------------------
-    def train_fraction(self, fraction: float) -> "SpecBuilder":
+    def train_fraction(self, fraction: float) -> SpecBuilder:
         """Train on this fraction (0..1) of all input tuples."""
         return self._data("train_fraction", float(fraction))
 
-    def train_size(self, n: int) -> "SpecBuilder":
+    def train_size(self, n: int) -> SpecBuilder:
         """Train on exactly n samples."""
         return self._data("train_size", int(n))
 
-    def critical_multiple(self, multiple: float) -> "SpecBuilder":
+    def critical_multiple(self, multiple: float) -> SpecBuilder:
         """Train on multiple × c·M·ln M samples (the paper's critical data size)."""
         return self._data("critical_multiple", float(multiple))
 
     # -- model ------------------------------------------------------------------------------------
-    def model(self, hidden: int | None = None, activation: str | None = None, **extra: Any) -> "SpecBuilder":
+    def model(self, hidden: int | None = None, activation: str | None = None, **extra: Any) -> SpecBuilder:
         """Network options: hidden (K), activation, and any other ``model.*`` field of the contract
         (extra_layers, top_init_scale, output_scale, embedding_trainable, ridge_top)."""
         return self._with("model", hidden=hidden, activation=activation, **extra)
 
     # -- optimizer ---------------------------------------------------------------------------------
-    def optimizer(self, name: str, lr: float | None = None, weight_decay: float | None = None,
-                  **extra: Any) -> "SpecBuilder":
+    def optimizer(
+        self, name: str, lr: float | None = None, weight_decay: float | None = None, **extra: Any
+    ) -> SpecBuilder:
         """Any optimizer by name (sgd, adam, adamw, muon) with its training.* options."""
         return self._with("training", optimizer=name, lr=lr, weight_decay=weight_decay, **extra)
 
-    def sgd(self, lr: float | None = None, weight_decay: float | None = None) -> "SpecBuilder":
+    def sgd(self, lr: float | None = None, weight_decay: float | None = None) -> SpecBuilder:
         return self.optimizer("sgd", lr, weight_decay)
 
-    def adam(self, lr: float | None = None, weight_decay: float | None = None) -> "SpecBuilder":
+    def adam(self, lr: float | None = None, weight_decay: float | None = None) -> SpecBuilder:
         return self.optimizer("adam", lr, weight_decay)
 
-    def adamw(self, lr: float | None = None, weight_decay: float | None = None) -> "SpecBuilder":
+    def adamw(self, lr: float | None = None, weight_decay: float | None = None) -> SpecBuilder:
         return self.optimizer("adamw", lr, weight_decay)
 
-    def muon(self, lr: float | None = None, weight_decay: float | None = None) -> "SpecBuilder":
+    def muon(self, lr: float | None = None, weight_decay: float | None = None) -> SpecBuilder:
         return self.optimizer("muon", lr, weight_decay)
 
     # -- training -----------------------------------------------------------------------------------
-    def epochs(self, n: int) -> "SpecBuilder":
+    def epochs(self, n: int) -> SpecBuilder:
         return self._with("training", epochs=int(n))
 
-    def loss(self, name: str) -> "SpecBuilder":
+    def loss(self, name: str) -> SpecBuilder:
         """``mse`` or ``nll``."""
         return self._with("training", loss=name)
 
-    def schedule(self, name: str, **options: Any) -> "SpecBuilder":
+    def schedule(self, name: str, **options: Any) -> SpecBuilder:
         return self._with("training", schedule=name, **options)
 
-    def eval_every(self, n: int) -> "SpecBuilder":
+    def eval_every(self, n: int) -> SpecBuilder:
         return self._with("training", eval_every=int(n))
 
-    def seed(self, seed: int) -> "SpecBuilder":
+    def seed(self, seed: int) -> SpecBuilder:
         return self._with(None, seed=int(seed))
 
     # -- output -----------------------------------------------------------------------------------
@@ -154,7 +157,7 @@ class Spec:
         return Spec._task(group="expression", expression=str(expression), modulus=int(modulus))
 
 
-def as_spec_dict(spec: "SpecBuilder | dict[str, Any]") -> dict[str, Any]:
+def as_spec_dict(spec: SpecBuilder | dict[str, Any]) -> dict[str, Any]:
     """Accept a builder or a plain dict wherever a spec is expected."""
     if isinstance(spec, SpecBuilder):
         return spec.to_dict()

@@ -9,17 +9,20 @@ Connection: ``--url/--token/--profile``, else LI2_URL/LI2_TOKEN, else ~/.config/
 ``--json`` prints machine-readable JSON instead of tables. Exit codes: 0 ok, 1 error (service,
 network, failed run), 2 bad input (unreadable spec file, invalid spec, bad arguments).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .client import Client
 from .errors import Li2Error, ValidationError
-from .sweeps import flatten
+from .experiments import Experiment
+from .sweeps import Sweep, flatten
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -42,9 +45,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned text table with a dashed rule under the headers."""
     text = [[cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in text]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in text]
     return "\n".join(lines)
 
 
@@ -84,24 +89,37 @@ def _task_name(spec: dict | None) -> str:
     return f"{task.get('group', '?')}({size})" if size != "" else str(task.get("group", "?"))
 
 
-def _experiment_rows(exps) -> list[list[Any]]:
+def _experiment_rows(exps: Iterable[Experiment]) -> list[list[Any]]:
     rows = []
     for e in exps:
         p, s = e.progress, e.summary
         epochs = f"{p.get('epoch', '—')}/{p.get('epochs', '—')}" if p else "—"
-        rows.append([e.id, e.status, _task_name(e.spec), epochs, s.get("test_acc"), s.get("grokked"),
-                     e.data.get("created_at", "")])
+        rows.append(
+            [
+                e.id,
+                e.status,
+                _task_name(e.spec),
+                epochs,
+                s.get("test_acc"),
+                s.get("grokked"),
+                e.data.get("created_at", ""),
+            ]
+        )
     return rows
 
 
 EXP_HEADERS = ["id", "status", "task", "epoch", "test_acc", "grokked", "created"]
 
 
-def print_experiment(e) -> None:
+def print_experiment(e: Experiment) -> None:
     p = e.progress
     latest = p.get("latest") or {}
-    fields = [("id", e.id), ("status", e.status + ("  (cached: same spec submitted before)" if e.cached else "")),
-              ("task", _task_name(e.spec)), ("progress", f"{p.get('epoch', '—')}/{p.get('epochs', '—')}" if p else "—")]
+    fields = [
+        ("id", e.id),
+        ("status", e.status + ("  (cached: same spec submitted before)" if e.cached else "")),
+        ("task", _task_name(e.spec)),
+        ("progress", f"{p.get('epoch', '—')}/{p.get('epochs', '—')}" if p else "—"),
+    ]
     fields += [(f"latest {k}", v) for k, v in latest.items()]
     fields += [(f"summary {k}", v) for k, v in e.summary.items()]
     if e.error:
@@ -112,7 +130,7 @@ def print_experiment(e) -> None:
 
 
 # -- commands -----------------------------------------------------------------------------------
-def cmd_submit(client: Client, a) -> int:
+def cmd_submit(client: Client, a: argparse.Namespace) -> int:
     exp = client.submit(read_document(a.spec_file), force=a.force)
     if a.wait:
         exp.wait(timeout=a.timeout, progress=not a.json, raise_on_failure=False)
@@ -123,7 +141,7 @@ def cmd_submit(client: Client, a) -> int:
     return EXIT_ERROR if exp.status in ("failed", "cancelled") else EXIT_OK
 
 
-def cmd_status(client: Client, a) -> int:
+def cmd_status(client: Client, a: argparse.Namespace) -> int:
     exp = client.get(a.id)
     if a.json:
         emit_json(exp.data)
@@ -132,7 +150,7 @@ def cmd_status(client: Client, a) -> int:
     return EXIT_OK
 
 
-def cmd_list(client: Client, a) -> int:
+def cmd_list(client: Client, a: argparse.Namespace) -> int:
     exps = list(client.list(status=a.status, sweep_id=a.sweep))
     if a.json:
         emit_json([e.data for e in exps])
@@ -142,7 +160,7 @@ def cmd_list(client: Client, a) -> int:
     return EXIT_OK
 
 
-def cmd_cancel(client: Client, a) -> int:
+def cmd_cancel(client: Client, a: argparse.Namespace) -> int:
     exp = client.cancel(a.id)
     if a.json:
         emit_json({"id": exp.id, "status": exp.status})
@@ -151,7 +169,7 @@ def cmd_cancel(client: Client, a) -> int:
     return EXIT_OK
 
 
-def cmd_timeline(client: Client, a) -> int:
+def cmd_timeline(client: Client, a: argparse.Namespace) -> int:
     tl = client.get(a.id).timeline()
     if a.json:
         emit_json(tl.raw)
@@ -166,7 +184,7 @@ def cmd_timeline(client: Client, a) -> int:
     return EXIT_OK
 
 
-def cmd_metrics(client: Client, a) -> int:
+def cmd_metrics(client: Client, a: argparse.Namespace) -> int:
     exp = client.get(a.id)
     if a.csv:
         if a.csv == "-":
@@ -187,17 +205,17 @@ def cmd_metrics(client: Client, a) -> int:
     return EXIT_OK
 
 
-def cmd_sweep_submit(client: Client, a) -> int:
+def cmd_sweep_submit(client: Client, a: argparse.Namespace) -> int:
     doc = read_document(a.sweep_file)
     if "base" not in doc or "grid" not in doc:
-        raise BadInput(f"{a.sweep_file} must hold {{\"base\": SPEC, \"grid\": {{dotted.path: [values]}}}}")
+        raise BadInput(f'{a.sweep_file} must hold {{"base": SPEC, "grid": {{dotted.path: [values]}}}}')
     sweep = client.submit_sweep(doc["base"], doc["grid"])
     if a.wait:
         sweep.wait(timeout=a.timeout, progress=not a.json)
     return _print_sweep(sweep, a)
 
 
-def _print_sweep(sweep, a) -> int:
+def _print_sweep(sweep: Sweep, a: argparse.Namespace) -> int:
     if a.json:
         emit_json(sweep.data)
     else:
@@ -206,28 +224,39 @@ def _print_sweep(sweep, a) -> int:
     return EXIT_OK
 
 
-def cmd_sweep_status(client: Client, a) -> int:
+def cmd_sweep_status(client: Client, a: argparse.Namespace) -> int:
     return _print_sweep(client.get_sweep(a.id), a)
 
 
-def cmd_sweep_runs(client: Client, a) -> int:
+def cmd_sweep_runs(client: Client, a: argparse.Namespace) -> int:
     items = client.get_sweep(a.id).run_items()
     if a.json:
         emit_json(items)
         return EXIT_OK
-    rows = [{"id": it.get("id"), "status": it.get("status"), **flatten(it.get("spec") or {}),
-             **flatten(it.get("summary") or {}, "summary")} for it in items]
-    varying = [k for k in (rows[0] if rows else {}) if k in ("id", "status")
-               or len({json.dumps(r.get(k), default=str) for r in rows}) > 1]
+    rows = [
+        {
+            "id": it.get("id"),
+            "status": it.get("status"),
+            **flatten(it.get("spec") or {}),
+            **flatten(it.get("summary") or {}, "summary"),
+        }
+        for it in items
+    ]
+    varying = [
+        k
+        for k in (rows[0] if rows else {})
+        if k in ("id", "status") or len({json.dumps(r.get(k), default=str) for r in rows}) > 1
+    ]
     print(format_table(varying, [[r.get(k) for k in varying] for r in rows]))
     return EXIT_OK
 
 
-def cmd_sweep_law(client: Client, a) -> int:
+def cmd_sweep_law(client: Client, a: argparse.Namespace) -> int:
     sweep = client.get_sweep(a.id)
     law = sweep.scaling_law(partial=a.partial)
     if a.plot:
         from .plots import plot_scaling_law
+
         path = plot_scaling_law(law, a.plot)
         if not a.json:
             print(f"plot: {path}")
@@ -236,19 +265,24 @@ def cmd_sweep_law(client: Client, a) -> int:
         return EXIT_OK
     lo, hi = law.ci95
     print(f"form: {law.form}")
-    print(f"c = {law.c if law.c is None else f'{law.c:.4g}'}   95% CI [{lo if lo is None else f'{lo:.4g}'}, "
-          f"{hi if hi is None else f'{hi:.4g}'}]   r2 = {law.r2 if law.r2 is None else f'{law.r2:.3f}'}")
+    print(
+        f"c = {law.c if law.c is None else f'{law.c:.4g}'}   95% CI [{lo if lo is None else f'{lo:.4g}'}, "
+        f"{hi if hi is None else f'{hi:.4g}'}]   r2 = {law.r2 if law.r2 is None else f'{law.r2:.3f}'}"
+    )
     print(format_table(["M", "n_star", "p_star"], [[p.M, p.n_star, p.p_star] for p in law.critical]))
     if law.alternatives:
         print("\nalternatives:")
-        alts = law.alternatives if isinstance(law.alternatives, list) else [
-            {"form": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in law.alternatives.items()]
+        alts = (
+            law.alternatives
+            if isinstance(law.alternatives, list)
+            else [{"form": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in law.alternatives.items()]
+        )
         for alt in alts:
             print("  " + ", ".join(f"{k}={cell(v)}" for k, v in flatten(alt).items()))
     return EXIT_OK
 
 
-def cmd_health(client: Client, a) -> int:
+def cmd_health(client: Client, a: argparse.Namespace) -> int:
     body = client.health()
     if a.json:
         emit_json(body)
@@ -261,8 +295,11 @@ def cmd_health(client: Client, a) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=argparse.SUPPRESS, help="service URL (else LI2_URL, config file)")
-    common.add_argument("--token", default=argparse.SUPPRESS,
-                        help="API token (else LI2_TOKEN, config file); write --token=T if T starts with -")
+    common.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        help="API token (else LI2_TOKEN, config file); write --token=T if T starts with -",
+    )
     common.add_argument("--profile", default=argparse.SUPPRESS, help="config-file profile (else LI2_PROFILE)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
@@ -271,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     # set_defaults would rewrite their SUPPRESS default, so a sub-command would erase `li2 --url X`.
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name, func, help_, parent=sub):
+    def add(
+        name: str, func: Callable[[Client, argparse.Namespace], int], help_: str, parent: Any = sub
+    ) -> argparse.ArgumentParser:
         sp = parent.add_parser(name, parents=[common], help=help_, description=help_)
         sp.set_defaults(func=func)
         return sp
@@ -293,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("health", cmd_health, "is the service ready?")
 
     sw = sub.add_parser("sweep", help="sweeps: submit, status, runs, law").add_subparsers(
-        dest="sweep_command", required=True, metavar="SWEEP_COMMAND")
+        dest="sweep_command", required=True, metavar="SWEEP_COMMAND"
+    )
     s = add("submit", cmd_sweep_submit, "submit a sweep file {base, grid}", sw)
     s.add_argument("sweep_file")
     s.add_argument("--wait", action="store_true")

@@ -5,10 +5,13 @@
 
 Every method raises a typed ``Li2Error`` subclass (see ``li2_client.errors``) on failure.
 """
+
 from __future__ import annotations
 
+import builtins
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .builder import SpecBuilder, as_spec_dict
 from .config import resolve
@@ -22,16 +25,31 @@ PAGE_SIZE = 100
 class Client:
     """A connection to one Li2 Lab service, authenticated as one user."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30,
-                 retries: int = 3, profile: str | None = None, max_retry_wait: float = 10.0):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30,
+        retries: int = 3,
+        profile: str | None = None,
+        max_retry_wait: float = 10.0,
+    ):
         settings = resolve(url, token, profile)
         self.url = settings.url
-        self._http = Transport(settings.url, settings.token, timeout=timeout, retries=retries,
-                               token_source=settings.source, max_retry_wait=max_retry_wait)
+        self._http = Transport(
+            settings.url,
+            settings.token,
+            timeout=timeout,
+            retries=retries,
+            token_source=settings.source,
+            max_retry_wait=max_retry_wait,
+        )
 
     # -- experiments --------------------------------------------------------------------------
-    def submit(self, spec: SpecBuilder | dict[str, Any], force: bool = False,
-               idempotency_key: str | None = None) -> Experiment:
+    def submit(
+        self, spec: SpecBuilder | dict[str, Any], force: bool = False, idempotency_key: str | None = None
+    ) -> Experiment:
         """Submit one experiment; return its handle (``exp.cached`` is True when the same spec was
         already submitted by you and ``force`` is False — then no new run is made).
 
@@ -58,7 +76,7 @@ class Client:
         return Experiment(self, {"id": experiment_id}).cancel()
 
     # -- sweeps ---------------------------------------------------------------------------------
-    def submit_sweep(self, base: SpecBuilder | dict[str, Any], grid: dict[str, list]) -> Sweep:
+    def submit_sweep(self, base: SpecBuilder | dict[str, Any], grid: dict[str, builtins.list[Any]]) -> Sweep:
         """Submit the Cartesian product of ``grid`` (dotted spec paths → values) over ``base``.
 
         The service has no idempotency key for sweeps, so this POST is never retried: after a

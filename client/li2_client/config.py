@@ -18,6 +18,7 @@ A config file (TOML; JSON has the same shape)::
 Top-level ``url``/``token`` keys are accepted too, for a single-profile file.
 Env-only auth is a known pain of other clients (MLflow#12520), hence the file and profiles.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,7 @@ class ConfigError(Li2Error):
 class Settings:
     url: str
     token: str | None
-    source: str            # where the token came from, for error messages: "argument", "LI2_TOKEN", file path
+    source: str  # where the token came from, for error messages: "argument", "LI2_TOKEN", file path
 
 
 def default_config_paths() -> list[Path]:
@@ -65,8 +66,9 @@ def _read_file(path: Path) -> dict:
                 try:
                     import tomli as tomllib  # type: ignore[no-redef]
                 except ModuleNotFoundError as exc:
-                    raise ConfigError(f"{path}: reading TOML needs Python 3.11+ or the 'tomli' package; "
-                                      "or use config.json") from exc
+                    raise ConfigError(
+                        f"{path}: reading TOML needs Python 3.11+ or the 'tomli' package; or use config.json"
+                    ) from exc
             data = tomllib.loads(text)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from exc

@@ -4,16 +4,20 @@ The service answers errors as JSON ``{"code", "status", "message", "errors": {fi
 ``error_from_response`` turns such an answer into the matching exception, so callers can write
 ``except NotFound:`` instead of inspecting status codes.
 """
+
 from __future__ import annotations
 
 from typing import Any
+
+import requests
 
 
 class Li2Error(Exception):
     """Base of every SDK error. ``status`` is the HTTP code (None for client-side errors)."""
 
-    def __init__(self, message: str, *, status: int | None = None,
-                 errors: dict[str, list[str]] | None = None, body: Any = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, errors: dict[str, list[str]] | None = None, body: Any = None
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
@@ -46,7 +50,7 @@ class Conflict(Li2Error):
 class QuotaExceeded(Li2Error):
     """429: too many active runs. ``retry_after`` is the server's hint in seconds (or None)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
 
@@ -93,7 +97,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
-def error_from_response(resp) -> Li2Error:
+def error_from_response(resp: requests.Response) -> Li2Error:
     """Map a non-2xx ``requests.Response`` to the matching typed exception."""
     try:
         body = resp.json()

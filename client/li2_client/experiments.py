@@ -4,8 +4,10 @@ A handle holds the last answer of ``GET /experiments/{id}`` (``.data``); ``refre
 Results (``metrics``, ``timeline``, ``features``) exist once the run has finished; asking earlier
 raises ``Conflict`` with the server's message. ``predictions()`` is available right after submit.
 """
+
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,22 +16,20 @@ from .polling import Handle, ProgressBar, wait_for
 from .results import Features, Predictions, Timeline
 
 if TYPE_CHECKING:
-    from .client import Client
+    pass
 
 
-def columns_to_frame(columns: dict[str, list]):
+def columns_to_frame(columns: dict[str, list]) -> Any:
     """``{"epoch": [...], ...}`` → pandas DataFrame (None → NaN); a dict of lists without pandas."""
     try:
         import pandas as pd
     except ImportError:
         return {k: list(v) for k, v in columns.items()}
     frame = pd.DataFrame(columns)
-    for name in frame.columns:                # all-null columns (NaN diagnostics) arrive as object
+    for name in frame.columns:  # all-null columns (NaN diagnostics) arrive as object
         if frame[name].dtype == object:
-            try:
+            with contextlib.suppress(ValueError, TypeError):
                 frame[name] = pd.to_numeric(frame[name])
-            except (ValueError, TypeError):
-                pass
     return frame
 
 
@@ -60,14 +60,15 @@ class Experiment(Handle):
     def _path(self, suffix: str = "") -> str:
         return f"/experiments/{self.id}{suffix}"
 
-    def refresh(self) -> "Experiment":
+    def refresh(self) -> Experiment:
         """Reload status, progress and summary from the server."""
         fresh = self._client._http.get_json(self._path())
         self.data.update(fresh)
         return self
 
-    def wait(self, timeout: float | None = 600, poll: float = 1.0, progress: bool = True,
-             raise_on_failure: bool = True) -> "Experiment":
+    def wait(
+        self, timeout: float | None = 600, poll: float = 1.0, progress: bool = True, raise_on_failure: bool = True
+    ) -> Experiment:
         """Block until the run is succeeded/failed/cancelled; return self.
 
         ``progress=True`` shows a bar with epoch/epochs and the latest train/test accuracy.
@@ -79,21 +80,26 @@ class Experiment(Handle):
         def show() -> None:
             p = self.progress
             latest = p.get("latest") or {}
-            acc = "  ".join(f"{k}={latest[k]:.3f}" for k in ("train_acc", "test_acc")
-                            if isinstance(latest.get(k), (int, float)))
-            bar.update(p.get("epoch"), p.get("epochs") or (self.spec or {}).get("training", {}).get("epochs"),
-                       f"{self.status} {acc}".strip())
+            acc = "  ".join(
+                f"{k}={latest[k]:.3f}" for k in ("train_acc", "test_acc") if isinstance(latest.get(k), (int, float))
+            )
+            bar.update(
+                p.get("epoch"),
+                p.get("epochs") or (self.spec or {}).get("training", {}).get("epochs"),
+                f"{self.status} {acc}".strip(),
+            )
 
         try:
-            status = wait_for(lambda: self.refresh().status, what=f"experiment {self.id}", timeout=timeout,
-                              poll=poll, on_update=show)
+            status = wait_for(
+                lambda: self.refresh().status, what=f"experiment {self.id}", timeout=timeout, poll=poll, on_update=show
+            )
         finally:
             bar.close()
         if raise_on_failure and status != "succeeded":
             raise RunFailed(f"experiment {self.id} {status}" + (f": {self.error}" if self.error else ""))
         return self
 
-    def cancel(self) -> "Experiment":
+    def cancel(self) -> Experiment:
         """Ask the server to cancel; a queued run is cancelled at once, a running one within seconds."""
         answer = self._client._http.post_json(self._path("/cancel"))
         if isinstance(answer, dict) and "status" in answer:
@@ -101,7 +107,7 @@ class Experiment(Handle):
         return self
 
     # -- results -------------------------------------------------------------------------------
-    def metrics(self):
+    def metrics(self) -> Any:
         """Every recorded epoch's metrics (not a sample) as a pandas DataFrame, one column per metric
         (``epoch, train_acc, test_acc, train_loss, test_loss, ...``); a dict of lists without pandas."""
         return columns_to_frame(self.metric_columns())
@@ -118,7 +124,7 @@ class Experiment(Handle):
     def metrics_csv(self, path: str | Path) -> Path:
         """Write the metrics as CSV to ``path``; return the path."""
         out = Path(path)
-        out.write_text(self.metrics_csv_text(), encoding="utf-8", newline="")   # keep the CSV line ends
+        out.write_text(self.metrics_csv_text(), encoding="utf-8", newline="")  # keep the CSV line ends
         return out
 
     def timeline(self) -> Timeline:
@@ -150,6 +156,7 @@ class Experiment(Handle):
     def plot(self, out_dir: str | Path, *, spectrum: bool = True) -> list[Path]:
         """Save PNGs (training curves with stages shaded; irrep spectrum) into ``out_dir``; return paths."""
         from . import plots
+
         return plots.plot_experiment(self, out_dir, spectrum=spectrum)
 
     def __repr__(self) -> str:

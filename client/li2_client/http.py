@@ -11,11 +11,13 @@ Retry rules (``Transport.request``):
   wait (typically "your quota is full") raises ``QuotaExceeded`` at once with ``retry_after`` set,
   so scripts decide themselves instead of hanging.
 """
+
 from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -28,7 +30,7 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
     """Seconds to wait before retry number ``attempt`` (0-based): base·2^attempt, capped, 50–100 % jitter."""
-    return min(cap, base * (2 ** attempt)) * (0.5 + 0.5 * rng())
+    return min(cap, base * (2**attempt)) * (0.5 + 0.5 * rng())
 
 
 def is_idempotent(method: str, headers: dict[str, str] | None) -> bool:
@@ -41,10 +43,20 @@ def is_idempotent(method: str, headers: dict[str, str] | None) -> bool:
 class Transport:
     """Sends requests to ``{url}/api/v1`` (or absolute server paths like ``/readyz``) with retries."""
 
-    def __init__(self, url: str, token: str | None, *, timeout: float = 30, retries: int = 3,
-                 backoff: float = 0.5, max_backoff: float = 30.0, max_retry_wait: float = 10.0,
-                 token_source: str = "argument", session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        timeout: float = 30,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        max_retry_wait: float = 10.0,
+        token_source: str = "argument",
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.url = url.rstrip("/")
         self.api = self.url + "/api/v1"
         self.token = token
@@ -67,8 +79,16 @@ class Transport:
             return self.url + path
         return self.api + "/" + path.lstrip("/")
 
-    def request(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
-                headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
         """Send one request, retrying as the module docstring says; raise a typed error on non-2xx."""
         method = method.upper()
         idempotent = is_idempotent(method, headers)
@@ -76,16 +96,24 @@ class Transport:
         attempt = 0
         while True:
             try:
-                resp = self.session.request(method, url, params=params, json=json, headers=headers,
-                                            timeout=(min(self.timeout, 10.0), self.timeout), stream=stream)
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    timeout=(min(self.timeout, 10.0), self.timeout),
+                    stream=stream,
+                )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if idempotent and attempt < self.retries:
                     self._sleep(backoff_delay(attempt, self.backoff, self.max_backoff))
                     attempt += 1
                     continue
-                raise ServerError(f"cannot reach the Li2 Lab service at {self.url}: {exc.__class__.__name__}: {exc}"
-                                  + ("" if idempotent else " (not retried: a POST without an Idempotency-Key)")
-                                  ) from exc
+                raise ServerError(
+                    f"cannot reach the Li2 Lab service at {self.url}: {exc.__class__.__name__}: {exc}"
+                    + ("" if idempotent else " (not retried: a POST without an Idempotency-Key)")
+                ) from exc
             if resp.status_code < 400:
                 return resp
             wait = self._retry_wait(resp, idempotent, attempt)
@@ -113,8 +141,11 @@ class Transport:
     def _error(self, resp: requests.Response) -> Li2Error:
         err = error_from_response(resp)
         if isinstance(err, AuthError) and resp.status_code == 401:
-            hint = ("no token configured: pass token=..., set LI2_TOKEN, or add it to ~/.config/li2lab/config.toml"
-                    if not self.token else f"the token from {self.token_source} was rejected")
+            hint = (
+                "no token configured: pass token=..., set LI2_TOKEN, or add it to ~/.config/li2lab/config.toml"
+                if not self.token
+                else f"the token from {self.token_source} was rejected"
+            )
             err.message = f"{err.message} — {hint}"
         if isinstance(err, QuotaExceeded) and err.retry_after is not None:
             err.message = f"{err.message} (server suggests retrying in {err.retry_after:g} s)"

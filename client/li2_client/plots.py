@@ -6,6 +6,7 @@ The SDK draws from the JSON the API serves, with its own small matplotlib code, 
 local run's result.json with the core's ``li2.plots``.) Every function writes PNG files and returns
 their paths.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,13 +22,14 @@ if TYPE_CHECKING:
 STAGE_COLORS = {"lazy": "#d9d9d9", "independent": "#a6cee3", "interactive": "#b2df8a"}
 
 
-def _pyplot():
+def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as exc:
         raise ImportError("plots need matplotlib: pip install 'li2-client[plots]'") from exc
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -35,13 +37,18 @@ def _finite(xs: list) -> list[float]:
     return [float("nan") if x is None else float(x) for x in xs]
 
 
-def _shade_stages(ax, timeline: Timeline, last_epoch: float) -> None:
+def _shade_stages(ax: Any, timeline: Timeline, last_epoch: float) -> None:
     for stage in timeline.stages:
         if stage.start_epoch is None:
             continue
         end = stage.end_epoch if stage.end_epoch is not None else last_epoch
-        ax.axvspan(stage.start_epoch, end, color=STAGE_COLORS.get(stage.name, "#eeeeee"), alpha=0.5,
-                   label=f"{stage.name} stage" + (" (open)" if stage.open else ""))
+        ax.axvspan(
+            stage.start_epoch,
+            end,
+            color=STAGE_COLORS.get(stage.name, "#eeeeee"),
+            alpha=0.5,
+            label=f"{stage.name} stage" + (" (open)" if stage.open else ""),
+        )
 
 
 def plot_curves(columns: dict[str, list], timeline: Timeline | None, path: str | Path, title: str = "") -> Path:
@@ -77,16 +84,18 @@ def plot_spectrum(features: Features, path: str | Path, title: str = "") -> Path
     plt = _pyplot()
     labels, power = features.labels, features.power
     width = max(6.0, 0.3 * len(labels) + 3)
-    fig, (ax_map, ax_bar) = plt.subplots(2, 1, figsize=(width, 6), sharex=True,
-                                         gridspec_kw={"height_ratios": [2, 1]})
+    fig, (ax_map, ax_bar) = plt.subplots(2, 1, figsize=(width, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     if power:
         im = ax_map.imshow(power, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1)
         fig.colorbar(im, ax=ax_map, label="power share")
     ax_map.set_ylabel("node (by norm)")
     mean = features.layer_spectrum()
     missing = set(features.missing)
-    ax_bar.bar(range(len(labels)), [mean.get(k, 0.0) for k in labels],
-               color=["#e31a1c" if k in missing else "#1f78b4" for k in labels])
+    ax_bar.bar(
+        range(len(labels)),
+        [mean.get(k, 0.0) for k in labels],
+        color=["#e31a1c" if k in missing else "#1f78b4" for k in labels],
+    )
     ax_bar.set_xticks(range(len(labels)))
     ax_bar.set_xticklabels(labels, rotation=90 if len(labels) > 12 else 0, fontsize=8)
     ax_bar.set_xlabel("irrep")
@@ -112,8 +121,9 @@ def plot_scaling_law(law: ScalingLaw, path: str | Path, title: str = "") -> Path
         ax.plot(grid, [law.c * v for v in f], "-", color="#1f78b4", label=f"{law.c:.3g}·M·ln M")
         c_lo, c_hi = law.ci95
         if c_lo is not None and c_hi is not None:
-            ax.fill_between(grid, [c_lo * v for v in f], [c_hi * v for v in f], color="#1f78b4", alpha=0.2,
-                            label="95 % CI of c")
+            ax.fill_between(
+                grid, [c_lo * v for v in f], [c_hi * v for v in f], color="#1f78b4", alpha=0.2, label="95 % CI of c"
+            )
     ax.set_xlabel("group order M")
     ax.set_ylabel("critical train size n*")
     ax.set_title(title or "scaling law")
@@ -122,16 +132,17 @@ def plot_scaling_law(law: ScalingLaw, path: str | Path, title: str = "") -> Path
     return _save(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig: Any, path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     return out
 
 
-def plot_experiment(exp: "Experiment", out_dir: str | Path, *, spectrum: bool = True) -> list[Path]:
+def plot_experiment(exp: Experiment, out_dir: str | Path, *, spectrum: bool = True) -> list[Path]:
     """Fetch the finished run's metrics, timeline and features; draw them into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,7 +155,7 @@ def plot_experiment(exp: "Experiment", out_dir: str | Path, *, spectrum: bool = 
     return paths
 
 
-def plot_sweep(sweep: "Sweep", out_dir: str | Path, *, partial: bool = False) -> list[Path]:
+def plot_sweep(sweep: Sweep, out_dir: str | Path, *, partial: bool = False) -> list[Path]:
     """Fetch the sweep's scaling law; draw it into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,13 @@
 The bar is tqdm when installed (``pip install li2-client[progress]``), otherwise a plain line on
 stderr that is rewritten only when something changed, so logs stay short.
 """
+
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import WaitTimeout
 
@@ -43,6 +45,7 @@ class ProgressBar:
         if enabled:
             try:
                 from tqdm.auto import tqdm
+
                 self._tqdm = tqdm
             except ImportError:
                 pass
@@ -50,9 +53,10 @@ class ProgressBar:
     def update(self, n: int | None, total: int | None, postfix: str) -> None:
         if not self.enabled:
             return
-        if self._tqdm is not None and self._bar is None:     # created once the total is known
-            self._bar = self._tqdm(desc=self.desc, unit=self.unit, total=total or None, leave=True,
-                                   file=sys.stderr, mininterval=0.5)
+        if self._tqdm is not None and self._bar is None:  # created once the total is known
+            self._bar = self._tqdm(
+                desc=self.desc, unit=self.unit, total=total or None, leave=True, file=sys.stderr, mininterval=0.5
+            )
         if self._bar is not None:
             if total and self._bar.total != total:
                 self._bar.total = total
@@ -71,9 +75,16 @@ class ProgressBar:
             self._bar.close()
 
 
-def wait_for(refresh: Callable[[], str], *, what: str, timeout: float | None, poll: float,
-             on_update: Callable[[], None] = lambda: None,
-             clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> str:
+def wait_for(
+    refresh: Callable[[], str],
+    *,
+    what: str,
+    timeout: float | None,
+    poll: float,
+    on_update: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """Call ``refresh()`` (returns the status) every ``poll`` s until a terminal status; return it.
 
     Raises ``WaitTimeout`` after ``timeout`` seconds (None = wait forever) naming the last status,
@@ -86,8 +97,11 @@ def wait_for(refresh: Callable[[], str], *, what: str, timeout: float | None, po
         if status in TERMINAL:
             return status
         if deadline is not None and clock() >= deadline:
-            hint = (" — still queued: is a worker running and connected to the same broker?"
-                    if status == "queued" else " — still running; wait longer or check progress")
+            hint = (
+                " — still queued: is a worker running and connected to the same broker?"
+                if status == "queued"
+                else " — still running; wait longer or check progress"
+            )
             raise WaitTimeout(f"{what} did not finish within {timeout:g} s (status {status!r}){hint}")
         left = poll if deadline is None else max(0.0, min(poll, deadline - clock()))
         sleep(left)

@@ -4,6 +4,7 @@
 ``data.train_fraction``, ``seed``, ...) and the summary as ``summary.*`` columns — the table a
 scaling-law study starts from, fetched in one call instead of one request per run.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from .polling import TERMINAL, Handle, ProgressBar, wait_for
 from .results import ScalingLaw
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .experiments import Experiment
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -50,11 +51,11 @@ class Sweep(Handle):
         ended = sum(self.counts.get(s, 0) for s in TERMINAL)
         return ended / self.n_runs if self.n_runs else 0.0
 
-    def refresh(self) -> "Sweep":
+    def refresh(self) -> Sweep:
         self.data.update(self._client._http.get_json(f"/sweeps/{self.id}"))
         return self
 
-    def wait(self, timeout: float | None = 3600, poll: float = 2.0, progress: bool = True) -> "Sweep":
+    def wait(self, timeout: float | None = 3600, poll: float = 2.0, progress: bool = True) -> Sweep:
         """Block until every run has ended; return self (failed runs do not raise: see ``counts``).
         Raises ``WaitTimeout`` after ``timeout`` s."""
         bar = ProgressBar(f"sweep {self.id[:8]}", "runs", progress)
@@ -66,13 +67,12 @@ class Sweep(Handle):
             bar.update(ended, self.n_runs, extra)
 
         try:
-            wait_for(lambda: self.refresh().status, what=f"sweep {self.id}", timeout=timeout, poll=poll,
-                     on_update=show)
+            wait_for(lambda: self.refresh().status, what=f"sweep {self.id}", timeout=timeout, poll=poll, on_update=show)
         finally:
             bar.close()
         return self
 
-    def cancel(self) -> "Sweep":
+    def cancel(self) -> Sweep:
         """Cancel every queued run of the sweep and ask its running runs to stop."""
         self._client._http.post_json(f"/sweeps/{self.id}/cancel")
         return self.refresh()
@@ -81,7 +81,7 @@ class Sweep(Handle):
         """The raw run entries (spec, status, summary, id) of ``GET /sweeps/{id}/runs``, all pages."""
         return list(self._client._paginate(f"/sweeps/{self.id}/runs", {}))
 
-    def runs(self):
+    def runs(self) -> Any:
         """One row per run: ``id``, ``status``, spec as dotted columns, ``summary.*`` columns.
         A pandas DataFrame; a list of dicts without pandas."""
         rows = []
@@ -96,9 +96,10 @@ class Sweep(Handle):
             return rows
         return pd.DataFrame(rows)
 
-    def experiments(self):
+    def experiments(self) -> list[Experiment]:
         """Handles on the sweep's runs (for per-run metrics and timelines)."""
         from .experiments import Experiment
+
         return [Experiment(self._client, item) for item in self.run_items()]
 
     def scaling_law(self, partial: bool = False) -> ScalingLaw:
@@ -110,6 +111,7 @@ class Sweep(Handle):
     def plot(self, out_dir: str | Path, partial: bool = False) -> list[Path]:
         """Save the scaling-law plot (critical sizes, fitted c·M·ln M, 95 % band) into ``out_dir``."""
         from . import plots
+
         return plots.plot_sweep(self, out_dir, partial=partial)
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@
             energies E(ŵ_j) of the largest nodes on the training set and on the full data set, next to
             the corrected Thm 2 values when σ = x² (li2.energy). Non-groups: {"group": False, "note"}.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,25 +19,27 @@ from li2 import features as features_mod
 from li2 import irreps as irreps_mod
 from li2 import timeline as timeline_mod
 
-MAX_ENERGY_ROWS = 65536       # skip node energies when the full data set is larger than this
+MAX_ENERGY_ROWS = 65536  # skip node energies when the full data set is larger than this
 
 
 def analyze_run(task, spec: dict, params: dict, metrics: dict) -> dict:
     """{"summary", "timeline", "features"} for one run; params {"W": (d, K), "V": (K, M)} numpy."""
     operands = spec["task"]["operands"]
-    W = np.asarray(params["W"], dtype=np.float64)                       # (d, K)
+    W = np.asarray(params["W"], dtype=np.float64)  # (d, K)
     features = features_mod.node_features(task, W, operands)
     if features.get("group"):
         features["energies"] = _node_energies(task, spec, W, features)
-    return {"summary": timeline_mod.summarize(metrics),
-            "timeline": timeline_mod.build_timeline(metrics),
-            "features": features}
+    return {
+        "summary": timeline_mod.summarize(metrics),
+        "timeline": timeline_mod.build_timeline(metrics),
+        "features": features,
+    }
 
 
 def _node_energies(task, spec: dict, W: np.ndarray, features: dict) -> dict | None:
     """E(ŵ_j) for the nodes kept in the spectrum, on the training rows and the full data set."""
     operands = spec["task"]["operands"]
-    if task.order ** operands > MAX_ENERGY_ROWS:
+    if task.order**operands > MAX_ENERGY_ROWS:
         return None
     nodes = features["spectrum"]["nodes"]
     act = spec["model"]["activation"]
@@ -44,6 +47,7 @@ def _node_energies(task, spec: dict, W: np.ndarray, features: dict) -> dict | No
     e = energy_mod.node_energies(task, W[:, nodes], operands, act, rows)
     out = {"nodes": nodes, "train": e["train"], "full": e["full"], "activation": act}
     if act == "sqr" and operands == 2:
-        out["theory_full_data"] = sorted({t["energy"] for t in
-                                          energy_mod.theory_energies(task, irreps_mod.decompose(task))})
+        out["theory_full_data"] = sorted(
+            {t["energy"] for t in energy_mod.theory_energies(task, irreps_mod.decompose(task))}
+        )
     return out

@@ -11,7 +11,7 @@ uses it too. The message the API sends is one batch; the worker trains it as one
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from li2.spec.hashing import spec_hash
 from li2.spec.limits import resolve_train_size, task_order
@@ -26,9 +26,22 @@ def batch_key(spec: dict) -> str:
     V is ridge-solved, the loss, the optimizer, the epoch budget and the measurement cadence.
     """
     t, m, tr = spec["task"], spec["model"], spec["training"]
-    shared = [t, resolve_train_size(spec), m["hidden"], m["activation"], m["extra_layers"],
-              m["embedding_trainable"], m["ridge_top"] is None, tr["loss"], tr["optimizer"], tr["epochs"],
-              tr["eval_every"], tr["dense_until"], bool(tr["diagnostics"]), tr["diagnostics_every"]]
+    shared = [
+        t,
+        resolve_train_size(spec),
+        m["hidden"],
+        m["activation"],
+        m["extra_layers"],
+        m["embedding_trainable"],
+        m["ridge_top"] is None,
+        tr["loss"],
+        tr["optimizer"],
+        tr["epochs"],
+        tr["eval_every"],
+        tr["dense_until"],
+        bool(tr["diagnostics"]),
+        tr["diagnostics_every"],
+    ]
     return spec_hash({"batch": shared})[:32]
 
 
@@ -44,7 +57,7 @@ def run_memory_bytes(spec: dict) -> int:
     model = spec["model"]
     hidden, layers = model["hidden"], model["extra_layers"]
     n = resolve_train_size(spec)
-    n_test = m ** k - n
+    n_test = m**k - n
     params = k * m * hidden + hidden * m + layers * hidden * hidden + (m * m if model["embedding_trainable"] else 0)
     floats = 6 * params + n * hidden * (4 + 2 * layers) + 3 * n * m + n_test * (2 * hidden + m)
     return 4 * floats + 8 * (hidden * hidden + 2 * n * hidden)
@@ -64,5 +77,4 @@ def pack_batches(entries: Iterable[tuple[str, dict, Item]], max_batch: int, memo
             groups[key] = []
             size[key] = max(1, min(max_batch, memory_bytes // max(1, run_memory_bytes(spec))))
         groups[key].append(item)
-    return [items[i:i + size[key]] for key, items in sorted(groups.items())
-            for i in range(0, len(items), size[key])]
+    return [items[i : i + size[key]] for key, items in sorted(groups.items()) for i in range(0, len(items), size[key])]

@@ -7,6 +7,7 @@ full-batch, so no RNG state is needed), the spec and the metric history so far a
 
 Only safetensors is ever read: no pickle, so a blob cannot run code.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,12 @@ def _jsonable(history: dict[str, list]) -> dict[str, list]:
 
 def dump(tensors: dict[str, torch.Tensor], history: dict[str, list], epoch: int, spec: dict) -> bytes:
     """Serialise one run's state (from `BatchTrainer.run_state`) to safetensors bytes."""
-    meta = {"format": FORMAT, "epoch": str(int(epoch)), "spec": json.dumps(spec, sort_keys=True),
-            "history": json.dumps(_jsonable(history))}
+    meta = {
+        "format": FORMAT,
+        "epoch": str(int(epoch)),
+        "spec": json.dumps(spec, sort_keys=True),
+        "history": json.dumps(_jsonable(history)),
+    }
     return save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=meta)
 
 
@@ -45,4 +50,4 @@ def read(blob: bytes) -> tuple[dict[str, torch.Tensor], dict[str, list], int, di
 def _metadata(blob: bytes) -> dict[str, str]:
     """The safetensors header's __metadata__ (8-byte little-endian length, then a JSON header)."""
     n = int.from_bytes(blob[:8], "little")
-    return json.loads(blob[8:8 + n]).get("__metadata__", {})
+    return json.loads(blob[8 : 8 + n]).get("__metadata__", {})

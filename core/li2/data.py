@@ -11,6 +11,7 @@ n_train comes from exactly one of the `data` fields (rule in `li2.spec.limits.re
 - `critical_multiple` m: round(m · C_CRIT · M · ln M), the paper code's critical data size
   (`li2.theory`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,13 +26,13 @@ from li2.groups import Task
 class Split:
     """A run's data: indices into `Task.inputs(k)` / `Task.labels(k)`, and the arrays themselves."""
 
-    train_idx: np.ndarray   # (n,) int64
-    test_idx: np.ndarray    # (N - n,) int64
-    x_train: np.ndarray     # (n, k) int64 operands
-    y_train: np.ndarray     # (n,) int64 labels
-    x_test: np.ndarray      # (N - n, k)
-    y_test: np.ndarray      # (N - n,)
-    hash: str               # sha256 over the task's data set and the train indices
+    train_idx: np.ndarray  # (n,) int64
+    test_idx: np.ndarray  # (N - n,) int64
+    x_train: np.ndarray  # (n, k) int64 operands
+    y_train: np.ndarray  # (n,) int64 labels
+    x_test: np.ndarray  # (N - n, k)
+    y_test: np.ndarray  # (N - n,)
+    hash: str  # sha256 over the task's data set and the train indices
 
 
 def make_split(task: Task, operands: int, n_train: int, seed: int) -> Split:
@@ -41,5 +42,12 @@ def make_split(task: Task, operands: int, n_train: int, seed: int) -> Split:
     train, test = np.sort(perm[:n_train]), np.sort(perm[n_train:])
     h = hashlib.sha256(task.dataset_hash(operands).encode())
     h.update(np.ascontiguousarray(train, dtype="<i8").tobytes())
-    return Split(train_idx=train, test_idx=test, x_train=x[train], y_train=y[train],
-                 x_test=x[test], y_test=y[test], hash=h.hexdigest())
+    return Split(
+        train_idx=train,
+        test_idx=test,
+        x_train=x[train],
+        y_train=y[train],
+        x_test=x[test],
+        y_test=y[test],
+        hash=h.hexdigest(),
+    )

@@ -15,6 +15,7 @@ Reference values (σ = x², ‖w‖ = 1, full data, derivable by hand): a single
 gives M/4 and a real irrep such as (−1)^m at even M gives M/2 — four times the paper's printed
 M/16 and M/8 (digest §3, §9.2). Nothing here hard-codes them; the tests derive them independently.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,27 +38,28 @@ class EnergyData:
     """A data set for E: inputs (n, k) element indices and labels (n,), as torch tensors."""
 
     def __init__(self, task, operands: int, rows: np.ndarray | None = None, device: str = "cpu"):
-        inputs, labels = task.inputs(operands), task.labels(operands)    # (M^k, k), (M^k,)
+        inputs, labels = task.inputs(operands), task.labels(operands)  # (M^k, k), (M^k,)
         if rows is not None:
             inputs, labels = inputs[rows], labels[rows]
         self.M, self.operands, self.n = task.order, operands, len(labels)
         offsets = np.arange(operands) * task.order
-        self.cols = torch.as_tensor(inputs + offsets, device=device)     # (n, k) rows of w to sum
-        self.labels = torch.as_tensor(labels, device=device)             # (n,)
+        self.cols = torch.as_tensor(inputs + offsets, device=device)  # (n, k) rows of w to sum
+        self.labels = torch.as_tensor(labels, device=device)  # (n,)
 
 
 def batch_energy(w: torch.Tensor, data: EnergyData, act: str = "sqr") -> torch.Tensor:
     """E for a batch of weight vectors w (S, d) → (S,). Differentiable (autograd gives ∇E)."""
-    pre = w[:, data.cols].sum(-1)                                        # (S, n)
+    pre = w[:, data.cols].sum(-1)  # (S, n)
     f = activation(act)(pre)
-    fc = f - f.mean(dim=1, keepdim=True)                                 # P₁^⊥ f
+    fc = f - f.mean(dim=1, keepdim=True)  # P₁^⊥ f
     z = torch.zeros(w.shape[0], data.M, dtype=w.dtype, device=w.device)
-    z.index_add_(1, data.labels, fc)                                     # (S, M): z_h = Σ_{y_i=h} f̃_i
+    z.index_add_(1, data.labels, fc)  # (S, M): z_h = Σ_{y_i=h} f̃_i
     return 0.5 * (z * z).sum(-1)
 
 
-def energy(w: np.ndarray, task, train_idx: np.ndarray | None = None, activation_name: str = "sqr",
-           operands: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def energy(
+    w: np.ndarray, task, train_idx: np.ndarray | None = None, activation_name: str = "sqr", operands: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """E(w) and ∇E(w) for one vector (d,) or a batch (S, d) on the rows train_idx (None = full data).
 
     Returns (energy (S,) or scalar, gradient of the same shape as w), float64.
@@ -72,8 +74,9 @@ def energy(w: np.ndarray, task, train_idx: np.ndarray | None = None, activation_
     return (float(e_np[0]), g_np[0]) if single else (e_np, g_np)
 
 
-def ascend(w0: torch.Tensor, data: EnergyData, act: str = "sqr", steps: int = 3000,
-           tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def ascend(
+    w0: torch.Tensor, data: EnergyData, act: str = "sqr", steps: int = 3000, tol: float = 1e-7
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Projected (Riemannian) gradient ascent of E on the unit sphere, batched over starts.
 
     w0: (S, d). Each start has its own step size, 1/‖∇E(w0)‖ at first, ×1.2 after a step that raises
@@ -83,10 +86,10 @@ def ascend(w0: torch.Tensor, data: EnergyData, act: str = "sqr", steps: int = 30
     w = w0 / w0.norm(dim=1, keepdim=True)
     S = w.shape[0]
     e, g = _energy_grad(w, data, act)
-    lr = 1.0 / (g.norm(dim=1, keepdim=True) + 1e-12)                    # (S, 1)
+    lr = 1.0 / (g.norm(dim=1, keepdim=True) + 1e-12)  # (S, 1)
     rel = torch.ones(S, dtype=w.dtype, device=w.device)
     for _ in range(steps):
-        gt = g - (g * w).sum(1, keepdim=True) * w                        # tangent gradient (S, d)
+        gt = g - (g * w).sum(1, keepdim=True) * w  # tangent gradient (S, d)
         rel = gt.norm(dim=1) / e.abs().clamp_min(1e-12)
         if bool((rel < tol).all()):
             break
@@ -108,11 +111,12 @@ def _energy_grad(w: torch.Tensor, data: EnergyData, act: str) -> tuple[torch.Ten
     return e.detach(), g.detach()
 
 
-SINGLE_IRREP = 0.99          # a maximum with ≥ 99 % of its non-trivial power in one irrep
+SINGLE_IRREP = 0.99  # a maximum with ≥ 99 % of its non-trivial power in one irrep
 
 
-def landscape(spec: dict, starts: int = 64, device: str = "cpu", seed: int = 0, *,
-              on: str = "train", steps: int = 3000) -> dict:
+def landscape(
+    spec: dict, starts: int = 64, device: str = "cpu", seed: int = 0, *, on: str = "train", steps: int = 3000
+) -> dict:
     """Local maxima of E on the unit sphere for the spec's task, activation and training set.
 
     Ascends from `starts` random unit vectors on the spec's training set (`on="train"`) or on all
@@ -137,22 +141,27 @@ def landscape(spec: dict, starts: int = 64, device: str = "cpu", seed: int = 0, 
     w0 = torch.randn(starts, operands * task.order, generator=gen, dtype=torch.float64).to(device)
     w, e_train, rel = ascend(w0, train, act, steps=steps)
     e_full = batch_energy(w, full, act)
-    W = w.cpu().numpy().T                                                # (d, S): starts as "nodes"
+    W = w.cpu().numpy().T  # (d, S): starts as "nodes"
     irreps = irreps_mod.decompose(task)
     if irreps is not None:
-        power = features_mod.node_powers(W, irreps, operands).sum(0)     # (S, n_irreps)
+        power = features_mod.node_powers(W, irreps, operands).sum(0)  # (S, n_irreps)
         dom, conc, _ = features_mod.concentration_of(power, irreps)
         dom_label = [irreps[k].label for k in dom]
     else:
         conc = np.full(starts, np.nan)
         dom_label = ["not a group"] * starts
-    maxima = _cluster_maxima(e_train.cpu().numpy(), e_full.cpu().numpy(), conc, dom_label,
-                             rel.cpu().numpy())
+    maxima = _cluster_maxima(e_train.cpu().numpy(), e_full.cpu().numpy(), conc, dom_label, rel.cpu().numpy())
     for m in maxima:
         m["single_irrep"] = m["concentration"] is not None and m["concentration"] >= SINGLE_IRREP
     out = {
-        "task": task.name, "order": task.order, "operands": operands, "activation": act,
-        "data": "full" if rows is None else "train", "n": train.n, "starts": starts, "seed": seed,
+        "task": task.name,
+        "order": task.order,
+        "operands": operands,
+        "activation": act,
+        "data": "full" if rows is None else "train",
+        "n": train.n,
+        "starts": starts,
+        "seed": seed,
         "converged_share": float((rel.cpu().numpy() < 1e-4).mean()),
         "maxima": maxima,
     }
@@ -175,9 +184,16 @@ def theory_energies(task, irreps: list) -> list[dict]:
     its value M/(4d) is what the landscape finds (Q_8: 1.0), the paper does not treat this case.
     """
     M = task.order
-    return [{"irrep": ir.label, "dim": ir.dim, "kind": ir.kind,
-             "energy": M / (2 * ir.dim) if ir.kind == "real" else M / (4 * ir.dim)}
-            for ir in irreps if not ir.is_trivial]
+    return [
+        {
+            "irrep": ir.label,
+            "dim": ir.dim,
+            "kind": ir.kind,
+            "energy": M / (2 * ir.dim) if ir.kind == "real" else M / (4 * ir.dim),
+        }
+        for ir in irreps
+        if not ir.is_trivial
+    ]
 
 
 def train_rows(spec: dict, task) -> np.ndarray:
@@ -188,8 +204,9 @@ def train_rows(spec: dict, task) -> np.ndarray:
     return make_split(task, spec["task"]["operands"], resolve_train_size(spec), spec["seed"]).train_idx
 
 
-def _cluster_maxima(e_train: np.ndarray, e_full: np.ndarray, conc: np.ndarray, dom: list[str],
-                    rel: np.ndarray, rtol: float = 1e-3) -> list[dict]:
+def _cluster_maxima(
+    e_train: np.ndarray, e_full: np.ndarray, conc: np.ndarray, dom: list[str], rel: np.ndarray, rtol: float = 1e-3
+) -> list[dict]:
     """Group end points with the same dominant irrep and energy within rtol; largest basin first."""
     S = len(e_train)
     order = sorted(range(S), key=lambda i: (dom[i], e_train[i]))
@@ -203,22 +220,24 @@ def _cluster_maxima(e_train: np.ndarray, e_full: np.ndarray, conc: np.ndarray, d
     out = []
     for c in clusters:
         idx = np.array(c)
-        out.append({
-            "energy": float(e_train[idx].mean()),
-            "energy_full": float(e_full[idx].mean()),
-            "dominant_irrep": dom[c[0]],
-            "concentration": float(np.nanmean(conc[idx])) if not np.isnan(conc[idx]).all() else None,
-            "basin_share": len(c) / S,
-            "count": len(c),
-            "max_tangent_grad": float(rel[idx].max()),
-        })
+        out.append(
+            {
+                "energy": float(e_train[idx].mean()),
+                "energy_full": float(e_full[idx].mean()),
+                "dominant_irrep": dom[c[0]],
+                "concentration": float(np.nanmean(conc[idx])) if not np.isnan(conc[idx]).all() else None,
+                "basin_share": len(c) / S,
+                "count": len(c),
+                "max_tangent_grad": float(rel[idx].max()),
+            }
+        )
     out.sort(key=lambda m: (-m["basin_share"], -m["energy"]))
     return out
 
 
 def node_energies(task, W: np.ndarray, operands: int, act: str, rows: np.ndarray | None) -> dict:
     """E(ŵ_j) of every normalised node on the training rows and on the full data (for reports)."""
-    w = torch.tensor(np.asarray(W, dtype=np.float64).T)                 # (K, d)
+    w = torch.tensor(np.asarray(W, dtype=np.float64).T)  # (K, d)
     norms = w.norm(dim=1, keepdim=True).clamp_min(1e-300)
     wh = w / norms
     with torch.no_grad():
@@ -227,5 +246,14 @@ def node_energies(task, W: np.ndarray, operands: int, act: str, rows: np.ndarray
     return {"train": [float(x) for x in e_tr], "full": [float(x) for x in e_full]}
 
 
-__all__ = ["activation", "EnergyData", "batch_energy", "energy", "ascend", "landscape",
-           "theory_energies", "node_energies", "train_rows"]
+__all__ = [
+    "EnergyData",
+    "activation",
+    "ascend",
+    "batch_energy",
+    "energy",
+    "landscape",
+    "node_energies",
+    "theory_energies",
+    "train_rows",
+]

@@ -1,4 +1,5 @@
 """Which device to train on, and the versions and hardware a result was produced with."""
+
 from __future__ import annotations
 
 import platform
@@ -37,6 +38,13 @@ def cpu_name() -> str:
 def describe(device: torch.device) -> dict:
     """The `environment` section of result.json: versions, device and its name."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {"li2": li2.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "cuda": torch.version.cuda, "device": str(device),
-            "device_name": name, "threads": torch.get_num_threads()}
+    return {
+        "li2": li2.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "device_name": name,
+        "threads": torch.get_num_threads(),
+    }

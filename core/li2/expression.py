@@ -33,9 +33,14 @@ def _tokenize(text: str) -> list[str]:
         m = _TOKEN.match(text, pos)
         if not m:
             bad = text[pos:].lstrip()[:12]
-            raise SpecError({"task.expression": [
-                f"unexpected {bad!r} at position {pos}: only integers, x, y, + - *, ** with an "
-                f"integer exponent ≤ {MAX_EXPONENT}, and parentheses are allowed"]})
+            raise SpecError(
+                {
+                    "task.expression": [
+                        f"unexpected {bad!r} at position {pos}: only integers, x, y, + - *, ** with an "
+                        f"integer exponent ≤ {MAX_EXPONENT}, and parentheses are allowed"
+                    ]
+                }
+            )
         tokens.append(m.group(1) or m.group(2) or m.group(3))
         pos = m.end()
     return tokens

@@ -15,15 +15,16 @@ Per run: the norm²-weighted mean concentration and the coverage: irreps learned
 `dead_fraction` of the mean), and the missing ones. The trivial irrep (constants) is always left
 out: it cancels under the zero-mean projection.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from li2 import irreps as irreps_mod
 
-CONCENTRATION_THRESHOLD = 0.6   # a node with ≥ 60 % of its non-trivial power in one irrep "has" it
-DEAD_FRACTION = 0.01            # nodes with norm² < 1 % of the mean norm² are ignored for coverage
-SPECTRUM_NODES = 128            # per-node spectra kept in the report (largest-norm nodes first)
+CONCENTRATION_THRESHOLD = 0.6  # a node with ≥ 60 % of its non-trivial power in one irrep "has" it
+DEAD_FRACTION = 0.01  # nodes with norm² < 1 % of the mean norm² are ignored for coverage
+SPECTRUM_NODES = 128  # per-node spectra kept in the report (largest-norm nodes first)
 
 
 def node_powers(W: np.ndarray, irreps: list, operands: int) -> np.ndarray:
@@ -34,17 +35,17 @@ def node_powers(W: np.ndarray, irreps: list, operands: int) -> np.ndarray:
     """
     W = np.asarray(W, dtype=np.float64)
     M = irreps[0].basis.shape[0]
-    Q, owner = irreps_mod.orthogonal_basis(irreps)                       # (M, M), (M,)
-    halves = W.reshape(W.shape[:-2] + (operands, M, W.shape[-1]))       # (…, ops, M, K)
-    coeff = np.einsum("mc,...omk->...okc", Q, halves) ** 2               # (…, ops, K, M)
-    member = (owner[:, None] == np.arange(len(irreps))[None, :]).astype(np.float64)   # (M, n_irreps)
+    Q, owner = irreps_mod.orthogonal_basis(irreps)  # (M, M), (M,)
+    halves = W.reshape((*W.shape[:-2], operands, M, W.shape[-1]))  # (…, ops, M, K)
+    coeff = np.einsum("mc,...omk->...okc", Q, halves) ** 2  # (…, ops, K, M)
+    member = (owner[:, None] == np.arange(len(irreps))[None, :]).astype(np.float64)  # (M, n_irreps)
     return coeff @ member
 
 
 def concentration_of(power: np.ndarray, irreps: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From (…, K, n_irreps) total powers: dominant irrep index, concentration, non-trivial power."""
     nontriv = np.array([not ir.is_trivial for ir in irreps])
-    p = power[..., nontriv]                                              # (…, K, n_nontriv)
+    p = power[..., nontriv]  # (…, K, n_nontriv)
     total = p.sum(-1)
     idx_nt = np.flatnonzero(nontriv)
     dom = idx_nt[p.argmax(-1)]
@@ -52,11 +53,12 @@ def concentration_of(power: np.ndarray, irreps: list) -> tuple[np.ndarray, np.nd
     return dom, conc, total
 
 
-def coverage_of(dom: np.ndarray, conc: np.ndarray, norm2: np.ndarray, irreps: list,
-                threshold: float = CONCENTRATION_THRESHOLD) -> tuple[list[int], list[int]]:
+def coverage_of(
+    dom: np.ndarray, conc: np.ndarray, norm2: np.ndarray, irreps: list, threshold: float = CONCENTRATION_THRESHOLD
+) -> tuple[list[int], list[int]]:
     """Indices of non-trivial irreps covered by a concentrated live node, and of the missing ones."""
     live = norm2 >= DEAD_FRACTION * max(float(norm2.mean()), 1e-300)
-    covered = set(int(k) for k in dom[(conc >= threshold) & live])
+    covered = {int(k) for k in dom[(conc >= threshold) & live]}
     nontriv = [i for i, ir in enumerate(irreps) if not ir.is_trivial]
     return [i for i in nontriv if i in covered], [i for i in nontriv if i not in covered]
 
@@ -69,7 +71,7 @@ def weighted_concentration(conc: np.ndarray, norm2: np.ndarray) -> float:
 
 def pairing(W: np.ndarray, task, M: int) -> np.ndarray:
     """Thm 2 pairing error per node (K,): min_± ‖v − ±P u‖ / ‖u‖, (P u)(g) = u(g⁻¹)."""
-    u, v = W[:M], W[M:2 * M]                                             # (M, K) each
+    u, v = W[:M], W[M : 2 * M]  # (M, K) each
     Pu = u[np.asarray(task.inverse)]
     nu = np.linalg.norm(u, axis=0)
     err = np.minimum(np.linalg.norm(v - Pu, axis=0), np.linalg.norm(v + Pu, axis=0))
@@ -85,13 +87,13 @@ def node_features(task, W: np.ndarray, operands: int, *, threshold: float = CONC
     if irreps is None:
         return {"group": False, "note": irreps_mod.not_a_group_note(task)}
     W = np.asarray(W, dtype=np.float64)
-    M, K = task.order, W.shape[1]
+    M, _K = task.order, W.shape[1]
     if W.shape[0] != operands * M:
         raise ValueError(f"W has {W.shape[0]} rows, expected operands·M = {operands}·{M}")
-    halves = node_powers(W, irreps, operands)                            # (ops, K, n_irreps)
-    power = halves.sum(0)                                                # (K, n_irreps)
+    halves = node_powers(W, irreps, operands)  # (ops, K, n_irreps)
+    power = halves.sum(0)  # (K, n_irreps)
     dom, conc, _ = concentration_of(power, irreps)
-    norm2 = (W ** 2).sum(0)                                              # (K,)
+    norm2 = (W**2).sum(0)  # (K,)
     covered, missing = coverage_of(dom, conc, norm2, irreps, threshold)
     labels = [ir.label for ir in irreps]
     nodes = {
@@ -103,7 +105,7 @@ def node_features(task, W: np.ndarray, operands: int, *, threshold: float = CONC
         dom_u, _, _ = concentration_of(halves[0], irreps)
         dom_v, _, _ = concentration_of(halves[1], irreps)
         nodes["pair_error"] = _r(pairing(W, task, M))
-        nodes["pair_same_irrep"] = [bool(a == b) for a, b in zip(dom_u, dom_v)]
+        nodes["pair_same_irrep"] = [bool(a == b) for a, b in zip(dom_u, dom_v, strict=False)]
         nodes["balance"] = _r(halves[1].sum(-1) / np.maximum(halves.sum((0, 2)), 1e-300))
     live = norm2 >= DEAD_FRACTION * norm2.mean()
     conc_nodes = (conc >= threshold) & live
@@ -120,9 +122,11 @@ def node_features(task, W: np.ndarray, operands: int, *, threshold: float = CONC
         "missing": [labels[k] for k in missing],
         "coverage": len(covered) / max(1, len(covered) + len(missing)),
         "nodes_per_irrep": {labels[k]: int(((dom == k) & conc_nodes).sum()) for k in covered},
-        "spectrum": {"nodes": [int(j) for j in order],
-                     "labels": labels,
-                     "power": [_r(power[j] / max(power[j].sum(), 1e-300)) for j in order]},
+        "spectrum": {
+            "nodes": [int(j) for j in order],
+            "labels": labels,
+            "power": [_r(power[j] / max(power[j].sum(), 1e-300)) for j in order],
+        },
     }
     if operands == 2:
         pe = np.asarray(nodes["pair_error"])[conc_nodes]

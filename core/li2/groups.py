@@ -18,6 +18,7 @@ just a way to build that table. Elements are always indexed 0..M-1:
 No torch here: `li2.spec` validates tables and expressions by calling `build_task`, and the API
 process must not import torch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,19 +38,19 @@ MAX_PERMUTATION_DEGREE = 6  # S_6 has 720 elements; S_7 (5040) would not fit a d
 class Task:
     """One arithmetic task. `table[a, b]` = a∘b; everything else derives from it."""
 
-    kind: str                       # "cyclic", "product", ..., "expression"
-    name: str                       # human name, e.g. "Z_23", "D_4", "x**2+x*y+y**2 mod 7"
-    order: int                      # M: number of elements / classes
-    table: np.ndarray               # (M, M) int64
-    is_group: bool                  # False for expressions
-    identity: int | None            # index of e (groups only)
-    inverse: np.ndarray | None      # (M,) int64, inverse[g] = g⁻¹ (groups only)
-    factors: tuple[int, ...]        # Z_m1 × … structure when the indexing IS that mixed radix, else ()
+    kind: str  # "cyclic", "product", ..., "expression"
+    name: str  # human name, e.g. "Z_23", "D_4", "x**2+x*y+y**2 mod 7"
+    order: int  # M: number of elements / classes
+    table: np.ndarray  # (M, M) int64
+    is_group: bool  # False for expressions
+    identity: int | None  # index of e (groups only)
+    inverse: np.ndarray | None  # (M,) int64, inverse[g] = g⁻¹ (groups only)
+    factors: tuple[int, ...]  # Z_m1 × … structure when the indexing IS that mixed radix, else ()
     is_abelian: bool
 
     def inputs(self, operands: int) -> np.ndarray:
         """All M**k operand tuples, lexicographic (last operand fastest). (M**k, k) int64."""
-        grids = np.unravel_index(np.arange(self.order ** operands), (self.order,) * operands)
+        grids = np.unravel_index(np.arange(self.order**operands), (self.order,) * operands)
         return np.stack(grids, axis=1).astype(np.int64)
 
     def labels(self, operands: int) -> np.ndarray:
@@ -70,6 +71,7 @@ class Task:
 
 # ----------------------------------------------------------------------------- group axioms
 
+
 def check_group(table: np.ndarray, field: str = "task.table") -> tuple[int, np.ndarray]:
     """Check the four group axioms of an (M, M) Cayley table.
 
@@ -80,14 +82,18 @@ def check_group(table: np.ndarray, field: str = "task.table") -> tuple[int, np.n
     bad = np.argwhere((table < 0) | (table >= m))
     if len(bad):
         a, b = (int(v) for v in bad[0])
-        raise SpecError({field: [
-            f"closure fails: {a}∘{b} = {int(table[a, b])} is not an element 0..{m - 1}"]})
+        raise SpecError({field: [f"closure fails: {a}∘{b} = {int(table[a, b])} is not an element 0..{m - 1}"]})
     ar = np.arange(m)
     ids = [e for e in range(m) if np.array_equal(table[e], ar) and np.array_equal(table[:, e], ar)]
     if not ids:
-        raise SpecError({field: [
-            "identity fails: no element e with e∘g = g∘e = g for every g "
-            "(each row and column of e must read 0, 1, …, M-1)"]})
+        raise SpecError(
+            {
+                field: [
+                    "identity fails: no element e with e∘g = g∘e = g for every g "
+                    "(each row and column of e must read 0, 1, …, M-1)"
+                ]
+            }
+        )
     e = ids[0]
     inverse = np.full(m, -1, dtype=np.int64)
     for g in range(m):
@@ -96,18 +102,22 @@ def check_group(table: np.ndarray, field: str = "task.table") -> tuple[int, np.n
             raise SpecError({field: [f"inverses fail: element {g} has no h with {g}∘h = h∘{g} = {e} (the identity)"]})
         inverse[g] = cand[0]
     for a in range(m):  # row by row keeps memory at O(M²)
-        left = table[table[a]]            # (M, M): (a∘b)∘c for all b, c
-        right = table[a][table]           # (M, M): a∘(b∘c)
+        left = table[table[a]]  # (M, M): (a∘b)∘c for all b, c
+        right = table[a][table]  # (M, M): a∘(b∘c)
         diff = np.argwhere(left != right)
         if len(diff):
             b, c = (int(v) for v in diff[0])
-            raise SpecError({field: [
-                f"associativity fails: ({a}∘{b})∘{c} = {int(left[b, c])} but {a}∘({b}∘{c}) = {int(right[b, c])}"]})
+            raise SpecError(
+                {
+                    field: [
+                        f"associativity fails: ({a}∘{b})∘{c} = {int(left[b, c])} but {a}∘({b}∘{c}) = {int(right[b, c])}"
+                    ]
+                }
+            )
     return e, inverse
 
 
-def _group(kind: str, name: str, table: np.ndarray, factors: tuple[int, ...] = (),
-           trusted: bool = True) -> Task:
+def _group(kind: str, name: str, table: np.ndarray, factors: tuple[int, ...] = (), trusted: bool = True) -> Task:
     """Wrap a Cayley table as a Task. Built-in kinds are groups by construction (`trusted`: the
     O(M³) associativity check is left to the tests); user tables get every axiom checked."""
     table = np.ascontiguousarray(table, dtype=np.int64)
@@ -116,11 +126,21 @@ def _group(kind: str, name: str, table: np.ndarray, factors: tuple[int, ...] = (
         inv = np.argmax(table == e, axis=1).astype(np.int64)
     else:
         e, inv = check_group(table)
-    return Task(kind=kind, name=name, order=table.shape[0], table=table, is_group=True, identity=e,
-                inverse=inv, factors=factors, is_abelian=bool(np.array_equal(table, table.T)))
+    return Task(
+        kind=kind,
+        name=name,
+        order=table.shape[0],
+        table=table,
+        is_group=True,
+        identity=e,
+        inverse=inv,
+        factors=factors,
+        is_abelian=bool(np.array_equal(table, table.T)),
+    )
 
 
 # ----------------------------------------------------------------------------- group kinds
+
 
 def _int_field(spec: dict, key: str, lo: int, hi: int | None = None) -> int:
     v = spec.get(key)
@@ -133,7 +153,7 @@ def _int_field(spec: dict, key: str, lo: int, hi: int | None = None) -> int:
 def product_table(factors: tuple[int, ...]) -> np.ndarray:
     """Z_m1 × … × Z_mk with mixed-radix indexing (first factor most significant). (M, M)."""
     m = math.prod(factors)
-    coords = np.stack(np.unravel_index(np.arange(m), factors), axis=1)   # (M, k)
+    coords = np.stack(np.unravel_index(np.arange(m), factors), axis=1)  # (M, k)
     summed = (coords[:, None, :] + coords[None, :, :]) % np.array(factors)  # (M, M, k)
     return np.ravel_multi_index(tuple(np.moveaxis(summed, -1, 0)), factors)
 
@@ -145,8 +165,11 @@ def _cyclic(spec: dict) -> Task:
 
 def _product(spec: dict) -> Task:
     f = spec.get("factors")
-    if not isinstance(f, (list, tuple)) or len(f) < 1 or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 2 for v in f):
+    if (
+        not isinstance(f, (list, tuple))
+        or len(f) < 1
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 2 for v in f)
+    ):
         raise SpecError({"task.factors": [f"must be a non-empty list of integers ≥ 2, got {f!r}"]})
     f = tuple(int(v) for v in f)
     return _group("product", " × ".join(f"Z_{v}" for v in f), product_table(f), f)
@@ -154,8 +177,8 @@ def _product(spec: dict) -> Task:
 
 def _dihedral(spec: dict) -> Task:
     n = _int_field(spec, "n", 2)
-    i = np.arange(2 * n) % n        # rotation part r^i
-    s = np.arange(2 * n) // n       # reflection part s^s
+    i = np.arange(2 * n) % n  # rotation part r^i
+    s = np.arange(2 * n) // n  # reflection part s^s
     sign = np.where(s == 1, -1, 1)
     rot = (i[:, None] + sign[:, None] * i[None, :]) % n
     ref = (s[:, None] + s[None, :]) % 2
@@ -174,10 +197,10 @@ def _parity(p: tuple[int, ...]) -> int:
 
 
 def _perm_table(perms: list[tuple[int, ...]]) -> np.ndarray:
-    arr = np.array(perms)                              # (M, n), lexicographic
+    arr = np.array(perms)  # (M, n), lexicographic
     m, n = arr.shape
     comp = arr[np.arange(m)[:, None, None], arr[None, :, :]]  # (M, M, n): comp[p, q, x] = p[q[x]]
-    radix = n ** np.arange(n - 1, -1, -1)              # base-n code preserves lexicographic order
+    radix = n ** np.arange(n - 1, -1, -1)  # base-n code preserves lexicographic order
     return np.searchsorted(arr @ radix, comp @ radix)
 
 
@@ -192,10 +215,12 @@ def _alternating(spec: dict) -> Task:
 
 
 # unit quaternions 1, i, j, k as 0..3; _QMUL[u][v] = (sign, unit) of u·v
-_QMUL = [[(1, 0), (1, 1), (1, 2), (1, 3)],
-         [(1, 1), (-1, 0), (1, 3), (-1, 2)],
-         [(1, 2), (-1, 3), (-1, 0), (1, 1)],
-         [(1, 3), (1, 2), (-1, 1), (-1, 0)]]
+_QMUL = [
+    [(1, 0), (1, 1), (1, 2), (1, 3)],
+    [(1, 1), (-1, 0), (1, 3), (-1, 2)],
+    [(1, 2), (-1, 3), (-1, 0), (1, 1)],
+    [(1, 3), (1, 2), (-1, 1), (-1, 0)],
+]
 
 
 def _quaternion(spec: dict) -> Task:
@@ -242,15 +267,29 @@ def _expression(spec: dict) -> Task:
     tree = parse_expression(text)
     a = np.arange(m, dtype=np.int64)
     table = evaluate_expression(tree, a[:, None] + 0 * a[None, :], a[None, :] + 0 * a[:, None], m)
-    return Task(kind="expression", name=f"{' '.join(text.split())} mod {m}", order=m, table=table,
-                is_group=False, identity=None, inverse=None, factors=(),
-                is_abelian=bool(np.array_equal(table, table.T)))
+    return Task(
+        kind="expression",
+        name=f"{' '.join(text.split())} mod {m}",
+        order=m,
+        table=table,
+        is_group=False,
+        identity=None,
+        inverse=None,
+        factors=(),
+        is_abelian=bool(np.array_equal(table, table.T)),
+    )
 
 
 _BUILDERS = {
-    "cyclic": _cyclic, "product": _product, "dihedral": _dihedral, "symmetric": _symmetric,
-    "alternating": _alternating, "quaternion": _quaternion, "multiplicative": _multiplicative,
-    "table": _table, "expression": _expression,
+    "cyclic": _cyclic,
+    "product": _product,
+    "dihedral": _dihedral,
+    "symmetric": _symmetric,
+    "alternating": _alternating,
+    "quaternion": _quaternion,
+    "multiplicative": _multiplicative,
+    "table": _table,
+    "expression": _expression,
 }
 GROUP_KINDS = tuple(_BUILDERS)
 

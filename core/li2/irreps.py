@@ -25,6 +25,7 @@ Two routes, both exact up to float rounding:
 
 Expressions (not groups) have no irreps: `decompose` returns None and callers report "not a group".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,11 +40,11 @@ TRIVIAL = "trivial"
 class Irrep:
     """One folded isotypic component of the regular representation over R."""
 
-    label: str                 # "trivial", "k=3", "k=(1,2)", "2d#1"
-    dim: int                   # d_k, the dimension of the (complex) irrep
-    kind: str                  # "trivial" | "real" (real-valued character) | "complex_pair"
-    basis: np.ndarray          # (M, r) orthonormal basis of the real subspace, r = d² or 2d²
-    characters: tuple          # (M,) complex arrays: (χ,) or (χ, χ̄) for a pair
+    label: str  # "trivial", "k=3", "k=(1,2)", "2d#1"
+    dim: int  # d_k, the dimension of the (complex) irrep
+    kind: str  # "trivial" | "real" (real-valued character) | "complex_pair"
+    basis: np.ndarray  # (M, r) orthonormal basis of the real subspace, r = d² or 2d²
+    characters: tuple  # (M,) complex arrays: (χ,) or (χ, χ̄) for a pair
 
     @property
     def rank(self) -> int:
@@ -67,8 +68,7 @@ def decompose(task) -> list[Irrep] | None:
     if not getattr(task, "is_group", False):
         return None
     table = np.ascontiguousarray(task.table, dtype=np.int64)
-    return list(_decompose_cached(table.tobytes(), table.shape[0], tuple(task.factors or ()),
-                                  bool(task.is_abelian)))
+    return list(_decompose_cached(table.tobytes(), table.shape[0], tuple(task.factors or ()), bool(task.is_abelian)))
 
 
 def not_a_group_note(task) -> str:
@@ -90,22 +90,23 @@ def _decompose_cached(raw: bytes, M: int, factors: tuple, abelian: bool) -> tupl
 # Abelian route: multi-dimensional DFT over the factor groups.
 # ----------------------------------------------------------------------------------------------
 
+
 def _abelian_dft(table: np.ndarray, factors: tuple) -> list[Irrep] | None:
     """DFT characters for Z_m1 × … indexed in mixed radix; None if the table is not that group."""
     M = table.shape[0]
     if int(np.prod(factors)) != M:
         return None
-    coords = np.stack(np.unravel_index(np.arange(M), factors), axis=1)   # (M, r) element digits
-    freqs = coords                                                       # frequency vectors, same grid
-    phase = (freqs[:, None, :] * coords[None, :, :] / np.array(factors)).sum(-1)   # (M_freq, M_elem)
-    chars = np.exp(2j * np.pi * phase)                                   # (M_freq, M_elem)
+    coords = np.stack(np.unravel_index(np.arange(M), factors), axis=1)  # (M, r) element digits
+    freqs = coords  # frequency vectors, same grid
+    phase = (freqs[:, None, :] * coords[None, :, :] / np.array(factors)).sum(-1)  # (M_freq, M_elem)
+    chars = np.exp(2j * np.pi * phase)  # (M_freq, M_elem)
     # Verify χ(a∘b) = χ(a)χ(b) for the generating characters (unit frequency vectors) on the
     # actual table, so a `factors` that does not describe the indexing cannot mislead us.
     for j in range(len(factors)):
         probe = chars[np.ravel_multi_index(tuple(np.eye(len(factors), dtype=int)[j]), factors)]
         if not np.allclose(probe[table], np.outer(probe, probe), atol=1e-9):
             return None
-    neg = np.ravel_multi_index(tuple(((-freqs) % np.array(factors)).T), factors)   # index of -k
+    neg = np.ravel_multi_index(tuple(((-freqs) % np.array(factors)).T), factors)  # index of -k
     out, seen = [], set()
     for k in range(M):
         if k in seen:
@@ -115,10 +116,10 @@ def _abelian_dft(table: np.ndarray, factors: tuple) -> list[Irrep] | None:
         label = _freq_label(freqs[k], factors)
         if k == 0:
             out.append(Irrep(TRIVIAL, 1, TRIVIAL, np.full((M, 1), 1 / np.sqrt(M)), (chi,)))
-        elif neg[k] == k:                                   # real character, e.g. (-1)^m at even M
+        elif neg[k] == k:  # real character, e.g. (-1)^m at even M
             out.append(Irrep(label, 1, "real", (chi.real / np.sqrt(M))[:, None], (chi,)))
-        else:                                               # cos / sin pair
-            basis = np.stack([chi.real, chi.imag], axis=1) * np.sqrt(2 / M)   # (M, 2)
+        else:  # cos / sin pair
+            basis = np.stack([chi.real, chi.imag], axis=1) * np.sqrt(2 / M)  # (M, 2)
             out.append(Irrep(label, 1, "complex_pair", basis, (chi, chi.conj())))
     return out
 
@@ -134,6 +135,7 @@ def _freq_label(k: np.ndarray, factors: tuple) -> str:
 # ----------------------------------------------------------------------------------------------
 # Numerical route: central elements of the group algebra.
 # ----------------------------------------------------------------------------------------------
+
 
 def group_algebra_matrix(table: np.ndarray, inverse: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Regular matrix L_z = Σ_g z_g R_g (M, M) of z ∈ R[G], with R_g e_h = e_{g∘h}.
@@ -153,13 +155,13 @@ def conjugacy_classes(table: np.ndarray) -> list[np.ndarray]:
     """Conjugacy classes as arrays of element indices, in order of first element."""
     M = table.shape[0]
     identity = int(np.flatnonzero((table == np.arange(M)[None, :]).all(axis=1))[0])
-    inverse = np.argmax(table == identity, axis=1)                       # (M,)
+    inverse = np.argmax(table == identity, axis=1)  # (M,)
     label = -np.ones(M, dtype=np.int64)
     classes = []
     for g in range(M):
         if label[g] >= 0:
             continue
-        cls = np.unique(table[table[:, g], inverse])                     # {x g x⁻¹ : x}
+        cls = np.unique(table[table[:, g], inverse])  # {x g x⁻¹ : x}
         label[cls] = len(classes)
         classes.append(cls)
     return classes
@@ -177,38 +179,38 @@ def _numerical(table: np.ndarray) -> list[Irrep]:
     rng = np.random.default_rng(12345)
     t = rng.normal(size=len(classes))
     s = rng.normal(size=len(classes))
-    sym = t + t[inv_cls]                                                 # z = Σ t_C (C + C⁻¹)
-    anti = s - s[inv_cls]                                                # a = Σ s_C (C − C⁻¹)
-    Lz = group_algebra_matrix(table, inverse, sym[cls_of])              # (M, M) symmetric
-    La = group_algebra_matrix(table, inverse, anti[cls_of])             # (M, M) antisymmetric
+    sym = t + t[inv_cls]  # z = Σ t_C (C + C⁻¹)
+    anti = s - s[inv_cls]  # a = Σ s_C (C − C⁻¹)
+    Lz = group_algebra_matrix(table, inverse, sym[cls_of])  # (M, M) symmetric
+    La = group_algebra_matrix(table, inverse, anti[cls_of])  # (M, M) antisymmetric
     evals, evecs = np.linalg.eigh((Lz + Lz.T) / 2)
     groups = _cluster(evals)
     ones = np.ones(M) / np.sqrt(M)
     out = []
     for idx in groups:
-        basis = evecs[:, idx]                                            # (M, r)
+        basis = evecs[:, idx]  # (M, r)
         r = basis.shape[1]
         P = basis @ basis.T
         trivial = r == 1 and abs(ones @ basis[:, 0]) > 1 - 1e-8
         pair = np.linalg.norm(La @ P) > 1e-6 * max(1.0, np.linalg.norm(La))
         if pair:
-            d = int(round(np.sqrt(r / 2)))
+            d = round(np.sqrt(r / 2))
             # Split with the antisymmetric element: on χ it acts as +iλ, on χ̄ as −iλ.
-            A = basis.T @ La @ basis                                     # (r, r) antisymmetric
+            A = basis.T @ La @ basis  # (r, r) antisymmetric
             w, U = np.linalg.eig(A)
-            Uplus = basis @ U[:, w.imag > 0]                             # (M, r/2) complex
+            Uplus = basis @ U[:, w.imag > 0]  # (M, r/2) complex
             Pchi = Uplus @ Uplus.conj().T
             chi = regular_traces(table, Pchi) / d
             chars = (chi, chi.conj())
         else:
-            d = int(round(np.sqrt(r)))
+            d = round(np.sqrt(r))
             chi = regular_traces(table, P) / d + 0j
             chars = (chi,)
         if trivial:
             kind = TRIVIAL
         elif pair:
             kind = "complex_pair"
-        else:   # Frobenius–Schur indicator (1/M) Σ_g χ(g²): +1 real type, −1 quaternionic type
+        else:  # Frobenius–Schur indicator (1/M) Σ_g χ(g²): +1 real type, −1 quaternionic type
             squares = table[np.arange(M), np.arange(M)]
             kind = "quaternionic" if chars[0][squares].real.mean() < -0.5 else "real"
         out.append((kind, d, basis, chars))
@@ -238,6 +240,7 @@ def _cluster(evals: np.ndarray, tol: float = 1e-6) -> list[np.ndarray]:
 # Checks and helpers used by the other analyses.
 # ----------------------------------------------------------------------------------------------
 
+
 def check(task, irreps: list[Irrep] | None = None, atol: float = 1e-8) -> dict:
     """Verify the decomposition: Σd²=M, character orthogonality, projectors complete and orthogonal.
 
@@ -246,16 +249,16 @@ def check(task, irreps: list[Irrep] | None = None, atol: float = 1e-8) -> dict:
     """
     irreps = decompose(task) if irreps is None else irreps
     M = task.order
-    chars = np.array([c for ir in irreps for c in ir.characters])        # (n_irreps, M)
+    chars = np.array([c for ir in irreps for c in ir.characters])  # (n_irreps, M)
     dims = np.array([ir.dim for ir in irreps for _ in ir.characters])
-    gram = chars.conj() @ chars.T / M                                    # ⟨χ_i, χ_j⟩ = δ_ij
-    P = np.stack([ir.projector for ir in irreps])                        # (n, M, M)
+    gram = chars.conj() @ chars.T / M  # ⟨χ_i, χ_j⟩ = δ_ij
+    P = np.stack([ir.projector for ir in irreps])  # (n, M, M)
     prod = np.einsum("aij,bjk->abik", P, P)
     eye = np.eye(len(irreps))
     res = {
         "order": M,
-        "sum_d2": int((dims ** 2).sum()),
-        "sum_d2_ok": int((dims ** 2).sum()) == M,
+        "sum_d2": int((dims**2).sum()),
+        "sum_d2_ok": int((dims**2).sum()) == M,
         "characters_orthonormal": bool(np.allclose(gram, np.eye(len(chars)), atol=atol)),
         "projectors_complete": bool(np.allclose(P.sum(0), np.eye(M), atol=atol)),
         "projectors_orthogonal": bool(np.allclose(prod, eye[:, :, None, None] * P[:, None], atol=atol)),

@@ -20,11 +20,13 @@ Initialisation is PyTorch's `nn.Linear` default (kaiming-uniform, a=√5, i.e. U
 drawn for each run from its own CPU `torch.Generator(seed)` in the order W, U_1..U_L, V, so a run's
 initial weights never depend on its batch-mates or the device.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
 
 class _Square(torch.autograd.Function):
     """x², with a backward of two passes (2·x·g) instead of autograd's three for x * x."""
@@ -52,11 +54,11 @@ ACTIVATIONS = {
 class Shape:
     """Everything that must be equal for runs to share one stacked model."""
 
-    order: int                 # M
-    operands: int              # k
-    hidden: int                # K
+    order: int  # M
+    operands: int  # k
+    hidden: int  # K
     activation: str
-    extra_layers: int = 0      # L
+    extra_layers: int = 0  # L
     embedding_trainable: bool = False
 
     @property
@@ -66,24 +68,25 @@ class Shape:
 
 def _linear_init(gen: torch.Generator, out_features: int, in_features: int) -> torch.Tensor:
     """nn.Linear's default weight init, (out, in), drawn from `gen`."""
-    bound = 1.0 / in_features ** 0.5
+    bound = 1.0 / in_features**0.5
     return torch.empty(out_features, in_features).uniform_(-bound, bound, generator=gen)
 
 
-def init_params(shape: Shape, seeds: list[int], top_init_scales: list[float],
-                device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def init_params(
+    shape: Shape, seeds: list[int], top_init_scales: list[float], device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
     """Initial parameters for len(seeds) runs; each run from torch.Generator().manual_seed(seed)."""
     W, U, V = [], [], []
-    for seed, scale in zip(seeds, top_init_scales):
+    for seed, scale in zip(seeds, top_init_scales, strict=False):
         gen = torch.Generator().manual_seed(int(seed))
-        W.append(_linear_init(gen, shape.hidden, shape.d).T)                            # (d, K)
+        W.append(_linear_init(gen, shape.hidden, shape.d).T)  # (d, K)
         U.append([_linear_init(gen, shape.hidden, shape.hidden).T for _ in range(shape.extra_layers)])
-        V.append(_linear_init(gen, shape.order, shape.hidden).T * float(scale))          # (K, M)
+        V.append(_linear_init(gen, shape.order, shape.hidden).T * float(scale))  # (K, M)
     params = {"W": torch.stack(W), "Vt": torch.stack(V)}
     if shape.extra_layers:
-        params["U"] = torch.stack([torch.stack(u) for u in U])                          # (R, L, K, K)
+        params["U"] = torch.stack([torch.stack(u) for u in U])  # (R, L, K, K)
     if shape.embedding_trainable:
-        params["E"] = torch.eye(shape.order).expand(len(seeds), -1, -1).clone()         # (R, M, M)
+        params["E"] = torch.eye(shape.order).expand(len(seeds), -1, -1).clone()  # (R, M, M)
     return {k: v.contiguous().to(device) for k, v in params.items()}
 
 
@@ -100,17 +103,19 @@ def flat_index(x: torch.Tensor, order: int) -> torch.Tensor:
 
 def hidden(params: dict[str, torch.Tensor], rows: torch.Tensor, shape: Shape) -> torch.Tensor:
     """F = σ(XW) (after any residual layers) for `rows` from `flat_index`. Returns (R, n, K)."""
-    W = params["W"]                                   # (R, d, K)
+    W = params["W"]  # (R, d, K)
     R, d, K = W.shape
     if "E" in params:  # trainable embedding: W_j ← E·W_j, still gathered by row
-        W = torch.cat([torch.bmm(params["E"], W[:, j * shape.order:(j + 1) * shape.order])
-                       for j in range(shape.operands)], dim=1)
+        W = torch.cat(
+            [torch.bmm(params["E"], W[:, j * shape.order : (j + 1) * shape.order]) for j in range(shape.operands)],
+            dim=1,
+        )
     table = W.reshape(R * d, K)
-    pre = table.index_select(0, rows[0])                # (R·n, K); backward is one index_add
+    pre = table.index_select(0, rows[0])  # (R·n, K); backward is one index_add
     for j in range(1, rows.shape[0]):
         pre = pre + table.index_select(0, rows[j])
     act = ACTIVATIONS[shape.activation]
-    f = act(pre.view(R, -1, K))                       # (R, n, K)
+    f = act(pre.view(R, -1, K))  # (R, n, K)
     for layer in range(shape.extra_layers):
         f = act(f + torch.bmm(f, params["U"][:, layer]))
     return f
@@ -123,13 +128,13 @@ class _TopLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, f, Vt):
         ctx.save_for_backward(f, Vt)
-        return torch.bmm(Vt.transpose(1, 2), f.transpose(1, 2)).transpose(1, 2)   # (R, n, M) view
+        return torch.bmm(Vt.transpose(1, 2), f.transpose(1, 2)).transpose(1, 2)  # (R, n, M) view
 
     @staticmethod
     def backward(ctx, g):
         f, Vt = ctx.saved_tensors
-        d_f = torch.bmm(g, Vt.transpose(1, 2))                                       # (R, n, K)
-        d_vt = torch.bmm(g.transpose(1, 2), f).transpose(1, 2).contiguous()          # (R, K, M)
+        d_f = torch.bmm(g, Vt.transpose(1, 2))  # (R, n, K)
+        d_vt = torch.bmm(g.transpose(1, 2), f).transpose(1, 2).contiguous()  # (R, K, M)
         return d_f, d_vt
 
 
@@ -145,8 +150,7 @@ def centered_targets(y: torch.Tensor, order: int) -> torch.Tensor:
     return (y.unsqueeze(-1) == classes).to(torch.float32) - 1.0 / order
 
 
-def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str,
-                 target: torch.Tensor | None = None) -> torch.Tensor:
+def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None = None) -> torch.Tensor:
     """Per-run mean loss, (R,).
 
     mse: ‖(o − mean_c o) − (e_y − 1/M)‖² summed over classes, averaged over samples (no ½),
@@ -166,14 +170,13 @@ def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (out.argmax(-1) == y).float().mean(-1)
 
 
-def ridge_top(f: torch.Tensor, y: torch.Tensor, order: int, eta: torch.Tensor,
-              beta: torch.Tensor) -> torch.Tensor:
+def ridge_top(f: torch.Tensor, y: torch.Tensor, order: int, eta: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """V solving min ‖βFV − Y_c‖² + η‖V‖² with uncentred F and Y_c = one-hot − 1/M (reference's V_ridge).
 
     f (R, n, K), y (R, n), eta and beta (R, 1, 1) -> Vt (R, K, M).
     """
     bf = f * beta
-    gram = bf.transpose(1, 2) @ bf                                     # (R, K, K)
+    gram = bf.transpose(1, 2) @ bf  # (R, K, K)
     gram = gram + eta * torch.eye(gram.shape[-1], device=f.device)
     return torch.linalg.solve(gram, bf.transpose(1, 2) @ centered_targets(y, order))
 

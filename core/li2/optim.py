@@ -17,6 +17,7 @@ single run):
 Optimizer state is a flat dict of tensors with the run on axis 0, so checkpoints can slice one run
 out and batches can drop stopped runs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,7 @@ log = logging.getLogger(__name__)
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 MUON_BETA = 0.99
-NS_COEFFS = ((4.01, -9.22, 5.80), (3.49, -6.38, 3.23), (3.34, -6.21, 3.20),
-             (3.64, -7.48, 4.43), (3.46, -5.35, 2.85))
+NS_COEFFS = ((4.01, -9.22, 5.80), (3.49, -6.38, 3.23), (3.34, -6.21, 3.20), (3.64, -7.48, 4.43), (3.46, -5.35, 2.85))
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 
 
@@ -45,7 +45,7 @@ def newton_schulz5(g: torch.Tensor) -> torch.Tensor:
     x = g.transpose(-2, -1) if transpose else g
     x = x / (torch.linalg.matrix_norm(x, keepdim=True) + 1e-7)
     for a, b, c in NS_COEFFS:
-        gram = x @ x.transpose(-2, -1)                       # (R, rows, rows), rows = min(a, b)
+        gram = x @ x.transpose(-2, -1)  # (R, rows, rows), rows = min(a, b)
         x = a * x + (b * gram + c * gram @ gram) @ x
     return x.transpose(-2, -1) if transpose else x
 
@@ -73,15 +73,13 @@ class BatchOptimizer:
     def __init__(self, kind: str, params: dict[str, torch.Tensor], momentum: torch.Tensor, fuse: bool = False):
         if kind not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}")
-        self.kind, self.params, self.momentum = kind, params, momentum   # momentum (R,), sgd only
+        self.kind, self.params, self.momentum = kind, params, momentum  # momentum (R,), sgd only
         self._adam_update = torch.compile(adam_update_, dynamic=False) if fuse else adam_update_
         R, dev = next(iter(params.values())).shape[0], next(iter(params.values())).device
         self.state: dict[str, torch.Tensor] = {"step": torch.zeros(R, device=dev)}
         for name, p in params.items():
             rule = self.rule(name)
-            if rule == "sgd":
-                self.state[f"{name}.momentum_buffer"] = torch.zeros_like(p)
-            elif rule == "muon":
+            if rule == "sgd" or rule == "muon":
                 self.state[f"{name}.momentum_buffer"] = torch.zeros_like(p)
             else:
                 self.state[f"{name}.exp_avg"] = torch.zeros_like(p)
@@ -94,13 +92,14 @@ class BatchOptimizer:
         return self.kind
 
     @torch.no_grad()
-    def step(self, grads: dict[str, torch.Tensor], lr: torch.Tensor, wd: torch.Tensor,
-             skip: tuple[str, ...] = ()) -> None:
+    def step(
+        self, grads: dict[str, torch.Tensor], lr: torch.Tensor, wd: torch.Tensor, skip: tuple[str, ...] = ()
+    ) -> None:
         """One update of every parameter not in `skip`; lr and wd are (R,)."""
         self.state["step"] += 1
-        t = self.state["step"].double()      # Adam bias corrections in float64, like torch's floats
-        step_scale = (lr.double() / (1 - ADAM_BETAS[0] ** t)).float()       # (R,)
-        sqrt_bc2 = torch.sqrt(1 - ADAM_BETAS[1] ** t).float()               # (R,)
+        t = self.state["step"].double()  # Adam bias corrections in float64, like torch's floats
+        step_scale = (lr.double() / (1 - ADAM_BETAS[0] ** t)).float()  # (R,)
+        sqrt_bc2 = torch.sqrt(1 - ADAM_BETAS[1] ** t).float()  # (R,)
         for name, p in self.params.items():
             if name in skip:
                 continue
@@ -111,8 +110,17 @@ class BatchOptimizer:
             elif rule == "muon":
                 self._muon(name, p, g, lr_p, wd_p)
             else:
-                args = (p, g, self.state[f"{name}.exp_avg"], self.state[f"{name}.exp_avg_sq"], lr_p, wd_p,
-                        _per_run(step_scale, p), _per_run(sqrt_bc2, p), rule == "adamw")
+                args = (
+                    p,
+                    g,
+                    self.state[f"{name}.exp_avg"],
+                    self.state[f"{name}.exp_avg_sq"],
+                    lr_p,
+                    wd_p,
+                    _per_run(step_scale, p),
+                    _per_run(sqrt_bc2, p),
+                    rule == "adamw",
+                )
                 try:
                     self._adam_update(*args)
                 except Exception as exc:  # compile errors come before any tensor is touched
@@ -126,7 +134,7 @@ class BatchOptimizer:
         g = g + wd * p
         buf = self.state[f"{name}.momentum_buffer"]
         first = _per_run((self.state["step"] == 1).to(p.dtype), p)
-        buf.mul_(_per_run(self.momentum, p) * (1 - first)).add_(g)   # b = g at step 1
+        buf.mul_(_per_run(self.momentum, p) * (1 - first)).add_(g)  # b = g at step 1
         p.sub_(lr * buf)
 
     def _muon(self, name, p, g, lr, wd):
@@ -150,7 +158,7 @@ def lr_factor(training: dict, epoch: int) -> float:
     if kind == "multistep":
         return gamma ** sum(1 for m in training.get("milestones", []) if epoch >= m)
     if kind == "exponential":
-        return gamma ** epoch
+        return gamma**epoch
     if kind == "cosine":
         return 0.5 * (1 + math.cos(math.pi * epoch / training["epochs"]))
     return 1.0

@@ -9,6 +9,7 @@
     scaling_law.png  outcomes per (M, n), fitted n*(M), c·M·ln M with its 95 % band, power law
 Each function returns the paths it wrote; a figure whose data are absent is skipped, not faked.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,8 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 STAGE_COLOURS = {"lazy": "#f2d7a6", "independent": "#bfe3c4", "interactive": "#c5d5f2"}
 DPI = 90
@@ -35,8 +36,13 @@ def _shade(ax, timeline: dict | None) -> None:
     if not timeline:
         return
     for st in timeline.get("stages", []):
-        ax.axvspan(st["start_epoch"], max(st["end_epoch"], st["start_epoch"] + 1e-9),
-                   color=STAGE_COLOURS.get(st["name"], "#dddddd"), alpha=0.6, lw=0)
+        ax.axvspan(
+            st["start_epoch"],
+            max(st["end_epoch"], st["start_epoch"] + 1e-9),
+            color=STAGE_COLOURS.get(st["name"], "#dddddd"),
+            alpha=0.6,
+            lw=0,
+        )
     ev = timeline.get("events", {})
     for key, style in (("memorized", ":"), ("generalized", "--")):
         if ev.get(key) is not None:
@@ -64,8 +70,17 @@ def curves_figure(result: dict):
         return None
     ep = np.asarray(m["epoch"], dtype=float)
     tl = result.get("timeline")
-    diag = [(k, _col(m, k)) for k in ("gf_key_cos", "coverage", "mean_concentration",
-                                       "ftf_offdiag_ratio", "v_ridge_dist", "missing_residual_share")]
+    diag = [
+        (k, _col(m, k))
+        for k in (
+            "gf_key_cos",
+            "coverage",
+            "mean_concentration",
+            "ftf_offdiag_ratio",
+            "v_ridge_dist",
+            "missing_residual_share",
+        )
+    ]
     diag = [(k, v) for k, v in diag if v is not None]
     rows = 3 if diag else 2
     fig, axes = plt.subplots(rows, 1, figsize=(7, 2.2 * rows), sharex=True)
@@ -89,13 +104,13 @@ def curves_figure(result: dict):
         axes[1].legend(loc="upper right", fontsize=7)
     if diag:
         for k, v in diag:
-            ok = np.isfinite(v)          # diagnostics are measured every diagnostics_every epochs only
+            ok = np.isfinite(v)  # diagnostics are measured every diagnostics_every epochs only
             axes[2].plot(ep[ok], v[ok], label=k, lw=1)
         axes[2].set_ylabel("diagnostics")
         axes[2].legend(loc="center right", fontsize=6, ncol=2)
     axes[-1].set_xlabel("epoch")
     if tl and tl.get("stages") and ep[-1] > 100 and tl["stages"][-1]["start_epoch"] < 0.1 * ep[-1]:
-        axes[-1].set_xscale("symlog", linthresh=10)                    # early stages stay visible
+        axes[-1].set_xscale("symlog", linthresh=10)  # early stages stay visible
         axes[-1].set_xlabel("epoch (linear to 10, log beyond)")
     if tl and tl.get("stages"):
         names = " → ".join(f"{s['name']} [{s['start_epoch']}, {s['end_epoch']}]" for s in tl["stages"])
@@ -109,7 +124,7 @@ def plot_spectrum(result: dict, out_dir: str) -> str | None:
     spec = feats.get("spectrum")
     if not spec or not spec.get("power"):
         return None
-    power = np.asarray(spec["power"], dtype=float)                     # (nodes, n_irreps)
+    power = np.asarray(spec["power"], dtype=float)  # (nodes, n_irreps)
     labels = spec["labels"]
     nontriv = [i for i, lab in enumerate(labels) if lab != "trivial"]
     P = power[:, nontriv]
@@ -120,10 +135,12 @@ def plot_spectrum(result: dict, out_dir: str) -> str | None:
     ax.set_yticks(range(len(nontriv)))
     ax.set_yticklabels([labels[i] for i in nontriv], fontsize=6 if len(nontriv) > 15 else 8)
     ax.set_xlabel(f"hidden node (largest {len(order)} by norm, grouped by dominant irrep)")
-    ax.set_title(f"irrep power share per node — weighted concentration "
-                 f"{feats.get('mean_concentration', float('nan')):.3f}, coverage "
-                 f"{len(feats.get('covered', []))}/{len(feats.get('covered', [])) + len(feats.get('missing', []))}",
-                 fontsize=8)
+    ax.set_title(
+        f"irrep power share per node — weighted concentration "
+        f"{feats.get('mean_concentration', float('nan')):.3f}, coverage "
+        f"{len(feats.get('covered', []))}/{len(feats.get('covered', [])) + len(feats.get('missing', []))}",
+        fontsize=8,
+    )
     fig.colorbar(im, ax=ax, fraction=0.03)
     return _save(fig, out_dir, "spectrum.png")
 
@@ -134,7 +151,7 @@ def plot_energies(result: dict, out_dir: str) -> str | None:
     feats = result.get("features") or {}
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     if snaps and snaps.get("epoch") and snaps.get("energies"):
-        E = np.asarray(snaps["energies"], dtype=float)                 # (T, nodes)
+        E = np.asarray(snaps["energies"], dtype=float)  # (T, nodes)
         ax.plot(snaps["epoch"], E, lw=0.5, alpha=0.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel("E(ŵ_j)")
@@ -156,8 +173,9 @@ def plot_energies(result: dict, out_dir: str) -> str | None:
 
 def plot_run(result: dict, out_dir: str) -> list[str]:
     """All run figures that the result's data allow; returns the written paths."""
-    return [p for p in (plot_curves(result, out_dir), plot_spectrum(result, out_dir),
-                        plot_energies(result, out_dir)) if p]
+    return [
+        p for p in (plot_curves(result, out_dir), plot_spectrum(result, out_dir), plot_energies(result, out_dir)) if p
+    ]
 
 
 def plot_sweep(sweep: dict, out_dir: str) -> list[str]:
@@ -175,12 +193,18 @@ def plot_sweep(sweep: dict, out_dir: str) -> list[str]:
         except (KeyError, TypeError, ValueError):
             continue
         ok = bool((run.get("summary") or {}).get("grokked"))
-        ax.scatter(M, n, marker="o" if ok else "x", c="tab:green" if ok else "tab:red", s=14, alpha=0.5,
-                   zorder=2)
+        ax.scatter(M, n, marker="o" if ok else "x", c="tab:green" if ok else "tab:red", s=14, alpha=0.5, zorder=2)
     fitted = [c for c in crit if c.get("n_star") is not None]
     if fitted:
-        ax.scatter([c["order"] for c in fitted], [c["n_star"] for c in fitted], c="k", s=40,
-                   marker="D", zorder=3, label="n*(M)")
+        ax.scatter(
+            [c["order"] for c in fitted],
+            [c["n_star"] for c in fitted],
+            c="k",
+            s=40,
+            marker="D",
+            zorder=3,
+            label="n*(M)",
+        )
         ax2.scatter([c["order"] for c in fitted], [c["p_star"] for c in fitted], c="k", marker="D")
     for c in crit:
         b = c.get("bound") or {}
@@ -192,15 +216,15 @@ def plot_sweep(sweep: dict, out_dir: str) -> list[str]:
         Ms = np.array([p["order"] for p in law["curve"]])
         base = Ms * np.log(Ms)
         ax.plot(Ms, law["c"] * base, "k-", label=f"c·M·ln M, c = {law['c']:.3g}")
-        ax2.plot(Ms, law["c"] * base / Ms ** 2, "k-")
+        ax2.plot(Ms, law["c"] * base / Ms**2, "k-")
         lo, hi = law.get("ci95") or [None, None]
         if lo is not None and hi is not None:
             ax.fill_between(Ms, lo * base, hi * base, color="k", alpha=0.15, label=f"95 % [{lo:.3g}, {hi:.3g}]")
-            ax2.fill_between(Ms, lo * base / Ms ** 2, hi * base / Ms ** 2, color="k", alpha=0.15)
+            ax2.fill_between(Ms, lo * base / Ms**2, hi * base / Ms**2, color="k", alpha=0.15)
         for alt in law.get("alternatives", []):
             if alt["form"].startswith("n* = a"):
                 a, b = alt["params"]["a"], alt["params"]["b"]
-                ax.plot(Ms, a * Ms ** b, "--", color="tab:purple", label=f"a·M^b, b = {b:.3g}")
+                ax.plot(Ms, a * Ms**b, "--", color="tab:purple", label=f"a·M^b, b = {b:.3g}")
     ax.set_xlabel("group order M")
     ax.set_ylabel("training size n")
     ax.set_title("success (o) / failure (x) and critical size", fontsize=9)
@@ -211,4 +235,4 @@ def plot_sweep(sweep: dict, out_dir: str) -> list[str]:
     return [_save(fig, out_dir, "scaling_law.png")]
 
 
-__all__ = ["plot_run", "plot_sweep", "plot_curves", "plot_spectrum", "plot_energies"]
+__all__ = ["plot_curves", "plot_energies", "plot_run", "plot_spectrum", "plot_sweep"]

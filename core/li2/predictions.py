@@ -12,6 +12,7 @@
   number of nodes until every class has one is L·H_L, and K ≥ L·ln(L/δ) covers all with probability
   ≥ 1 − δ (union bound). This is the diversity question of Theorem 8 (Muon needs ~L).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,9 +29,12 @@ def coupon_collector(classes: int, delta: float = DELTA) -> dict:
     if classes <= 0:
         return {"classes": classes, "expected": 0.0, "whp": 0, "delta": delta}
     harmonic = sum(1.0 / i for i in range(1, classes + 1))
-    return {"classes": classes, "expected": classes * harmonic,
-            "whp": int(math.ceil(classes * math.log(classes / delta))) if classes > 1 else 1,
-            "delta": delta}
+    return {
+        "classes": classes,
+        "expected": classes * harmonic,
+        "whp": math.ceil(classes * math.log(classes / delta)) if classes > 1 else 1,
+        "delta": delta,
+    }
 
 
 def predict(spec: dict, c: float | None = None) -> dict:
@@ -50,7 +54,7 @@ def predict(spec: dict, c: float | None = None) -> dict:
         "c": c_used,
         "c_source": "reference constant 2.7482" if c is None else "given",
         "critical_train_size": n_star,
-        "critical_train_fraction": n_star / M ** 2,
+        "critical_train_fraction": n_star / M**2,
         "train_size": n,
         "train_to_critical_ratio": n / n_star,
         "above_critical": n >= n_star,
@@ -64,20 +68,22 @@ def predict(spec: dict, c: float | None = None) -> dict:
         out["note"] = irreps_mod.not_a_group_note(task) + "; the scaling law and width bound do not apply"
         return out
     nontrivial = [ir for ir in irreps if not ir.is_trivial]
-    complex_count = [2 if ir.kind == "complex_pair" else 1 for ir in nontrivial]   # irreps over C
-    width = 2 * sum(k * ir.dim ** 4 for ir, k in zip(nontrivial, complex_count))
+    complex_count = [2 if ir.kind == "complex_pair" else 1 for ir in nontrivial]  # irreps over C
+    width = 2 * sum(k * ir.dim**4 for ir, k in zip(nontrivial, complex_count, strict=False))
     d_max = max(ir.dim for ir in irreps)
     coupon = coupon_collector(len(nontrivial))
-    out.update({
-        "group": True,
-        "abelian": bool(task.is_abelian),
-        "irrep_dims": sorted({ir.dim for ir in irreps}),
-        "d_max": d_max,
-        "critical_train_size_dk2": n_star * d_max ** 2,
-        "width_to_cover_irreps": width,
-        "width_formula": "2M − 2 (abelian, Thm 3)" if task.is_abelian else "2·Σ_{k≠0} d_k⁴ (Thm 3, m_k = d_k)",
-        "irrep_classes": len(nontrivial),
-        "coupon_collector": coupon,
-        "width_sufficient": spec["model"]["hidden"] >= max(width, coupon["whp"]),
-    })
+    out.update(
+        {
+            "group": True,
+            "abelian": bool(task.is_abelian),
+            "irrep_dims": sorted({ir.dim for ir in irreps}),
+            "d_max": d_max,
+            "critical_train_size_dk2": n_star * d_max**2,
+            "width_to_cover_irreps": width,
+            "width_formula": "2M − 2 (abelian, Thm 3)" if task.is_abelian else "2·Σ_{k≠0} d_k⁴ (Thm 3, m_k = d_k)",
+            "irrep_classes": len(nontrivial),
+            "coupon_collector": coupon,
+            "width_sufficient": spec["model"]["hidden"] >= max(width, coupon["whp"]),
+        }
+    )
     return out

@@ -6,28 +6,35 @@ was taken at); each group trains as one stacked `BatchTrainer`. Results come bac
 After training, `li2.analysis.analyze_run` fills `summary`, `timeline` and `features`, and
 `li2.predictions.predict` the `predictions` made from the spec alone.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 from li2 import checkpoint
 from li2.analysis import analyze_run
+from li2.batching import batch_key
 from li2.environment import describe, resolve_device
 from li2.jsonsafe import json_safe
 from li2.predictions import predict
-from li2.batching import batch_key
 from li2.trainer import BatchTrainer, RunOutcome
+
 
 def _result(spec: dict, outcome: RunOutcome, trainer: BatchTrainer, environment: dict) -> dict:
     metrics = json_safe(outcome.metrics)
     split = outcome.split
     result = {
-        "spec": spec, "environment": environment,
-        "dataset": {"order": trainer.task.order, "train_size": len(split.train_idx),
-                    "test_size": len(split.test_idx), "hash": split.hash},
+        "spec": spec,
+        "environment": environment,
+        "dataset": {
+            "order": trainer.task.order,
+            "train_size": len(split.train_idx),
+            "test_size": len(split.test_idx),
+            "hash": split.hash,
+        },
         "metrics": metrics,
-        **analyze_run(trainer.task, spec, outcome.params, metrics),   # summary, timeline, features
+        **analyze_run(trainer.task, spec, outcome.params, metrics),  # summary, timeline, features
         "predictions": predict(spec),
     }
     result["summary"]["stopped"] = outcome.stopped
@@ -35,12 +42,16 @@ def _result(spec: dict, outcome: RunOutcome, trainer: BatchTrainer, environment:
     return result
 
 
-def run_batch(specs: list[dict], device: str = "auto", *,
-              on_progress: Callable[[int, int, dict], None] | None = None,
-              should_stop: Callable[[], set[int]] | None = None,
-              on_checkpoint: Callable[[int, int, bytes], None] | None = None,
-              resume: list[bytes | None] | None = None,
-              checkpoint_every: int | None = None) -> list[dict]:
+def run_batch(
+    specs: list[dict],
+    device: str = "auto",
+    *,
+    on_progress: Callable[[int, int, dict], None] | None = None,
+    should_stop: Callable[[], set[int]] | None = None,
+    on_checkpoint: Callable[[int, int, bytes], None] | None = None,
+    resume: list[bytes | None] | None = None,
+    checkpoint_every: int | None = None,
+) -> list[dict]:
     """Train normalised `specs` (see module doc) and return their result dicts in order.
 
     on_progress(i, epoch, metrics) at each measurement; should_stop() -> indices to stop now;
@@ -64,8 +75,12 @@ def run_batch(specs: list[dict], device: str = "auto", *,
 
         def checkpoint_at(local: int, epoch: int, members=members) -> bool:
             tr = specs[members[local]]["training"]
-            return (epoch == 0 or epoch == tr["epochs"] or epoch in tr["checkpoint_epochs"]
-                    or bool(checkpoint_every and epoch % checkpoint_every == 0))
+            return (
+                epoch == 0
+                or epoch == tr["epochs"]
+                or epoch in tr["checkpoint_epochs"]
+                or bool(checkpoint_every and epoch % checkpoint_every == 0)
+            )
 
         def emit_checkpoint(local: int, epoch: int, members=members, trainer=trainer) -> None:
             tensors, history = trainer.run_state(local)
@@ -73,11 +88,14 @@ def run_batch(specs: list[dict], device: str = "auto", *,
 
         outcomes = trainer.train(
             on_measure=(lambda local, e, row, members=members: on_progress(members[local], e, row))
-            if on_progress else None,
+            if on_progress
+            else None,
             should_stop=(lambda members=members: {members.index(i) for i in should_stop() if i in members})
-            if should_stop else None,
+            if should_stop
+            else None,
             on_checkpoint=emit_checkpoint if on_checkpoint else None,
-            checkpoint_at=checkpoint_at)
+            checkpoint_at=checkpoint_at,
+        )
         for outcome in outcomes:
             results[members[outcome.index]] = _result(specs[members[outcome.index]], outcome, trainer, environment)
     return results

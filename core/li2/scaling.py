@@ -16,6 +16,7 @@ curve; the free power law a·M^b is the alternative, compared by AIC on the same
 Nothing raises on degenerate sweeps: missing pieces come back as None with a "note". The same
 dict carries `grokking_time_vs_wd` (t = A·wd^−a over grokked runs), so `sweep.json` holds both.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,14 +60,12 @@ def estimate_critical_size(points: list[tuple[int, bool]]) -> dict:
     if not s.any():
         return {"n_star": None, "method": "bounded", "bound": {"lower": float(n.max())}, "slope": None}
     max_fail, min_succ = n[~s].max(), n[s].min()
-    if max_fail < min_succ:                                             # perfectly separated
-        return {"n_star": float(math.sqrt(max_fail * min_succ)), "method": "midpoint", "bound": None,
-                "slope": None}
+    if max_fail < min_succ:  # perfectly separated
+        return {"n_star": float(math.sqrt(max_fail * min_succ)), "method": "midpoint", "bound": None, "slope": None}
     x = np.log(n)
     fit = _logistic_irls(x, s.astype(np.float64))
     if fit is None or not (x.min() - 1 <= fit[0] <= x.max() + 1):
-        return {"n_star": float(math.sqrt(max_fail * min_succ)), "method": "midpoint", "bound": None,
-                "slope": None}
+        return {"n_star": float(math.sqrt(max_fail * min_succ)), "method": "midpoint", "bound": None, "slope": None}
     mu, scale = fit
     return {"n_star": float(math.exp(mu)), "method": "logistic", "bound": None, "slope": float(scale)}
 
@@ -78,7 +77,7 @@ def _logistic_irls(x: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float
     increasing curve.
     """
     xc = x - x.mean()
-    X = np.stack([np.ones_like(xc), xc], axis=1)                        # (N, 2)
+    X = np.stack([np.ones_like(xc), xc], axis=1)  # (N, 2)
     beta = np.zeros(2)
     for _ in range(iters):
         p = 1 / (1 + np.exp(-(X @ beta)))
@@ -101,7 +100,7 @@ def _fit_c(Ms: np.ndarray, nstar: np.ndarray) -> float:
 def _aic(resid: np.ndarray, k: int) -> float | None:
     """Gaussian AIC of log residuals with k parameters; None if it is not defined (too few points)."""
     m = len(resid)
-    rss = float(np.sum(resid ** 2))
+    rss = float(np.sum(resid**2))
     if m <= k or rss <= 0:
         return None
     return float(m * math.log(rss / m) + 2 * k)
@@ -113,14 +112,32 @@ def fit_scaling_law(runs: list[dict], *, bootstrap: int = BOOTSTRAP, seed: int =
     critical = []
     for M, pts in by_m.items():
         cs = estimate_critical_size(pts)
-        critical.append({"order": M, "n_star": cs["n_star"],
-                         "p_star": cs["n_star"] / M ** 2 if cs["n_star"] is not None else None,
-                         "method": cs["method"], "bound": cs["bound"], "slope": cs["slope"],
-                         "n_runs": len(pts), "successes": int(sum(p[1] for p in pts))})
+        critical.append(
+            {
+                "order": M,
+                "n_star": cs["n_star"],
+                "p_star": cs["n_star"] / M**2 if cs["n_star"] is not None else None,
+                "method": cs["method"],
+                "bound": cs["bound"],
+                "slope": cs["slope"],
+                "n_runs": len(pts),
+                "successes": int(sum(p[1] for p in pts)),
+            }
+        )
     fitted = [c for c in critical if c["n_star"] is not None and c["order"] >= 3]
-    out = {"form": FORM, "c": None, "ci95": [None, None], "r2": None, "critical": critical,
-           "alternatives": [], "aic": None, "residuals": [], "curve": [], "n_orders_fitted": len(fitted),
-           "grokking_time_vs_wd": fit_grokking_time_vs_wd(runs, bootstrap=bootstrap, seed=seed)}
+    out = {
+        "form": FORM,
+        "c": None,
+        "ci95": [None, None],
+        "r2": None,
+        "critical": critical,
+        "alternatives": [],
+        "aic": None,
+        "residuals": [],
+        "curve": [],
+        "n_orders_fitted": len(fitted),
+        "grokking_time_vs_wd": fit_grokking_time_vs_wd(runs, bootstrap=bootstrap, seed=seed),
+    }
     if not fitted:
         out["note"] = "no group order with both successes and failures: n* is only bounded, c not fitted"
         return out
@@ -129,20 +146,21 @@ def fit_scaling_law(runs: list[dict], *, bootstrap: int = BOOTSTRAP, seed: int =
     c = _fit_c(Ms, ns)
     logres = np.log(ns) - np.log(c * Ms * np.log(Ms))
     out["c"] = c
-    out["residuals"] = [{"order": int(M), "n_star": float(n), "fitted": float(c * M * math.log(M)),
-                         "log_residual": float(r)} for M, n, r in zip(Ms, ns, logres)]
+    out["residuals"] = [
+        {"order": int(M), "n_star": float(n), "fitted": float(c * M * math.log(M)), "log_residual": float(r)}
+        for M, n, r in zip(Ms, ns, logres, strict=False)
+    ]
     grid = np.linspace(max(3.0, 0.8 * Ms.min()), 1.1 * Ms.max(), 50)
     out["curve"] = [{"order": float(M), "n_star": float(c * M * math.log(M))} for M in grid]
     tot = float(np.sum((np.log(ns) - np.log(ns).mean()) ** 2))
-    out["r2"] = float(1 - np.sum(logres ** 2) / tot) if len(ns) > 1 and tot > 0 else None
+    out["r2"] = float(1 - np.sum(logres**2) / tot) if len(ns) > 1 and tot > 0 else None
     out["aic"] = _aic(logres, 1)
     # Alternative: free power law ln n* = ln a + b ln M.
     if len(ns) >= 2:
         b, ln_a = np.polyfit(np.log(Ms), np.log(ns), 1)
         res_pl = np.log(ns) - (ln_a + b * np.log(Ms))
         out["alternatives"] = [
-            {"form": "n* = a·M^b", "params": {"a": float(math.exp(ln_a)), "b": float(b)},
-             "aic": _aic(res_pl, 2)},
+            {"form": "n* = a·M^b", "params": {"a": float(math.exp(ln_a)), "b": float(b)}, "aic": _aic(res_pl, 2)},
             {"form": FORM, "params": {"c": c}, "aic": out["aic"]},
         ]
     lo, hi = _bootstrap_c(by_m, [c_["order"] for c_ in fitted], bootstrap, seed)
@@ -178,12 +196,21 @@ def _bootstrap_c(by_m: dict, orders: list[int], reps: int, seed: int) -> tuple[f
 
 def fit_grokking_time_vs_wd(runs: list[dict], *, bootstrap: int = BOOTSTRAP, seed: int = 0) -> dict:
     """Fit t = A·wd^−a on grokked runs (t = epoch_generalized, wd = training.weight_decay > 0)."""
-    pts = [(float(r["spec"]["training"]["weight_decay"]), float(r["summary"]["epoch_generalized"]))
-           for r in runs
-           if (r.get("summary") or {}).get("grokked") and r["summary"].get("epoch_generalized")
-           and float(r["spec"].get("training", {}).get("weight_decay", 0.0)) > 0]
-    out = {"form": "t = A·wd^-a", "a": None, "A": None, "ci95": [None, None], "r2": None,
-           "points": [{"weight_decay": w, "epoch_generalized": t} for w, t in pts]}
+    pts = [
+        (float(r["spec"]["training"]["weight_decay"]), float(r["summary"]["epoch_generalized"]))
+        for r in runs
+        if (r.get("summary") or {}).get("grokked")
+        and r["summary"].get("epoch_generalized")
+        and float(r["spec"].get("training", {}).get("weight_decay", 0.0)) > 0
+    ]
+    out = {
+        "form": "t = A·wd^-a",
+        "a": None,
+        "A": None,
+        "ci95": [None, None],
+        "r2": None,
+        "points": [{"weight_decay": w, "epoch_generalized": t} for w, t in pts],
+    }
     if len({w for w, _ in pts}) < 2:
         out["note"] = "needs grokked runs at two or more positive weight decays"
         return out

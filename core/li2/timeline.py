@@ -21,6 +21,7 @@ Events: memorized (train_acc ≥ 0.99), generalized (test_acc ≥ 0.99), grokkin
 memorized). A run that never generalizes is *censored*: its last stage is marked open and the
 timeline says in which stage it stalled.
 """
+
 from __future__ import annotations
 
 import math
@@ -108,10 +109,10 @@ def _stage_three_start(cols: dict, s2: int, n: int) -> tuple[int | None, str | N
     key_lost[s2:] = (running >= KEY_MIN_PEAK) & (key[s2:] < KEY_DROP * running)
     gram0 = cols["ftf_offdiag_ratio"][s2]
     tests = {
-        "coverage_saturated": (cols["coverage"] >= COVERAGE_FULL)
-        & (cols["mean_concentration"] >= BULK_CONCENTRATION),
+        "coverage_saturated": (cols["coverage"] >= COVERAGE_FULL) & (cols["mean_concentration"] >= BULK_CONCENTRATION),
         "key_alignment_lost": key_lost,
-        "gram_off_diagonal": cols["ftf_offdiag_ratio"] >= GRAM_GROWTH * gram0 if np.isfinite(gram0)
+        "gram_off_diagonal": cols["ftf_offdiag_ratio"] >= GRAM_GROWTH * gram0
+        if np.isfinite(gram0)
         else np.zeros(n, dtype=bool),
     }
     best, why = None, None
@@ -130,43 +131,79 @@ def build_timeline(metrics: dict) -> dict:
     """{"stages": [...], "events": {...}, "censored": bool, "stalled_in": stage|None, "generalized_in"}."""
     n = len(metrics.get("epoch", []))
     summary = summarize(metrics)
-    events = {"memorized": summary["epoch_memorized"], "generalized": summary["epoch_generalized"],
-              "grokking_delay": summary["grokking_delay"]}
+    events = {
+        "memorized": summary["epoch_memorized"],
+        "generalized": summary["epoch_generalized"],
+        "grokking_delay": summary["grokking_delay"],
+    }
     censored = summary["epoch_generalized"] is None
     if n == 0:
-        return {"stages": [], "events": events, "censored": censored, "stalled_in": None,
-                "generalized_in": None, "note": "no metrics"}
+        return {
+            "stages": [],
+            "events": events,
+            "censored": censored,
+            "stalled_in": None,
+            "generalized_in": None,
+            "note": "no metrics",
+        }
     names = set(STAGE_ONE_VALUES + STAGE_TWO_VALUES) | {"missing_residual_share", "repulsion_agree"}
     cols = {k: column(metrics, k) for k in names}
     epochs = [int(e) for e in metrics["epoch"]]
     last = n - 1
     stages = []
     s2, why1 = _stage_one_end(cols, n)
-    stages.append({"name": "lazy", "start_epoch": epochs[0],
-                   "end_epoch": epochs[s2] if s2 is not None else epochs[last],
-                   "criterion": why1 or "none fired (stage still open)",
-                   "values": _values_at(cols, s2 if s2 is not None else last, STAGE_ONE_VALUES),
-                   "open": s2 is None})
+    stages.append(
+        {
+            "name": "lazy",
+            "start_epoch": epochs[0],
+            "end_epoch": epochs[s2] if s2 is not None else epochs[last],
+            "criterion": why1 or "none fired (stage still open)",
+            "values": _values_at(cols, s2 if s2 is not None else last, STAGE_ONE_VALUES),
+            "open": s2 is None,
+        }
+    )
     if s2 is not None:
         s3, why2 = _stage_three_start(cols, s2, n)
         end2 = s3 if s3 is not None else last
-        stages.append({"name": "independent", "start_epoch": epochs[s2], "end_epoch": epochs[end2],
-                       "criterion": why2 or "none fired (stage still open)",
-                       "values": {"at_start": _values_at(cols, s2, STAGE_TWO_VALUES),
-                                  "at_end": _values_at(cols, end2, STAGE_TWO_VALUES)},
-                       "open": s3 is None})
+        stages.append(
+            {
+                "name": "independent",
+                "start_epoch": epochs[s2],
+                "end_epoch": epochs[end2],
+                "criterion": why2 or "none fired (stage still open)",
+                "values": {
+                    "at_start": _values_at(cols, s2, STAGE_TWO_VALUES),
+                    "at_end": _values_at(cols, end2, STAGE_TWO_VALUES),
+                },
+                "open": s3 is None,
+            }
+        )
         if s3 is not None:
-            stages.append({"name": "interactive", "start_epoch": epochs[s3], "end_epoch": epochs[last],
-                           "criterion": why2,
-                           "values": {"at_start": _values_at(cols, s3, STAGE_TWO_VALUES + (
-                               "missing_residual_share", "repulsion_agree")),
-                               "at_end": _values_at(cols, last, STAGE_TWO_VALUES + (
-                                   "missing_residual_share", "repulsion_agree"))},
-                           "open": True})
+            stages.append(
+                {
+                    "name": "interactive",
+                    "start_epoch": epochs[s3],
+                    "end_epoch": epochs[last],
+                    "criterion": why2,
+                    "values": {
+                        "at_start": _values_at(
+                            cols, s3, (*STAGE_TWO_VALUES, "missing_residual_share", "repulsion_agree")
+                        ),
+                        "at_end": _values_at(
+                            cols, last, (*STAGE_TWO_VALUES, "missing_residual_share", "repulsion_agree")
+                        ),
+                    },
+                    "open": True,
+                }
+            )
     gen = summary["epoch_generalized"]
-    return {"stages": stages, "events": events, "censored": censored,
-            "stalled_in": stages[-1]["name"] if censored else None,
-            "generalized_in": _stage_containing(stages, gen)}
+    return {
+        "stages": stages,
+        "events": events,
+        "censored": censored,
+        "stalled_in": stages[-1]["name"] if censored else None,
+        "generalized_in": _stage_containing(stages, gen),
+    }
 
 
 def _stage_containing(stages: list[dict], epoch: int | None) -> str | None:

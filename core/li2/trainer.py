@@ -28,12 +28,13 @@ arithmetic) when the batch is big enough to repay the compile time (`fuse_defaul
 LI2_COMPILE=0/1 forces it off/on, also on the CPU). If the compiler is missing, training falls
 back to eager with a warning.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -41,15 +42,35 @@ import torch
 from li2 import model as nn
 from li2.batching import batch_key
 from li2.data import Split, make_split
-from li2.spec import resolve_train_size
 from li2.diagnostics import batch_diagnostics
 from li2.groups import Task, build_task
 from li2.optim import BatchOptimizer, lr_table
+from li2.spec import resolve_train_size
 
-TRAINER_COLUMNS = ("epoch", "train_acc", "test_acc", "train_loss", "test_loss", "gf_norm", "w_drift",
-                   "v_drift", "w_cos_step", "v_cos_step", "w_norm", "v_norm", "lr")
-DIAGNOSTIC_COLUMNS = ("gf_key_cos", "v_ridge_dist", "ftf_offdiag_ratio", "repulsion_agree",
-                      "missing_residual_share", "mean_concentration", "coverage")
+TRAINER_COLUMNS = (
+    "epoch",
+    "train_acc",
+    "test_acc",
+    "train_loss",
+    "test_loss",
+    "gf_norm",
+    "w_drift",
+    "v_drift",
+    "w_cos_step",
+    "v_cos_step",
+    "w_norm",
+    "v_norm",
+    "lr",
+)
+DIAGNOSTIC_COLUMNS = (
+    "gf_key_cos",
+    "v_ridge_dist",
+    "ftf_offdiag_ratio",
+    "repulsion_agree",
+    "missing_residual_share",
+    "mean_concentration",
+    "coverage",
+)
 COLUMNS = TRAINER_COLUMNS + DIAGNOSTIC_COLUMNS
 log = logging.getLogger(__name__)
 
@@ -68,20 +89,25 @@ def fuse_default(device: torch.device, work: float) -> bool:
     return device.type == "cuda" and work >= FUSE_MIN_WORK
 
 
-def head(f: torch.Tensor, Vt: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-         beta: torch.Tensor | None, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+def head(
+    f: torch.Tensor,
+    Vt: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor | None,
+    beta: torch.Tensor | None,
+    loss: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Top layer and loss: out = β·F·V (R, n, M) and per-run losses (R,); beta None means β = 1."""
     out = nn.output(f, Vt, beta)
     return out, nn.loss_per_run(out, y, loss, target)
 
 
-EAGER = {"_hidden": nn.hidden, "_head": head}   # what the fused (torch.compile) path falls back to
+EAGER = {"_hidden": nn.hidden, "_head": head}  # what the fused (torch.compile) path falls back to
 
 
 def is_measurement_epoch(training: dict, epoch: int) -> bool:
     """Measure every epoch below dense_until, then every eval_every, and always at the last epoch."""
-    return (epoch < training["dense_until"] or epoch % training["eval_every"] == 0
-            or epoch == training["epochs"] - 1)
+    return epoch < training["dense_until"] or epoch % training["eval_every"] == 0 or epoch == training["epochs"] - 1
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
@@ -98,10 +124,10 @@ def _cos_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class RunOutcome:
     """What the trainer hands the runner for one run."""
 
-    index: int                               # position in the specs given to the trainer
-    metrics: dict[str, list]                 # column -> values
-    params: dict[str, np.ndarray]            # final "W" (d, K), "V" (K, M)
-    epoch: int                               # epochs completed
+    index: int  # position in the specs given to the trainer
+    metrics: dict[str, list]  # column -> values
+    params: dict[str, np.ndarray]  # final "W" (d, K), "V" (K, M)
+    epoch: int  # epochs completed
     stopped: bool = False
     split: Split | None = field(default=None, repr=False)
 
@@ -112,7 +138,9 @@ class BatchTrainer:
     def __init__(self, specs: list[dict], device: str | torch.device = "cpu", fuse: bool | None = None):
         keys = {batch_key(s) for s in specs}
         if len(keys) != 1:
-            raise ValueError("BatchTrainer needs specs with one li2.batching.batch_key; group them first (li2.runner does)")
+            raise ValueError(
+                "BatchTrainer needs specs with one li2.batching.batch_key; group them first (li2.runner does)"
+            )
         self.specs, self.device = specs, torch.device(device)
         first = specs[0]
         self.task: Task = build_task(first["task"])
@@ -120,8 +148,9 @@ class BatchTrainer:
         self.training = first["training"]
         self.loss, self.epochs = self.training["loss"], self.training["epochs"]
         m = first["model"]
-        self.shape = nn.Shape(self.task.order, self.operands, m["hidden"], m["activation"],
-                              m["extra_layers"], m["embedding_trainable"])
+        self.shape = nn.Shape(
+            self.task.order, self.operands, m["hidden"], m["activation"], m["extra_layers"], m["embedding_trainable"]
+        )
         self.n_train = resolve_train_size(first)
         self.splits = [make_split(self.task, self.operands, self.n_train, s["seed"]) for s in specs]
         self.ridge = m["ridge_top"] is not None
@@ -129,24 +158,26 @@ class BatchTrainer:
 
         dev, R = self.device, len(specs)
         col = lambda vals: torch.tensor(vals, dtype=torch.float32, device=dev)  # noqa: E731
-        self.ids = list(range(R))                       # batch position -> index into specs
+        self.ids = list(range(R))  # batch position -> index into specs
         self.x_train = torch.from_numpy(np.stack([s.x_train for s in self.splits])).to(dev)  # (R, n, k)
         self.y_train = torch.from_numpy(np.stack([s.y_train for s in self.splits])).to(dev)  # (R, n)
-        self.x_test = torch.from_numpy(np.stack([s.x_test for s in self.splits])).to(dev)    # (R, n_test, k)
-        self.y_test = torch.from_numpy(np.stack([s.y_test for s in self.splits])).to(dev)    # (R, n_test)
+        self.x_test = torch.from_numpy(np.stack([s.x_test for s in self.splits])).to(dev)  # (R, n_test, k)
+        self.y_test = torch.from_numpy(np.stack([s.y_test for s in self.splits])).to(dev)  # (R, n_test)
         self.beta = col([s["model"]["output_scale"] for s in specs]).view(R, 1, 1)
-        self.unit_beta = all(s["model"]["output_scale"] == 1.0 for s in specs)   # then skip the multiply
+        self.unit_beta = all(s["model"]["output_scale"] == 1.0 for s in specs)  # then skip the multiply
         self.eta = col([s["model"]["ridge_top"] or 0.0 for s in specs]).view(R, 1, 1)
-        self.wd = col([s["training"]["weight_decay"] for s in specs])                     # (R,)
-        self.lrs = lr_table([s["training"] for s in specs], self.epochs, dev)              # (E, R)
-        params = nn.init_params(self.shape, [s["seed"] for s in specs],
-                                [s["model"]["top_init_scale"] for s in specs], dev)
-        self.init = {"W": params["W"].clone(), "Vt": params["Vt"].clone()}                 # W₀, V₀
+        self.wd = col([s["training"]["weight_decay"] for s in specs])  # (R,)
+        self.lrs = lr_table([s["training"] for s in specs], self.epochs, dev)  # (E, R)
+        params = nn.init_params(
+            self.shape, [s["seed"] for s in specs], [s["model"]["top_init_scale"] for s in specs], dev
+        )
+        self.init = {"W": params["W"].clone(), "Vt": params["Vt"].clone()}  # W₀, V₀
         self.params = {k: v.requires_grad_() for k, v in params.items()}
         work = len(specs) * self.epochs * self.n_train * self.shape.hidden
         self.fuse = fuse_default(self.device, work) if fuse is None else fuse
-        self.opt = BatchOptimizer(self.training["optimizer"], self.params,
-                                  col([s["training"]["momentum"] for s in specs]), fuse=self.fuse)
+        self.opt = BatchOptimizer(
+            self.training["optimizer"], self.params, col([s["training"]["momentum"] for s in specs]), fuse=self.fuse
+        )
         # the forward in two parts, so that F stays a graph node for G_F; with `fuse`, each part is
         # compiled into a few fused kernels for forward and backward (same arithmetic)
         for name, fn in EAGER.items():
@@ -160,11 +191,11 @@ class BatchTrainer:
 
     def _derive(self) -> None:
         """Tensors computed once from the data: gather rows and (for mse) centred targets."""
-        self.rows_train = nn.flat_index(self.x_train, self.task.order)   # (k, R·n)
-        self.rows_test = nn.flat_index(self.x_test, self.task.order)     # (k, R·n_test)
+        self.rows_train = nn.flat_index(self.x_train, self.task.order)  # (k, R·n)
+        self.rows_test = nn.flat_index(self.x_test, self.task.order)  # (k, R·n_test)
         mse = self.loss == "mse"
         self.target_train = nn.centered_targets(self.y_train, self.task.order) if mse else None  # (R, n, M)
-        self.target_test = nn.centered_targets(self.y_test, self.task.order) if mse else None    # (R, n_test, M)
+        self.target_test = nn.centered_targets(self.y_test, self.task.order) if mse else None  # (R, n_test, M)
 
     def _keep(self, positions: list[int]) -> None:
         """Drop every run not in `positions` from all batched tensors (frees memory and compute)."""
@@ -203,10 +234,13 @@ class BatchTrainer:
 
     # ------------------------------------------------------------------ training
 
-    def train(self, on_measure: Callable[[int, int, dict], None] | None = None,
-              should_stop: Callable[[], set[int]] | None = None,
-              on_checkpoint: Callable[[int, int], None] | None = None,
-              checkpoint_at: Callable[[int, int], bool] | None = None) -> list[RunOutcome]:
+    def train(
+        self,
+        on_measure: Callable[[int, int, dict], None] | None = None,
+        should_stop: Callable[[], set[int]] | None = None,
+        on_checkpoint: Callable[[int, int], None] | None = None,
+        checkpoint_at: Callable[[int, int], bool] | None = None,
+    ) -> list[RunOutcome]:
         """Train from `self.epoch` to the last epoch.
 
         on_measure(index, epoch, metrics) after each measurement. should_stop() -> indices to stop,
@@ -246,11 +280,19 @@ class BatchTrainer:
         out = []
         for p, i in enumerate(self.ids):
             if i in indices:
-                out.append(RunOutcome(
-                    index=i, metrics=self.history[i], epoch=self.epoch, stopped=i in self.stopped,
-                    params={"W": self.params["W"][p].detach().cpu().numpy().copy(),
-                            "V": self.params["Vt"][p].detach().cpu().numpy().copy()},
-                    split=self.splits[i]))
+                out.append(
+                    RunOutcome(
+                        index=i,
+                        metrics=self.history[i],
+                        epoch=self.epoch,
+                        stopped=i in self.stopped,
+                        params={
+                            "W": self.params["W"][p].detach().cpu().numpy().copy(),
+                            "V": self.params["Vt"][p].detach().cpu().numpy().copy(),
+                        },
+                        split=self.splits[i],
+                    )
+                )
         return out
 
     @torch.no_grad()
@@ -274,8 +316,15 @@ class BatchTrainer:
     def _forward(self, rows: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
         """F (R, n, K), out (R, n, M) and per-run losses (R,) for one data set."""
         f = self._call("_hidden", self.params, rows, self.shape)
-        out, losses = self._call("_head", f, self.params["Vt"], y, None if self.fuse else target,
-                                 None if self.unit_beta else self.beta, self.loss)  # fused: targets inline
+        out, losses = self._call(
+            "_head",
+            f,
+            self.params["Vt"],
+            y,
+            None if self.fuse else target,
+            None if self.unit_beta else self.beta,
+            self.loss,
+        )  # fused: targets inline
         return f, out, losses
 
     def _forward_train(self):
@@ -292,7 +341,7 @@ class BatchTrainer:
         _, _, losses = self._forward_train()
         names = list(self.params)
         grads = torch.autograd.grad(losses.sum(), [self.params[k] for k in names])
-        self._update(dict(zip(names, grads)), epoch)
+        self._update(dict(zip(names, grads, strict=False)), epoch)
 
     def _measured_step(self, epoch: int, on_measure) -> None:
         """Measure before the step (as the reference), step, then the across-step cosine distances."""
@@ -313,23 +362,26 @@ class BatchTrainer:
                 "gf_norm": _norm(g_f) * nn.grad_scale(self.loss, self.n_train),
                 "w_drift": _norm(W - self.init["W"]) / _norm(self.init["W"]),
                 "v_drift": torch.where(v0 > 0, _norm(Vt - self.init["Vt"]) / v0, torch.nan),
-                "w_norm": _norm(W), "v_norm": _norm(Vt), "lr": self.lrs[epoch],
+                "w_norm": _norm(W),
+                "v_norm": _norm(Vt),
+                "lr": self.lrs[epoch],
             }
-            if self.diagnostics is not None and (epoch % self.training["diagnostics_every"] == 0
-                                                 or epoch == self.epochs - 1):
+            if self.diagnostics is not None and (
+                epoch % self.training["diagnostics_every"] == 0 or epoch == self.epochs - 1
+            ):
                 eta_eff = self.n_train * self.wd / 2
-                top = Vt if self.unit_beta else Vt * self.beta        # (R, K, M): the effective top layer βV
+                top = Vt if self.unit_beta else Vt * self.beta  # (R, K, M): the effective top layer βV
                 cols.update(self.diagnostics(f.detach(), top, self.y_train, W, eta_eff, self.task, self.operands))
             w_before, v_before = W.clone(), Vt.clone()
-        self._update(dict(zip(names, grads)), epoch)
+        self._update(dict(zip(names, grads, strict=False)), epoch)
         with torch.no_grad():
             cols["w_cos_step"] = _cos_distance(w_before, self.params["W"])
             cols["v_cos_step"] = _cos_distance(v_before, self.params["Vt"])
             nan = torch.full((R,), torch.nan, device=self.device)
             table = torch.stack([cols.get(c, nan).to(self.device, torch.float32) for c in COLUMNS], dim=1)
-            table = table.cpu().tolist()   # (R, C): the one host sync of a measurement
+            table = table.cpu().tolist()  # (R, C): the one host sync of a measurement
         for p, i in enumerate(self.ids):
-            row = dict(zip(COLUMNS, table[p]))
+            row = dict(zip(COLUMNS, table[p], strict=False))
             row["epoch"] = int(row["epoch"])
             for c, v in row.items():
                 self.history[i][c].append(v)

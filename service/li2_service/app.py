@@ -8,6 +8,7 @@ Routes: /api/v1/experiments..., /api/v1/sweeps..., /healthz, /readyz; the OpenAP
 /api/v1/openapi.json (also /openapi.json), Swagger UI at /api/v1/docs and ReDoc at /api/v1/redoc.
 Every route except health, readiness and the docs needs `Authorization: Bearer TOKEN`.
 """
+
 from __future__ import annotations
 
 from flask import Flask
@@ -17,14 +18,17 @@ from li2.spec import ExperimentSpecSchema
 from li2_service import auth, errors, schemas
 from li2_service.blueprints import experiments, health, sweeps
 from li2_service.config import load_config
+from li2_service.runs import ServiceState
 from li2_store.config import check_secrets
 from li2_store.db import make_engine
-from li2_service.runs import ServiceState
 from li2_store.producer import send_batch
 
 API_PREFIX = "/api/v1"
-BEARER = {"type": "http", "scheme": "bearer",
-          "description": "a token from `li2lab users create NAME`: Authorization: Bearer TOKEN"}
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "a token from `li2lab users create NAME`: Authorization: Bearer TOKEN",
+}
 
 
 def _openapi_settings() -> dict:
@@ -40,8 +44,9 @@ def _openapi_settings() -> dict:
         "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
         "API_SPEC_OPTIONS": {
             "security": [{"bearerAuth": []}],
-            "info": {"description": "Experiments as a service for the Li2 theory of grokking "
-                                    "(Tian, arXiv 2509.21519)."},
+            "info": {
+                "description": "Experiments as a service for the Li2 theory of grokking (Tian, arXiv 2509.21519)."
+            },
         },
     }
 
@@ -54,11 +59,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(_openapi_settings())
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     app.config["TESTING"] = bool(settings.get("TESTING"))
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
 
     engine = settings.get("ENGINE") or make_engine(settings["DATABASE_URL"])
-    app.extensions["li2"] = ServiceState(engine=engine, config=settings,
-                                         enqueue=settings.get("ENQUEUE") or send_batch)
+    app.extensions["li2"] = ServiceState(engine=engine, config=settings, enqueue=settings.get("ENQUEUE") or send_batch)
 
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", BEARER)

@@ -6,16 +6,19 @@ is `g.user` (a detached snapshot: id, name, is_admin). Ownership: `visible_to(us
 rule — admins see everything, everyone else only their own rows; others' ids answer 404, exactly
 like unknown ids, so ids cannot be probed.
 """
+
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import NoReturn, TypeVar
 
 import sqlalchemy as sa
 from flask import current_app, g, request
-from flask_smorest import abort
+from sqlalchemy.orm import Session
 
+from li2_service.errors import fail
 from li2_store import models
 from li2_store.db import session_scope
 
@@ -31,6 +34,9 @@ class Caller:
     id: int
     name: str
     is_admin: bool
+
+
+Row = TypeVar("Row", models.Experiment, models.Sweep)
 
 
 def hash_token(token: str) -> str:
@@ -50,8 +56,8 @@ def is_public(endpoint: str | None) -> bool:
     return endpoint in PUBLIC_ENDPOINTS or (endpoint or "").startswith(PUBLIC_PREFIXES)
 
 
-def _unauthorized(message: str):
-    abort(401, message=message, headers={"WWW-Authenticate": 'Bearer realm="li2lab"'})
+def _unauthorized(message: str) -> NoReturn:
+    fail(401, message, headers={"WWW-Authenticate": 'Bearer realm="li2lab"'})
 
 
 def authenticate() -> None:
@@ -81,9 +87,9 @@ def visible_to(user: Caller, column) -> sa.ColumnElement[bool]:
     return sa.true() if user.is_admin else column == user.id
 
 
-def get_visible(session, model, row_id: str, user: Caller, what: str):
+def get_visible(session: Session, model: type[Row], row_id: str, user: Caller, what: str) -> Row:
     """Load one row the caller may see, or answer 404 (for unknown and for others' ids alike)."""
     row = session.get(model, row_id) if isinstance(row_id, str) and len(row_id) <= 64 else None
     if row is None or not (user.is_admin or row.user_id == user.id):
-        abort(404, message=f"no {what} with this id")
+        fail(404, f"no {what} with this id")
     return row

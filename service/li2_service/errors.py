@@ -1,19 +1,19 @@
 """JSON errors for every failure: {"code", "status", "message", "errors": {field: [msgs]}}.
 
-One handler formats every HTTPException (ours from `abort`, webargs' 422s, werkzeug's 404/405/413);
+One handler formats every HTTPException (ours from `fail`, webargs' 422s, werkzeug's 404/405/413);
 `SpecError` from the core becomes 422 with its field messages; a database outage becomes 503 with
 Retry-After; anything else is logged and answered with a JSON 500 that leaks nothing. Bad input
 must never reach that last handler: tests send hostile bodies and require 4xx.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Flask, jsonify
-from flask_smorest import abort
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
 
 from li2.errors import SpecError
 from li2.spec.schema import flatten_errors as flatten_marshmallow
@@ -48,7 +48,7 @@ def _payload(code: int, status: str, message: str, errors: dict | None = None) -
 
 
 def handle_http_exception(exc: HTTPException):
-    """Format any HTTPException (abort, webargs validation, routing, body size) as our JSON."""
+    """Format any HTTPException (fail, webargs validation, routing, body size) as our JSON."""
     data = getattr(exc, "data", None) or {}
     raw_errors = data.get("errors", data.get("messages"))
     errors = flatten_errors(raw_errors) if raw_errors else None
@@ -101,6 +101,17 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Exception, handle_unexpected)
 
 
-def unprocessable(field: str, message: str):
-    """Abort with 422 naming one field."""
-    abort(422, message=f"{field}: {message}", errors={field: [message]})
+def fail(status: int, message: str, **data: Any) -> NoReturn:
+    """Stop the request with `status`; `handle_http_exception` turns it into our JSON error body.
+
+    `data` may add `errors` ({field: [messages]}) and `headers` (e.g. Retry-After). The one way
+    views and helpers end a request early.
+    """
+    exc = default_exceptions[status]()
+    exc.data = {"message": message, **data}  # type: ignore[attr-defined]
+    raise exc
+
+
+def unprocessable(field: str, message: str) -> NoReturn:
+    """Stop the request with 422 naming one field."""
+    fail(422, f"{field}: {message}", errors={field: [message]})

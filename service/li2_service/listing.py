@@ -3,6 +3,7 @@
 The same numbers also go in the X-Pagination header, the way flask-smorest's own pagination
 reports them, so clients written for either find what they expect.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import math
 
 import sqlalchemy as sa
 from flask import make_response
-from flask_smorest import abort
 
 from li2_service import auth
+from li2_service.errors import fail
 from li2_store import models
 
 
@@ -22,7 +23,7 @@ def visible_rows(model, caller, user: str | None, status: str | None) -> sa.Sele
     stmt = sa.select(model).where(auth.visible_to(caller, model.user_id))
     if user is not None:
         if not caller.is_admin:
-            abort(403, message="only admins may filter by user", errors={"user": ["admins only"]})
+            fail(403, "only admins may filter by user", errors={"user": ["admins only"]})
         stmt = stmt.join(models.User, models.User.id == model.user_id).where(models.User.name == user)
     if status:
         stmt = stmt.where(model.status == status)

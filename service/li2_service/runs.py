@@ -7,24 +7,24 @@ through `li2_store.sweeps` (one implementation shared with the worker); the API 
 early. Messages go out through `li2_store.producer`, by task name: the API never imports worker code.
 Views stay thin: they parse and authorise, then call these functions.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import sqlalchemy as sa
-from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 
 from li2.batching import batch_key, pack_batches
 from li2.spec import expand_sweep, spec_hash, validate_sweep
 from li2_service import limits
-from li2_store import models
 from li2_service.auth import Caller
-from li2_store.db import session_scope, utcnow
-from li2_service.errors import unprocessable
+from li2_service.errors import fail, unprocessable
+from li2_store import models
+from li2_store.db import changed, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def send(state: ServiceState, items: list[tuple[str, int]]) -> bool:
     try:
         state.enqueue(items, state.config["BROKER_URL"])
         return True
-    except Exception:  # noqa: BLE001 - any broker/transport error leaves the rows queued
+    except Exception:
         log.exception("enqueue of %d run(s) failed; they stay queued for the reconciler", len(items))
         return False
 
@@ -65,14 +65,22 @@ def _idempotency_dedup(key: str) -> str:
 
 def _new_experiment(user: Caller, spec: dict, config: dict, **extra) -> models.Experiment:
     return models.Experiment(
-        user_id=user.id, spec_json=spec, spec_hash=spec_hash(spec), batch_key=batch_key(spec),
-        status="queued", attempt=1, max_attempts=config["MAX_ATTEMPTS"],
-        epochs=int(spec["training"]["epochs"]), enqueued_at=utcnow(), **extra,
+        user_id=user.id,
+        spec_json=spec,
+        spec_hash=spec_hash(spec),
+        batch_key=batch_key(spec),
+        status="queued",
+        attempt=1,
+        max_attempts=config["MAX_ATTEMPTS"],
+        epochs=int(spec["training"]["epochs"]),
+        enqueued_at=utcnow(),
+        **extra,
     )
 
 
-def submit_experiment(state: ServiceState, user: Caller, spec: dict, *, force: bool,
-                      idempotency_key: str | None) -> Submitted:
+def submit_experiment(
+    state: ServiceState, user: Caller, spec: dict, *, force: bool, idempotency_key: str | None
+) -> Submitted:
     """Create (or find) the experiment for a validated spec, then enqueue it.
 
     Dedup key: the spec hash for a plain submit; with force, the Idempotency-Key's hash if one was
@@ -86,8 +94,11 @@ def submit_experiment(state: ServiceState, user: Caller, spec: dict, *, force: b
         try:
             with session_scope(state.engine) as session:
                 if dedup is not None:
-                    existing = session.scalar(sa.select(models.Experiment).where(
-                        models.Experiment.user_id == user.id, models.Experiment.dedup_key == dedup))
+                    existing = session.scalar(
+                        sa.select(models.Experiment).where(
+                            models.Experiment.user_id == user.id, models.Experiment.dedup_key == dedup
+                        )
+                    )
                     if existing is not None:
                         if force and existing.spec_hash != spec_hash(spec):
                             unprocessable("Idempotency-Key", "was already used for a different spec")
@@ -102,13 +113,16 @@ def submit_experiment(state: ServiceState, user: Caller, spec: dict, *, force: b
             continue  # lost the race to an identical submit: the next pass returns its row
         send(state, [(row.id, 1)])
         return Submitted(row, "created")
-    abort(409, message="concurrent identical submissions kept conflicting; retry")
+    fail(409, "concurrent identical submissions kept conflicting; retry")
 
 
 def batches(rows: list[models.Experiment], config: dict) -> list[list[tuple[str, int]]]:
     """Pack runs by batch_key (they train as one stacked model) within the batch limits."""
-    return pack_batches(((r.batch_key, r.spec_json, (r.id, r.attempt)) for r in rows),
-                        config["MAX_BATCH"], config["BATCH_MEMORY_MB"] << 20)
+    return pack_batches(
+        ((r.batch_key, r.spec_json, (r.id, r.attempt)) for r in rows),
+        config["MAX_BATCH"],
+        config["BATCH_MEMORY_MB"] << 20,
+    )
 
 
 def submit_sweep(state: ServiceState, user: Caller, raw: dict) -> models.Sweep:
@@ -118,8 +132,9 @@ def submit_sweep(state: ServiceState, user: Caller, raw: dict) -> models.Sweep:
     limits.check_sweep_size(len(specs), state.config)
     with session_scope(state.engine) as session:
         limits.check_active(session, user, len(specs), state.config)
-        row = models.Sweep(user_id=user.id, base_json=sweep["base"], grid_json=sweep["grid"],
-                           status="queued", n_runs=len(specs))
+        row = models.Sweep(
+            user_id=user.id, base_json=sweep["base"], grid_json=sweep["grid"], status="queued", n_runs=len(specs)
+        )
         session.add(row)
         session.flush()
         runs = [_new_experiment(user, spec, state.config, sweep_id=row.id) for spec in specs]
@@ -140,16 +155,20 @@ def cancel_experiment(session, row: models.Experiment) -> str:
     """
     exp = models.Experiment
     now = utcnow()
-    done = session.execute(sa.update(exp).where(exp.id == row.id, exp.status == "queued")
-                           .values(status="cancelled", cancel_requested=True, finished_at=now))
-    if done.rowcount:
+    if changed(
+        session,
+        sa.update(exp)
+        .where(exp.id == row.id, exp.status == "queued")
+        .values(status="cancelled", cancel_requested=True, finished_at=now),
+    ):
         status = "cancelled"
     else:
-        asked = session.execute(sa.update(exp).where(exp.id == row.id, exp.status == "running")
-                                .values(cancel_requested=True))
-        if not asked.rowcount:
+        asked = changed(
+            session, sa.update(exp).where(exp.id == row.id, exp.status == "running").values(cancel_requested=True)
+        )
+        if not asked:
             session.refresh(row)
-            abort(409, message=f"the experiment is already {row.status}; only queued or running runs can be cancelled")
+            fail(409, f"the experiment is already {row.status}; only queued or running runs can be cancelled")
         status = "running"
     session.refresh(row)
     return status
@@ -159,18 +178,24 @@ def cancel_sweep(session, sweep: models.Sweep) -> dict:
     """Cancel every queued run of a sweep now and ask its running runs to stop."""
     exp = models.Experiment
     now = utcnow()
-    cancelled = session.execute(sa.update(exp).where(exp.sweep_id == sweep.id, exp.status == "queued")
-                                .values(status="cancelled", cancel_requested=True, finished_at=now)).rowcount
-    stopping = session.execute(sa.update(exp).where(exp.sweep_id == sweep.id, exp.status == "running")
-                               .values(cancel_requested=True)).rowcount
+    cancelled = changed(
+        session,
+        sa.update(exp)
+        .where(exp.sweep_id == sweep.id, exp.status == "queued")
+        .values(status="cancelled", cancel_requested=True, finished_at=now),
+    )
+    stopping = changed(
+        session, sa.update(exp).where(exp.sweep_id == sweep.id, exp.status == "running").values(cancel_requested=True)
+    )
     return {"cancelled": cancelled, "stopping": stopping}
 
 
 def sweep_counts(session, sweep_id: str) -> dict[str, int]:
     """{status: number of the sweep's runs in it} for all five statuses."""
     exp = models.Experiment
-    rows = session.execute(sa.select(exp.status, sa.func.count()).where(exp.sweep_id == sweep_id)
-                           .group_by(exp.status)).all()
+    rows = session.execute(
+        sa.select(exp.status, sa.func.count()).where(exp.sweep_id == sweep_id).group_by(exp.status)
+    ).all()
     counts = dict.fromkeys(models.STATUSES, 0)
-    counts.update({status: n for status, n in rows})
+    counts.update(dict(rows))
     return counts

@@ -6,21 +6,23 @@ and out-of-range values with 422 field messages. Presenters turn ORM rows into p
 results are passed through `json_safe` (`li2.jsonsafe`, the same function the worker writes with)
 so a NaN in a stored metric never yields invalid JSON.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from li2.jsonsafe import json_safe
 from li2.spec import ExperimentSpecSchema
 from li2_store import models
-from li2.jsonsafe import json_safe
 
 STATUS = validate.OneOf(models.STATUSES, error="must be one of: " + ", ".join(models.STATUSES))
 HEX_ID = validate.Regexp(r"^[0-9a-f]{32}$", error="must be a 32-character hex id")
 
 
 # ---------------------------------------------------------------------------------- queries
+
 
 class _Query(Schema):
     class Meta:
@@ -35,14 +37,16 @@ class PageQuery(_Query):
 class ExperimentListQuery(PageQuery):
     status = fields.String(validate=STATUS)
     sweep_id = fields.String(validate=HEX_ID)
-    user = fields.String(validate=validate.Length(1, 100),
-                         metadata={"description": "admins only: the owner's user name"})
+    user = fields.String(
+        validate=validate.Length(1, 100), metadata={"description": "admins only: the owner's user name"}
+    )
 
 
 class SweepListQuery(PageQuery):
     status = fields.String(validate=STATUS)
-    user = fields.String(validate=validate.Length(1, 100),
-                         metadata={"description": "admins only: the owner's user name"})
+    user = fields.String(
+        validate=validate.Length(1, 100), metadata={"description": "admins only: the owner's user name"}
+    )
 
 
 class SweepRunsQuery(PageQuery):
@@ -51,34 +55,42 @@ class SweepRunsQuery(PageQuery):
 
 
 class MetricsQuery(_Query):
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv"),
-                                                                        error="must be json or csv"))
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv"), error="must be json or csv"))
 
 
 class ScalingLawQuery(_Query):
-    partial = fields.Boolean(load_default=False)
+    partial = fields.Boolean(load_default=False)  # type: ignore[assignment]  # the query's name, not Schema.partial
 
 
 # ---------------------------------------------------------------------------------- bodies (documentation)
+
 
 class SubmitSchema(Schema):
     """POST /experiments body: {"spec": SPEC, "force": false}, or the bare SPEC."""
 
     spec = fields.Nested(ExperimentSpecSchema, required=True)
-    force = fields.Boolean(load_default=False, metadata={"description": "run again even if an identical "
-                                                          "spec of yours exists"})
+    force = fields.Boolean(
+        load_default=False, metadata={"description": "run again even if an identical spec of yours exists"}
+    )
 
 
 class SweepSubmitSchema(Schema):
     """POST /sweeps body."""
 
     base = fields.Nested(ExperimentSpecSchema, required=True)
-    grid = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw()), required=True,
-                       metadata={"description": "dotted spec path -> list of values (Cartesian product)",
-                                 "example": {"task.order": [23, 41], "seed": [1, 2]}})
+    grid = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.Raw()),
+        required=True,
+        metadata={
+            "description": "dotted spec path -> list of values (Cartesian product)",
+            "example": {"task.order": [23, 41], "seed": [1, 2]},
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------- answers
+
 
 class LatestSchema(Schema):
     train_acc = fields.Float(allow_none=True)
@@ -174,6 +186,7 @@ class HealthSchema(Schema):
 
 # ---------------------------------------------------------------------------------- presenters
 
+
 def iso(ts: datetime | None) -> str | None:
     """Naive-UTC datetime from the DB -> ISO 8601 with Z."""
     return None if ts is None else ts.isoformat(timespec="milliseconds") + "Z"
@@ -196,9 +209,12 @@ def experiment_view(row: models.Experiment, *, cached: bool = False) -> dict:
         "user_id": row.user_id,
         "attempt": row.attempt,
         "max_attempts": row.max_attempts,
-        "progress": {"epoch": epoch, "epochs": epochs,
-                     "fraction": min(1.0, epoch / epochs) if epochs else 0.0,
-                     "latest": json_safe({k: latest.get(k) for k in LATEST_KEYS})},
+        "progress": {
+            "epoch": epoch,
+            "epochs": epochs,
+            "fraction": min(1.0, epoch / epochs) if epochs else 0.0,
+            "latest": json_safe({k: latest.get(k) for k in LATEST_KEYS}),
+        },
         "summary": json_safe(row.summary_json),
         "error": row.error,
         "cancel_requested": bool(row.cancel_requested),
@@ -227,4 +243,3 @@ def sweep_view(row: models.Sweep, counts: dict[str, int]) -> dict:
         "created_at": iso(row.created_at),
         "finished_at": iso(row.finished_at),
     }
-

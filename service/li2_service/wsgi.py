@@ -2,6 +2,7 @@
 
 The schema is created by the one-shot `python -m li2_store.migrate` before the API starts.
 """
+
 from li2_service.app import create_app
 
 app = create_app()

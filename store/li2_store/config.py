@@ -34,7 +34,7 @@ def env_int(env: Mapping[str, str], name: str, default: int, lo: int = 1) -> int
     if raw in (None, ""):
         return default
     try:
-        value = int(raw)  # type: ignore[arg-type]
+        value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < lo:

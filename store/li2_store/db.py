@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.functions import FunctionElement
 
 from li2_store.config import load_config
@@ -28,10 +29,10 @@ from li2_store.config import load_config
 
 def utcnow() -> datetime:
     """This host's UTC now, naive: only for stamps no other host compares (creation times)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
-class db_now(FunctionElement[datetime]):  # noqa: N801 - used like a SQL function: db_now()
+class db_now(FunctionElement[datetime]):  # noqa: N801 (named like the SQL function it stands for)
     """The database server's current UTC time as a SQL expression (naive, like our columns)."""
 
     type = sa.DateTime()
@@ -59,6 +60,15 @@ def database_now(engine: Engine) -> datetime:
     with engine.connect() as conn:
         value = conn.execute(sa.select(db_now())).scalar_one()
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def changed(session: Session, statement: Executable) -> int:
+    """Execute an UPDATE or DELETE in `session` and return how many rows it changed.
+
+    Every conditional write (claim, heartbeat, finish, requeue, cancel) decides by this count
+    whether it won, so two writers racing on one row never both think they did.
+    """
+    return cast("CursorResult[Any]", session.execute(statement)).rowcount
 
 
 def make_engine(url: str | None = None) -> Engine:

@@ -5,14 +5,17 @@ Every write a worker makes to a run is conditioned on the run still being *its* 
 (same run, old attempt) claims nothing, and a worker whose lease was taken over by the reaper can
 no longer overwrite anything — it only finds out at its next heartbeat and stops that run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
-from li2_store.db import session_scope, utcnow
+from li2_store.db import changed, session_scope, utcnow
 from li2_store.models import Experiment as E
 
 
@@ -27,7 +30,7 @@ class Claim:
     epochs: int
 
 
-def owned(run_id: str, attempt: int, worker_id: str):
+def owned(run_id: str, attempt: int, worker_id: str) -> sa.ColumnElement[bool]:
     """WHERE clause: the row is still this worker's lease (same attempt, still running)."""
     return sa.and_(E.id == run_id, E.attempt == attempt, E.status == "running", E.claimed_by == worker_id)
 
@@ -40,11 +43,12 @@ def claim(engine: Engine, run_id: str, attempt: int, worker_id: str) -> Claim | 
     """
     now = utcnow()
     with session_scope(engine) as s:
-        n = s.execute(
+        n = changed(
+            s,
             sa.update(E)
             .where(E.id == run_id, E.attempt == attempt, E.status == "queued", E.cancel_requested.is_(False))
-            .values(status="running", claimed_by=worker_id, heartbeat_at=now, started_at=now, error=None)
-        ).rowcount
+            .values(status="running", claimed_by=worker_id, heartbeat_at=now, started_at=now, error=None),
+        )
         if n != 1:
             return None
         row = s.execute(sa.select(E.sweep_id, E.spec_json, E.epochs).where(E.id == run_id)).one()
@@ -57,34 +61,38 @@ def heartbeat(engine: Engine, claims: list[Claim], worker_id: str) -> tuple[set[
     alive: set[str] = set()
     with session_scope(engine) as s:
         for c in claims:
-            if s.execute(sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=now)).rowcount:
+            if changed(s, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=now)):
                 alive.add(c.run_id)
         ids = [c.run_id for c in claims]
         cancel = set(s.scalars(sa.select(E.id).where(E.id.in_(ids), E.cancel_requested.is_(True))))
     return cancel & alive, {c.run_id for c in claims} - alive
 
 
-def touch(session, c: Claim, worker_id: str) -> bool:
+def touch(session: Session, c: Claim, worker_id: str) -> bool:
     """Refresh one run's lease inside `session`'s transaction; False if it is no longer ours.
 
     Writes that must not outlive the lease (checkpoints) go in the same transaction, so they
     cannot land after the reaper handed the run to a newer attempt.
     """
-    return bool(session.execute(
-        sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=utcnow())).rowcount)
+    return bool(
+        changed(session, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=utcnow()))
+    )
 
 
 def write_progress(engine: Engine, progress: dict[Claim, tuple[int, dict]], worker_id: str) -> None:
     """Store each run's latest (epoch, metrics) — the API's progress answer — in one transaction."""
     with session_scope(engine) as s:
         for c, (epoch, metrics) in progress.items():
-            s.execute(sa.update(E).where(owned(c.run_id, c.attempt, worker_id))
-                      .values(progress_epoch=epoch, latest_metrics_json=metrics))
+            s.execute(
+                sa.update(E)
+                .where(owned(c.run_id, c.attempt, worker_id))
+                .values(progress_epoch=epoch, latest_metrics_json=metrics)
+            )
 
 
-def finish(session, c: Claim, worker_id: str, status: str, **values) -> bool:
+def finish(session: Session, c: Claim, worker_id: str, status: str, **values: Any) -> bool:
     """Move a held run to a terminal `status` (or back to 'queued'); False if the lease was lost."""
     values.setdefault("finished_at", utcnow() if status != "queued" else None)
-    return bool(session.execute(
-        sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(status=status, **values)
-    ).rowcount)
+    return bool(
+        changed(session, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(status=status, **values))
+    )

@@ -4,9 +4,12 @@
 serve` and `li2lab users` all open the database through `prepared_engine`. It adopts a database
 made by `init_db`'s create_all by stamping it, so either path leads to one schema.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -15,7 +18,7 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def alembic_config(url: str | None = None, connection=None) -> Config:
+def alembic_config(url: str | None = None, connection: sa.Connection | None = None) -> Config:
     """An Alembic Config for our migrations folder, on `url` or an open `connection`."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -37,7 +40,7 @@ def prepare_database(engine: sa.Engine) -> None:
             command.upgrade(cfg, "head")
 
 
-def prepared_engine(config: dict):
+def prepared_engine(config: Mapping[str, Any]) -> sa.Engine:
     """The engine on config's DATABASE_URL, after the secrets check, with the schema at head.
 
     The one start-up path of every command that opens the database (serve, users, migrate).

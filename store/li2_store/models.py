@@ -6,10 +6,12 @@ The experiments table is the record of truth for every run's lifecycle
 `heartbeat_at` is the lease the reaper checks. Checkpoints are stored in the database so a
 multi-host deployment needs no shared filesystem.
 """
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -25,7 +27,7 @@ def new_id() -> str:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict: sa.JSON, list: sa.JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict: sa.JSON, list: sa.JSON}
 
 
 class User(Base):
@@ -84,7 +86,7 @@ class Experiment(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
-    result: Mapped["Result | None"] = relationship(back_populates="experiment", uselist=False)
+    result: Mapped[Result | None] = relationship(back_populates="experiment", uselist=False)
 
 
 class Result(Base):

@@ -37,9 +37,13 @@ def producer_app(broker_url: str) -> Celery:
         app = _apps.get(broker_url)
         if app is None:
             app = Celery("li2-producer", broker=broker_url, set_as_current=False)
-            app.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True,
-                            broker_connection_retry_on_startup=True,
-                            broker_transport_options=transport_options(broker_url))
+            app.conf.update(
+                task_serializer="json",
+                accept_content=["json"],
+                task_ignore_result=True,
+                broker_connection_retry_on_startup=True,
+                broker_transport_options=transport_options(broker_url),
+            )
             _apps[broker_url] = app
         return app
 

@@ -5,23 +5,25 @@ worker that wrote a run's last state, or the reaper's periodic pass (which also 
 API cancelled while queued) — fits the scaling law on the succeeded runs and stores it. The final
 UPDATE is conditioned on the sweep not being terminal yet, so concurrent finishers store it once.
 """
+
 from __future__ import annotations
 
 import logging
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
-from li2_store.db import session_scope, utcnow
-from li2_store.models import TERMINAL, Experiment, Sweep
 from li2.jsonsafe import json_safe
+from li2_store.db import changed, session_scope, utcnow
+from li2_store.models import TERMINAL, Experiment, Sweep
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
 
 
-def mark_running(session, sweep_id: str) -> None:
+def mark_running(session: Session, sweep_id: str) -> None:
     """The first claimed run of a queued sweep makes the sweep 'running'."""
     session.execute(sa.update(Sweep).where(Sweep.id == sweep_id, Sweep.status == "queued").values(status="running"))
 
@@ -43,7 +45,7 @@ def fit_law(runs: list[dict]) -> dict:
 
     try:
         return json_safe(fit_scaling_law(runs))
-    except Exception as exc:  # noqa: BLE001 — a bad fit must not leave the sweep unfinished
+    except Exception as exc:
         log.warning("scaling-law fit failed: %s", exc)
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -54,24 +56,32 @@ def finalize_sweep(engine: Engine, sweep_id: str) -> bool:
         sweep = s.execute(sa.select(Sweep.status, Sweep.n_runs).where(Sweep.id == sweep_id)).first()
         if sweep is None or sweep.status in TERMINAL:
             return False
-        counts = dict(s.execute(
-            sa.select(Experiment.status, sa.func.count()).where(Experiment.sweep_id == sweep_id)
-            .group_by(Experiment.status)
-        ).all())
+        counts = dict(
+            s.execute(
+                sa.select(Experiment.status, sa.func.count())
+                .where(Experiment.sweep_id == sweep_id)
+                .group_by(Experiment.status)
+            ).all()
+        )
         if any(counts.get(st) for st in ACTIVE) or sum(counts.values()) < sweep.n_runs:
             return False  # still running, or the API has not finished inserting its runs
-        runs = [{"spec": spec, "summary": summary} for spec, summary in s.execute(
-            sa.select(Experiment.spec_json, Experiment.summary_json)
-            .where(Experiment.sweep_id == sweep_id, Experiment.status == "succeeded")
-            .order_by(Experiment.created_at, Experiment.id)
-        )]
+        runs = [
+            {"spec": spec, "summary": summary}
+            for spec, summary in s.execute(
+                sa.select(Experiment.spec_json, Experiment.summary_json)
+                .where(Experiment.sweep_id == sweep_id, Experiment.status == "succeeded")
+                .order_by(Experiment.created_at, Experiment.id)
+            )
+        ]
     law = fit_law(runs)
     now = utcnow()
     with session_scope(engine) as s:
-        done = s.execute(
-            sa.update(Sweep).where(Sweep.id == sweep_id, Sweep.status.not_in(TERMINAL))
-            .values(status=final_status(counts), finished_at=now, scaling_law_json=law, fitted_at=now)
-        ).rowcount
+        done = changed(
+            s,
+            sa.update(Sweep)
+            .where(Sweep.id == sweep_id, Sweep.status.not_in(TERMINAL))
+            .values(status=final_status(counts), finished_at=now, scaling_law_json=law, fitted_at=now),
+        )
     if done:
         log.info("sweep %s finished (%s), scaling law stored", sweep_id, final_status(counts))
     return bool(done)

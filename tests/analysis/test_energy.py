@@ -7,6 +7,7 @@ For u = α√(2/M)cos(ωka), v = β√(2/M)cos(ωkb + φ): (u∗v)(h) = αβ cos
 E = α²β²M, maximal at α² = β² = ½: **M/4**. For the real irrep (−1)^m at even M: (u∗v)(h) =
 αβ(−1)^h ⇒ ‖u∗v‖² = α²β²M, E = 2α²β²M → **M/2**. (The paper prints M/16 and M/8.)
 """
+
 import numpy as np
 import pytest
 
@@ -23,7 +24,7 @@ def explicit_energy(task, w, rows=None, act=lambda x: x * x):
     f = [act(w[a] + w[M + b]) for a, b in pairs]
     mean = sum(f) / len(f)
     z = [0.0] * M
-    for (a, b), fi in zip(pairs, f):
+    for (a, b), fi in zip(pairs, f, strict=False):
         z[task.table[a, b]] += fi - mean
     return 0.5 * sum(x * x for x in z)
 
@@ -58,6 +59,7 @@ def test_real_irrep_energy_is_M_over_2_at_even_order():
 def test_theory_table_matches_constructed_maxima():
     task = build_task({"group": "cyclic", "order": 24})
     from li2 import irreps
+
     table = {t["irrep"]: t["energy"] for t in energy.theory_energies(task, irreps.decompose(task))}
     alt = (-1.0) ** np.arange(24)
     assert table["k=12"] == pytest.approx(energy.energy(np.concatenate([alt, alt]) / np.sqrt(48), task)[0])
@@ -86,10 +88,13 @@ def test_relu_energy_matches_explicit_sum():
     assert e == pytest.approx(explicit_energy(task, w, act=lambda x: max(x, 0.0)), rel=1e-10)
 
 
-SPEC = {"task": {"group": "cyclic", "order": 23}, "data": {"train_fraction": 0.5},
-        "model": {"hidden": 8, "activation": "sqr"},
-        "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": 1e-4, "epochs": 10, "loss": "mse"},
-        "seed": 1}
+SPEC = {
+    "task": {"group": "cyclic", "order": 23},
+    "data": {"train_fraction": 0.5},
+    "model": {"hidden": 8, "activation": "sqr"},
+    "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": 1e-4, "epochs": 10, "loss": "mse"},
+    "seed": 1,
+}
 
 
 def test_landscape_of_z23_on_full_data_has_single_frequency_maxima_only():
@@ -99,7 +104,7 @@ def test_landscape_of_z23_on_full_data_has_single_frequency_maxima_only():
     labels = {m["dominant_irrep"] for m in out["maxima"]}
     assert all(m["single_irrep"] for m in out["maxima"])
     assert labels <= {f"k={k}" for k in range(1, 12)}
-    assert len(labels) >= 8                                             # many distinct frequencies hit
+    assert len(labels) >= 8  # many distinct frequencies hit
     for m in out["maxima"]:
         assert m["concentration"] > 0.999
         assert m["energy"] == pytest.approx(23 / 4, rel=1e-6)
@@ -118,14 +123,16 @@ def test_landscape_rejects_unknown_data_choice():
         energy.landscape(SPEC, starts=2, on="test")
 
 
-@pytest.mark.parametrize("task_spec", [{"group": "dihedral", "n": 4}, {"group": "symmetric", "n": 3},
-                                       {"group": "quaternion"}])
+@pytest.mark.parametrize(
+    "task_spec", [{"group": "dihedral", "n": 4}, {"group": "symmetric", "n": 3}, {"group": "quaternion"}]
+)
 def test_nonabelian_landscape_maxima_sit_on_single_irreps_at_M_over_2d(task_spec):
     """Corrected Thm 2 for real-type irreps of dimension d (Schur orthogonality adds 1/d to the
     abelian derivation above): E* = M/(2d), i.e. 1-d irreps at M/2 and 2-d irreps at M/4.
     Q_8's 2-d irrep is quaternionic: over R it is one 4-dimensional block, like a complex pair,
     and sits at M/(4d) = 1 — an observation (the paper covers real and complex types only)."""
     from li2 import irreps
+
     task = build_task(task_spec)
     dims = {ir.label: ir.dim * (2 if ir.kind == "quaternionic" else 1) for ir in irreps.decompose(task)}
     out = energy.landscape({**SPEC, "task": task_spec}, starts=48, seed=2, on="full")

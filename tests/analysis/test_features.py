@@ -1,4 +1,5 @@
 """Per-node irrep features on hand-built weights: concentration, pairing (Thm 2), coverage."""
+
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ def fourier_W(freqs, sign=1.0, phase_shift=0.0):
         v = sign * np.cos(2 * np.pi * k * (-m) / M + 0.3 * j + phase_shift)
         assert phase_shift or np.allclose(v, sign * Pu)
         cols.append(np.concatenate([u, v]) * (1 + 0.1 * j))
-    return np.stack(cols, axis=1)                                       # (2M, K)
+    return np.stack(cols, axis=1)  # (2M, K)
 
 
 def test_fourier_nodes_have_concentration_one_and_exact_pairing():
@@ -51,7 +52,7 @@ def test_missing_irreps_are_listed():
 def test_mixed_node_concentration_is_its_largest_share():
     task = build_task({"group": "cyclic", "order": M})
     m = np.arange(M)
-    u = np.cos(2 * np.pi * 2 * m / M) + 0.5 * np.cos(2 * np.pi * 5 * m / M) + 3.0   # constant ignored
+    u = np.cos(2 * np.pi * 2 * m / M) + 0.5 * np.cos(2 * np.pi * 5 * m / M) + 3.0  # constant ignored
     W = np.concatenate([u, u[(-m) % M]])[:, None]
     f = node_features(task, W, 2)
     assert f["nodes"]["dominant"] == ["k=2"]
@@ -63,10 +64,11 @@ def test_weighted_concentration_weights_by_norm_squared():
     task = build_task({"group": "cyclic", "order": M})
     m = np.arange(M)
     pure = np.cos(2 * np.pi * m / M)
-    mixed = np.cos(2 * np.pi * 3 * m / M) + np.cos(2 * np.pi * 4 * m / M)     # concentration ½
-    W = np.stack([np.concatenate([pure, pure[(-m) % M]]) * 2.0,
-                  np.concatenate([mixed, mixed[(-m) % M]]) / np.sqrt(2)], axis=1)
-    n2 = (W ** 2).sum(0)
+    mixed = np.cos(2 * np.pi * 3 * m / M) + np.cos(2 * np.pi * 4 * m / M)  # concentration ½
+    W = np.stack(
+        [np.concatenate([pure, pure[(-m) % M]]) * 2.0, np.concatenate([mixed, mixed[(-m) % M]]) / np.sqrt(2)], axis=1
+    )
+    n2 = (W**2).sum(0)
     f = node_features(task, W, 2)
     assert f["mean_concentration"] == pytest.approx((n2[0] * 1.0 + n2[1] * 0.5) / n2.sum(), rel=1e-6)
 
@@ -74,6 +76,7 @@ def test_weighted_concentration_weights_by_norm_squared():
 def test_nonabelian_node_in_2d_irrep():
     task = build_task({"group": "symmetric", "n": 3})
     from li2 import irreps
+
     two_d = next(ir for ir in irreps.decompose(task) if ir.dim == 2)
     u = two_d.basis[:, 0]
     W = np.concatenate([u, u[task.inverse]])[:, None]

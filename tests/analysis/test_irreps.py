@@ -1,4 +1,5 @@
 """Irreducible representations: Σd² = M, character orthogonality, projectors — for D_4, Q_8, S_3 and more."""
+
 import numpy as np
 import pytest
 
@@ -22,13 +23,16 @@ def _orthogonality_by_hand(task, decomposition):
                 assert abs(c[conj] - c[g]) < 1e-8
 
 
-@pytest.mark.parametrize("spec, dims", [
-    ({"group": "dihedral", "n": 4}, [1, 1, 1, 1, 2]),
-    ({"group": "quaternion"}, [1, 1, 1, 1, 2]),
-    ({"group": "symmetric", "n": 3}, [1, 1, 2]),
-    ({"group": "symmetric", "n": 4}, [1, 1, 2, 3, 3]),
-    ({"group": "dihedral", "n": 5}, [1, 1, 2, 2]),
-])
+@pytest.mark.parametrize(
+    "spec, dims",
+    [
+        ({"group": "dihedral", "n": 4}, [1, 1, 1, 1, 2]),
+        ({"group": "quaternion"}, [1, 1, 1, 1, 2]),
+        ({"group": "symmetric", "n": 3}, [1, 1, 2]),
+        ({"group": "symmetric", "n": 4}, [1, 1, 2, 3, 3]),
+        ({"group": "dihedral", "n": 5}, [1, 1, 2, 2]),
+    ],
+)
 def test_nonabelian_irreps_satisfy_orthogonality(spec, dims):
     task = build_task(spec)
     dec = irreps.decompose(task)
@@ -38,7 +42,7 @@ def test_nonabelian_irreps_satisfy_orthogonality(spec, dims):
     assert report["ok"], report
     _orthogonality_by_hand(task, dec)
     # Each isotypic subspace has dimension d² (real type here).
-    assert all(ir.rank == ir.dim ** 2 * len(ir.characters) for ir in dec)
+    assert all(ir.rank == ir.dim**2 * len(ir.characters) for ir in dec)
 
 
 def test_quaternion_and_dihedral_share_degrees_but_not_characters():
@@ -65,7 +69,7 @@ def test_cyclic_dft_folds_frequencies():
     task = build_task({"group": "cyclic", "order": 24})
     dec = irreps.decompose(task)
     labels = [ir.label for ir in dec]
-    assert labels[0] == "trivial" and len(labels) == 1 + 11 + 1        # k=1..11 pairs, k=12 real
+    assert labels[0] == "trivial" and len(labels) == 1 + 11 + 1  # k=1..11 pairs, k=12 real
     real = [ir for ir in dec if ir.kind == "real"]
     assert [ir.label for ir in real] == ["k=12"]
     m = np.arange(24)

@@ -1,4 +1,5 @@
 """Plots are drawn from JSON-like dicts alone and written as PNG files."""
+
 import json
 import math
 
@@ -15,18 +16,28 @@ PNG = b"\x89PNG"
 
 def fake_result():
     epochs = list(range(0, 200, 5))
-    m = {"epoch": epochs,
-         "train_acc": [min(1.0, e / 20) for e in epochs], "test_acc": [0.0 if e < 60 else 1.0 for e in epochs],
-         "train_loss": [math.exp(-e / 20) for e in epochs], "test_loss": [1.0 / (1 + e) for e in epochs],
-         "gf_key_cos": [0.9 if e < 40 else 0.2 for e in epochs], "coverage": [min(1, e / 50) for e in epochs],
-         "mean_concentration": [min(1, e / 100) for e in epochs], "ftf_offdiag_ratio": [0.05] * len(epochs)}
+    m = {
+        "epoch": epochs,
+        "train_acc": [min(1.0, e / 20) for e in epochs],
+        "test_acc": [0.0 if e < 60 else 1.0 for e in epochs],
+        "train_loss": [math.exp(-e / 20) for e in epochs],
+        "test_loss": [1.0 / (1 + e) for e in epochs],
+        "gf_key_cos": [0.9 if e < 40 else 0.2 for e in epochs],
+        "coverage": [min(1, e / 50) for e in epochs],
+        "mean_concentration": [min(1, e / 100) for e in epochs],
+        "ftf_offdiag_ratio": [0.05] * len(epochs),
+    }
     task = build_task({"group": "cyclic", "order": 11})
     W = np.random.default_rng(0).normal(size=(22, 30))
     feats = node_features(task, W, 2)
-    feats["energies"] = {"nodes": feats["spectrum"]["nodes"], "train": list(np.linspace(1, 2, 30)),
-                         "full": list(np.linspace(1, 3, 30)), "theory_full_data": [11 / 4]}
+    feats["energies"] = {
+        "nodes": feats["spectrum"]["nodes"],
+        "train": list(np.linspace(1, 2, 30)),
+        "full": list(np.linspace(1, 3, 30)),
+        "theory_full_data": [11 / 4],
+    }
     result = {"metrics": m, "timeline": build_timeline(m), "features": feats}
-    return json.loads(json.dumps(result))                               # exactly what JSON gives back
+    return json.loads(json.dumps(result))  # exactly what JSON gives back
 
 
 def test_plot_run_writes_pngs(tmp_path):
@@ -40,9 +51,9 @@ def test_diagnostics_measured_every_few_epochs_are_drawn_through_the_gaps():
     result = fake_result()
     m = result["metrics"]
     for name in ("gf_key_cos", "coverage", "mean_concentration", "ftf_offdiag_ratio"):
-        m[name] = [v if i % 5 == 0 else None for i, v in enumerate(m[name])]   # as diagnostics_every=5 gives
+        m[name] = [v if i % 5 == 0 else None for i, v in enumerate(m[name])]  # as diagnostics_every=5 gives
     fig = curves_figure(result)
-    lines = [line for line in fig.axes[2].get_lines() if line.get_label() in m]   # not the event markers
+    lines = [line for line in fig.axes[2].get_lines() if line.get_label() in m]  # not the event markers
     assert len(lines) == 4
     assert all(len(line.get_xdata()) == 8 and np.isfinite(line.get_ydata()).all() for line in lines)
 
@@ -59,9 +70,15 @@ def test_plot_sweep_writes_scaling_figure(tmp_path):
     for M in (11, 17, 23):
         for mult in (0.5, 0.8, 1.2, 2.0):
             n = round(mult * 2.7 * M * math.log(M))
-            runs.append({"spec": {"task": {"group": "cyclic", "order": M, "operands": 2},
-                                  "data": {"train_size": n, "train_fraction": None, "critical_multiple": None}},
-                         "summary": {"grokked": bool(mult > 1 or rng.random() < 0.2)}})
+            runs.append(
+                {
+                    "spec": {
+                        "task": {"group": "cyclic", "order": M, "operands": 2},
+                        "data": {"train_size": n, "train_fraction": None, "critical_multiple": None},
+                    },
+                    "summary": {"grokked": bool(mult > 1 or rng.random() < 0.2)},
+                }
+            )
     sweep = json.loads(json.dumps({"runs": runs, "scaling_law": fit_scaling_law(runs, bootstrap=50)}))
     paths = plot_sweep(sweep, str(tmp_path))
     assert len(paths) == 1 and open(paths[0], "rb").read(4) == PNG

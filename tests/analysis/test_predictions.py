@@ -1,4 +1,5 @@
 """Predictions before running: critical size, width for irrep coverage, coupon collector; no torch."""
+
 import math
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_below_critical_and_fitted_c():
 def test_even_order_and_nonabelian_width():
     assert predict(spec({"group": "cyclic", "order": 24}))["width_to_cover_irreps"] == 46
     s4 = predict(spec({"group": "symmetric", "n": 4}, train_fraction=0.5))
-    assert s4["width_to_cover_irreps"] == 2 * (1 + 2 ** 4 + 3 ** 4 + 3 ** 4)
+    assert s4["width_to_cover_irreps"] == 2 * (1 + 2**4 + 3**4 + 3**4)
     assert s4["d_max"] == 3
     assert s4["critical_train_size_dk2"] == pytest.approx(9 * s4["critical_train_size"])
 
@@ -56,9 +57,11 @@ def test_expression_gets_a_note():
 
 
 def test_predictions_do_not_import_torch():
-    code = ("import sys; from li2.predictions import predict; "
-            "predict({'task': {'group': 'dihedral', 'n': 5}, 'data': {'train_fraction': 0.5}, "
-            "'model': {'hidden': 64}, 'training': {'lr': 0.01, 'epochs': 1}, 'seed': 0}); "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from li2.predictions import predict; "
+        "predict({'task': {'group': 'dihedral', 'n': 5}, 'data': {'train_fraction': 0.5}, "
+        "'model': {'hidden': 64}, 'training': {'lr': 0.01, 'epochs': 1}, 'seed': 0}); "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

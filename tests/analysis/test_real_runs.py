@@ -4,6 +4,7 @@ Reference run (digest §7, the reference repo's logged run): Z_23, K = 512, σ =
 wd 1e-4, 90 % train, seed 5, 1000 epochs. Measured every epoch up to 20, then every 20.
 The sweep is the small CPU sweep of docs/scaling-laws.md, cut to three orders and two seeds.
 """
+
 import math
 
 import pytest
@@ -11,19 +12,29 @@ import pytest
 from li2.plots import plot_run
 from li2.runner import run_batch
 from li2.scaling import fit_scaling_law
-from li2.spec import expand_sweep, validate_sweep
-from li2.spec import validate_spec
+from li2.spec import expand_sweep, validate_spec, validate_sweep
 
 pytestmark = pytest.mark.slow
 
 
 def z23(weight_decay, train_fraction, epochs):
-    return validate_spec({
-        "task": {"group": "cyclic", "order": 23}, "data": {"train_fraction": train_fraction},
-        "model": {"hidden": 512, "activation": "sqr"},
-        "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": weight_decay, "epochs": epochs,
-                     "loss": "mse", "dense_until": 20, "eval_every": 20},
-        "seed": 5})
+    return validate_spec(
+        {
+            "task": {"group": "cyclic", "order": 23},
+            "data": {"train_fraction": train_fraction},
+            "model": {"hidden": 512, "activation": "sqr"},
+            "training": {
+                "optimizer": "adam",
+                "lr": 0.01,
+                "weight_decay": weight_decay,
+                "epochs": epochs,
+                "loss": "mse",
+                "dense_until": 20,
+                "eval_every": 20,
+            },
+            "seed": 5,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +45,12 @@ def reference():
 def test_reference_run_learns_every_frequency(reference):
     f = reference["features"]
     assert f["group"] is True
-    assert f["missing"] == [] and len(f["covered"]) == 11               # (M − 1)/2 frequency classes
+    assert f["missing"] == [] and len(f["covered"]) == 11  # (M − 1)/2 frequency classes
     assert f["mean_concentration"] >= 0.9
     # Concentrated nodes sit at the corrected Thm 2 value M/4 on the full data (see test_energy).
     en = f["energies"]
     conc = f["nodes"]["concentration"]
-    top = [e for j, e in zip(en["nodes"], en["full"]) if conc[j] > 0.99]
+    top = [e for j, e in zip(en["nodes"], en["full"], strict=False) if conc[j] > 0.99]
     assert len(top) >= 11
     assert all(abs(e - 23 / 4) < 0.05 * 23 / 4 for e in top)
 
@@ -53,9 +64,9 @@ def test_reference_run_timeline(reference):
     lazy = tl["stages"][0]
     m = reference["metrics"]
     i = m["epoch"].index(lazy["end_epoch"])
-    assert m["test_acc"][i] < 0.1                                      # lazy stage ends before test acc rises
+    assert m["test_acc"][i] < 0.1  # lazy stage ends before test acc rises
     assert tl["censored"] is False
-    assert tl["generalized_in"] in ("independent", "interactive")      # inside or after Stage II
+    assert tl["generalized_in"] in ("independent", "interactive")  # inside or after Stage II
     assert tl["events"]["generalized"] >= tl["stages"][1]["start_epoch"]
     assert reference["summary"]["grokked"] is True
 
@@ -72,18 +83,32 @@ def test_zero_weight_decay_run_is_censored():
     assert r["summary"]["grokked"] is False
     assert tl["censored"] is True
     assert tl["stalled_in"] == tl["stages"][-1]["name"] and tl["stages"][-1]["open"] is True
-    assert tl["events"]["memorized"] is not None                       # it overfits, then stalls
+    assert tl["events"]["memorized"] is not None  # it overfits, then stalls
 
 
 def test_small_cpu_sweep_gives_a_finite_c_with_interval():
     """Z_11, Z_17, Z_23 at 0.7×, 1.15× and 1.6× the reference critical size, two seeds each."""
-    sweep = validate_sweep({
-        "base": {"task": {"group": "cyclic", "order": 11}, "data": {"critical_multiple": 1.0},
-                 "model": {"hidden": 256, "activation": "sqr"},
-                 "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": 5e-4, "epochs": 250,
-                              "loss": "mse", "dense_until": 0, "eval_every": 25, "diagnostics": False},
-                 "seed": 1},
-        "grid": {"task.order": [11, 17, 23], "data.critical_multiple": [0.7, 1.15, 1.6], "seed": [1, 2]}})
+    sweep = validate_sweep(
+        {
+            "base": {
+                "task": {"group": "cyclic", "order": 11},
+                "data": {"critical_multiple": 1.0},
+                "model": {"hidden": 256, "activation": "sqr"},
+                "training": {
+                    "optimizer": "adam",
+                    "lr": 0.01,
+                    "weight_decay": 5e-4,
+                    "epochs": 250,
+                    "loss": "mse",
+                    "dense_until": 0,
+                    "eval_every": 25,
+                    "diagnostics": False,
+                },
+                "seed": 1,
+            },
+            "grid": {"task.order": [11, 17, 23], "data.critical_multiple": [0.7, 1.15, 1.6], "seed": [1, 2]},
+        }
+    )
     results = run_batch(expand_sweep(sweep), "cpu")
     runs = [{"spec": r["spec"], "summary": r["summary"]} for r in results]
     law = fit_scaling_law(runs, bootstrap=200)
@@ -92,7 +117,7 @@ def test_small_cpu_sweep_gives_a_finite_c_with_interval():
     assert law["c"] is not None and 0.5 < law["c"] < 10
     lo, hi = law["ci95"]
     assert lo is not None and hi is not None and lo <= law["c"] <= hi
-    for c in fitted:                                                    # n* lies between the tried sizes
+    for c in fitted:  # n* lies between the tried sizes
         sizes = [r for r in runs if r["spec"]["task"]["order"] == c["order"]]
         assert len(sizes) == 6
         assert 0.7 * 2.7482 * c["order"] * math.log(c["order"]) * 0.99 <= c["n_star"]

@@ -1,4 +1,5 @@
 """Scaling-law fits: a planted c is recovered; degenerate sweeps are reported, not raised."""
+
 import math
 
 import numpy as np
@@ -8,10 +9,14 @@ from li2.scaling import estimate_critical_size, fit_grokking_time_vs_wd, fit_sca
 
 
 def run(M, n, grokked, wd=1e-4, epoch=None):
-    return {"spec": {"task": {"group": "cyclic", "order": M, "operands": 2},
-                     "data": {"train_fraction": None, "train_size": int(n), "critical_multiple": None},
-                     "training": {"weight_decay": wd}},
-            "summary": {"grokked": bool(grokked), "epoch_generalized": epoch}}
+    return {
+        "spec": {
+            "task": {"group": "cyclic", "order": M, "operands": 2},
+            "data": {"train_fraction": None, "train_size": int(n), "critical_multiple": None},
+            "training": {"weight_decay": wd},
+        },
+        "summary": {"grokked": bool(grokked), "epoch_generalized": epoch},
+    }
 
 
 def planted_sweep(c, seed=1, orders=(11, 17, 23, 31, 41, 53, 71), seeds=12, width=0.15):
@@ -45,7 +50,11 @@ def test_planted_c_is_recovered_within_5_percent(c):
 
 def test_estimate_critical_size_cases():
     assert estimate_critical_size([(10, False), (20, False), (40, True), (80, True)]) == {
-        "n_star": pytest.approx(math.sqrt(20 * 40)), "method": "midpoint", "bound": None, "slope": None}
+        "n_star": pytest.approx(math.sqrt(20 * 40)),
+        "method": "midpoint",
+        "bound": None,
+        "slope": None,
+    }
     assert estimate_critical_size([(10, True), (20, True)])["bound"] == {"upper": 10.0}
     assert estimate_critical_size([(10, False), (20, False)])["bound"] == {"lower": 20.0}
     overlap = estimate_critical_size([(10, False), (20, True), (30, False), (40, True), (50, True), (15, False)])
@@ -67,14 +76,17 @@ def test_degenerate_sweeps_do_not_raise():
 
 
 def test_grokking_time_power_law_in_weight_decay():
-    runs = [run(23, 300, True, wd=wd, epoch=round(5.0 * wd ** -0.8 * f))
-            for wd in (1e-5, 3e-5, 1e-4, 3e-4, 1e-3) for f in (0.95, 1.0, 1.05)]
+    runs = [
+        run(23, 300, True, wd=wd, epoch=round(5.0 * wd**-0.8 * f))
+        for wd in (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
+        for f in (0.95, 1.0, 1.05)
+    ]
     runs.append(run(23, 300, False, wd=1e-6))
     fit = fit_grokking_time_vs_wd(runs)
     assert fit["a"] == pytest.approx(0.8, rel=0.03)
     assert fit["ci95"][0] < fit["a"] < fit["ci95"][1]
     assert len(fit["points"]) == 15
-    assert fit_grokking_time_vs_wd(runs[:3])["a"] is None               # one wd only
+    assert fit_grokking_time_vs_wd(runs[:3])["a"] is None  # one wd only
 
 
 def test_dataset_section_takes_precedence_over_the_spec():

@@ -1,4 +1,5 @@
 """`li2lab run` / `sweep`: files written, bad specs rejected with exit 2 and nothing written."""
+
 import json
 import subprocess
 import sys
@@ -8,9 +9,13 @@ from safetensors.torch import load_file
 
 from li2lab.main import main
 
-SPEC = {"task": {"group": "cyclic", "order": 7}, "data": {"train_fraction": 0.5}, "model": {"hidden": 16},
-        "training": {"epochs": 12, "checkpoint_epochs": [5], "diagnostics": False, "dense_until": 4,
-                     "eval_every": 4}, "seed": 3}
+SPEC = {
+    "task": {"group": "cyclic", "order": 7},
+    "data": {"train_fraction": 0.5},
+    "model": {"hidden": 16},
+    "training": {"epochs": 12, "checkpoint_epochs": [5], "diagnostics": False, "dense_until": 4, "eval_every": 4},
+    "seed": 3,
+}
 
 
 def test_run_writes_result_and_checkpoints(tmp_path):
@@ -30,18 +35,26 @@ def test_run_writes_result_and_checkpoints(tmp_path):
 
 def test_run_accepts_yaml(tmp_path):
     spec = tmp_path / "spec.yaml"
-    spec.write_text("task: {group: quaternion}\ndata: {train_size: 40}\nmodel: {hidden: 8}\n"
-                    "training: {epochs: 3, diagnostics: false}\nseed: 1\n")
+    spec.write_text(
+        "task: {group: quaternion}\ndata: {train_size: 40}\nmodel: {hidden: 8}\n"
+        "training: {epochs: 3, diagnostics: false}\nseed: 1\n"
+    )
     assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 0
     assert json.loads((tmp_path / "o" / "result.json").read_text())["dataset"]["train_size"] == 40
 
 
-@pytest.mark.parametrize("bad,fields", [
-    ({**SPEC, "model": {"hidden": 16, "activation": "tanh"}}, ["model.activation"]),
-    ({**SPEC, "task": {"group": "table", "table": [[0, 1], [1, 1]]}}, ["task.table"]),
-    ({**SPEC, "task": {"group": "expression", "expression": "__import__('os')", "modulus": 5}}, ["task.expression"]),
-    ({**SPEC, "training": {"optimizer": "lbfgs"}, "colour": 1}, ["training.optimizer", "colour"]),
-])
+@pytest.mark.parametrize(
+    "bad,fields",
+    [
+        ({**SPEC, "model": {"hidden": 16, "activation": "tanh"}}, ["model.activation"]),
+        ({**SPEC, "task": {"group": "table", "table": [[0, 1], [1, 1]]}}, ["task.table"]),
+        (
+            {**SPEC, "task": {"group": "expression", "expression": "__import__('os')", "modulus": 5}},
+            ["task.expression"],
+        ),
+        ({**SPEC, "training": {"optimizer": "lbfgs"}, "colour": 1}, ["training.optimizer", "colour"]),
+    ],
+)
 def test_bad_spec_exits_2_names_fields_and_writes_nothing(tmp_path, capsys, bad, fields):
     spec = tmp_path / "bad.json"
     spec.write_text(json.dumps(bad))

@@ -7,6 +7,7 @@ whole session; users are created with ``li2lab users create`` (which prints the 
 Limits are set low so quota errors can be triggered for real and cheaply:
 LI2_MAX_ACTIVE_PER_USER=10 and LI2_MAX_SWEEP_RUNS=10 (the sweep test uses 8 runs).
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,14 @@ class LiveService:
 
     def create_user(self, name: str) -> str:
         """``li2lab users create NAME`` on the service's database; returns the token."""
-        out = subprocess.run([LI2LAB, "users", "create", name], env=self.env, cwd=self.workdir,
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [LI2LAB, "users", "create", name],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, f"users create failed: {out.stderr}"
         return out.stdout.strip()
 
@@ -55,14 +62,16 @@ class LiveService:
 
 def _service_env(workdir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
-    env.update({
-        "LI2_DATABASE_URL": f"sqlite:///{workdir / 'li2.sqlite'}",
-        "LI2_MAX_ACTIVE_PER_USER": str(MAX_ACTIVE),
-        "LI2_MAX_SWEEP_RUNS": str(MAX_SWEEP_RUNS),
-        "LI2_WORKER_DEVICE": "cpu",
-        "LI2_HEARTBEAT_S": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "LI2_DATABASE_URL": f"sqlite:///{workdir / 'li2.sqlite'}",
+            "LI2_MAX_ACTIVE_PER_USER": str(MAX_ACTIVE),
+            "LI2_MAX_SWEEP_RUNS": str(MAX_SWEEP_RUNS),
+            "LI2_WORKER_DEVICE": "cpu",
+            "LI2_HEARTBEAT_S": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -76,9 +85,14 @@ def live_service(tmp_path_factory):
     port = free_port()
     log = workdir / "serve.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([LI2LAB, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [LI2LAB, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     service = LiveService(url=f"http://127.0.0.1:{port}", env=env, workdir=workdir, log=log)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -120,6 +134,7 @@ def alice(live_service):
 @pytest.fixture(scope="session")
 def client(live_service, alice):
     from li2_client import Client
+
     return Client(live_service.url, token=alice, timeout=30, retries=2)
 
 
@@ -130,8 +145,15 @@ TINY_EPOCHS = 150
 def tiny_spec(seed: int = 1, epochs: int = TINY_EPOCHS, fraction: float = 0.9):
     """Z_11, K=64, Adam at a brisk rate: groks in ~50 epochs at fraction 0.9, seconds of CPU."""
     from li2_client import Spec
-    return (Spec.cyclic(11).train_fraction(fraction).model(hidden=64, activation="sqr")
-            .adam(lr=0.05, weight_decay=1e-3).epochs(epochs).seed(seed))
+
+    return (
+        Spec.cyclic(11)
+        .train_fraction(fraction)
+        .model(hidden=64, activation="sqr")
+        .adam(lr=0.05, weight_decay=1e-3)
+        .epochs(epochs)
+        .seed(seed)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -160,5 +182,9 @@ def tiny():
 
 @pytest.fixture(scope="session")
 def limits():
-    return {"max_active": MAX_ACTIVE, "max_sweep_runs": MAX_SWEEP_RUNS, "tiny_epochs": TINY_EPOCHS,
-            "sweep_grid": SWEEP_GRID}
+    return {
+        "max_active": MAX_ACTIVE,
+        "max_sweep_runs": MAX_SWEEP_RUNS,
+        "tiny_epochs": TINY_EPOCHS,
+        "sweep_grid": SWEEP_GRID,
+    }

@@ -1,4 +1,5 @@
 """The typed spec builder assembles exactly the contract's JSON and never mutates a shared base."""
+
 import pytest
 
 from li2_client import Spec, SpecBuilder
@@ -6,8 +7,16 @@ from li2_client.builder import as_spec_dict
 
 
 def test_builder_matches_the_design_example():
-    spec = (Spec.cyclic(23).train_fraction(0.9).model(hidden=512, activation="sqr")
-            .adam(lr=0.01, weight_decay=1e-4).epochs(300).loss("mse").seed(5).to_dict())
+    spec = (
+        Spec.cyclic(23)
+        .train_fraction(0.9)
+        .model(hidden=512, activation="sqr")
+        .adam(lr=0.01, weight_decay=1e-4)
+        .epochs(300)
+        .loss("mse")
+        .seed(5)
+        .to_dict()
+    )
     assert spec == {
         "task": {"group": "cyclic", "order": 23},
         "data": {"train_fraction": 0.9},
@@ -23,7 +32,7 @@ def test_each_step_returns_a_new_builder():
     assert "seed" not in base.to_dict()
     assert (a.to_dict()["seed"], b.to_dict()["seed"]) == (1, 2)
     d = base.to_dict()
-    d["task"]["order"] = 99                      # the dict is a copy
+    d["task"]["order"] = 99  # the dict is a copy
     assert base.to_dict()["task"]["order"] == 11
 
 
@@ -36,7 +45,11 @@ def test_data_size_fields_replace_each_other():
 def test_other_groups_and_options():
     assert Spec.product(3, 5).to_dict()["task"] == {"group": "product", "factors": [3, 5]}
     assert Spec.dihedral(4).operands(3).to_dict()["task"] == {"group": "dihedral", "n": 4, "operands": 3}
-    assert Spec.expression("x**2+y", 7).to_dict()["task"] == {"group": "expression", "expression": "x**2+y", "modulus": 7}
+    assert Spec.expression("x**2+y", 7).to_dict()["task"] == {
+        "group": "expression",
+        "expression": "x**2+y",
+        "modulus": 7,
+    }
     assert Spec.cyclic(5).muon(lr=0.02).to_dict()["training"] == {"optimizer": "muon", "lr": 0.02}
     assert Spec.cyclic(5).model(extra_layers=1).to_dict()["model"] == {"extra_layers": 1}
 

@@ -1,4 +1,5 @@
 """The `li2` shell command against the real service: --json output, tables, exit codes 0/1/2."""
+
 import json
 import subprocess
 import sys
@@ -14,10 +15,12 @@ LI2 = Path(sys.executable).parent / "li2"
 @pytest.fixture
 def li2(live_service, alice, capsys):
     """Run `li2 ARGS` in-process with this service's URL and token; return (code, stdout, stderr)."""
+
     def run(*args):
         code = main(["--url", live_service.url, f"--token={alice}", *args])  # "=": tokens may start with "-"
         out = capsys.readouterr()
         return code, out.out, out.err
+
     return run
 
 
@@ -102,8 +105,9 @@ def test_sweep_status_runs_and_law(li2, finished_sweep, tmp_path):
 def test_console_script_runs_as_a_process(live_service, alice, finished_exp):
     """The installed `li2` entry point, with the token from the environment (no arguments)."""
     env = {"LI2_URL": live_service.url, "LI2_TOKEN": alice, "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([str(LI2), "status", finished_exp.id, "--json"], env=env, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [str(LI2), "status", finished_exp.id, "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["id"] == finished_exp.id
 
@@ -123,4 +127,4 @@ def test_health_and_cancel_finished_run(li2, finished_exp):
     code, out, _ = li2("health", "--json")
     assert code == 0 and json.loads(out)["status"] == "ok"
     code, _, err = li2("cancel", finished_exp.id)
-    assert code == 1 and "Conflict" in err                # a finished run cannot be cancelled
+    assert code == 1 and "Conflict" in err  # a finished run cannot be cancelled

@@ -1,4 +1,5 @@
 """Where the SDK finds url and token: arguments > environment > config file (profiles) > default."""
+
 import json
 
 import pytest

@@ -4,6 +4,7 @@ The server answers from a script of (status, headers, body) and records every re
 each test shows how many times the SDK really sent a request — the point of the policy is that a
 submit without an Idempotency-Key is never sent twice.
 """
+
 import json
 import socket
 import threading
@@ -11,8 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from li2_client import (AuthError, Client, Conflict, Li2Error, NotFound, QuotaExceeded, ServerError,
-                        ValidationError)
+from li2_client import AuthError, Client, Conflict, Li2Error, NotFound, QuotaExceeded, ServerError, ValidationError
 from li2_client.http import Transport, backoff_delay, is_idempotent
 
 
@@ -28,8 +28,9 @@ class ScriptedServer:
             def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                outer.requests.append({"method": self.command, "path": self.path,
-                                       "headers": dict(self.headers), "body": body})
+                outer.requests.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                )
                 status, headers, payload = outer.script[min(len(outer.requests), len(outer.script)) - 1]
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
@@ -73,7 +74,7 @@ def free_port():
 
 def test_backoff_grows_exponentially_with_cap_and_jitter():
     assert [backoff_delay(i, 0.5, 4.0, rng=lambda: 1.0) for i in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
-    assert backoff_delay(2, 0.5, 30, rng=lambda: 0.0) == 1.0     # jitter keeps at least half
+    assert backoff_delay(2, 0.5, 30, rng=lambda: 0.0) == 1.0  # jitter keeps at least half
 
 
 def test_which_requests_are_idempotent():
@@ -113,8 +114,10 @@ def test_submit_sends_one_key_and_retries_with_the_same_key(server):
     assert (exp.id, exp.status) == ("abc", "queued")
     keys = [r["headers"].get("Idempotency-Key") for r in server.requests]
     assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
-    assert json.loads(server.requests[0]["body"]) == {"spec": {"task": {"group": "cyclic", "order": 11}},
-                                                       "force": False}
+    assert json.loads(server.requests[0]["body"]) == {
+        "spec": {"task": {"group": "cyclic", "order": 11}},
+        "force": False,
+    }
     client.submit({"task": {}}, idempotency_key="mine")
     assert server.requests[-1]["headers"]["Idempotency-Key"] == "mine"
 
@@ -148,9 +151,21 @@ def test_connection_errors_retry_get_but_not_post():
     assert sleeps == []
 
 
-@pytest.mark.parametrize("status, cls", [(401, AuthError), (403, AuthError), (404, NotFound), (400, ValidationError),
-                                         (422, ValidationError), (413, ValidationError), (409, Conflict),
-                                         (429, QuotaExceeded), (500, ServerError), (418, Li2Error)])
+@pytest.mark.parametrize(
+    "status, cls",
+    [
+        (401, AuthError),
+        (403, AuthError),
+        (404, NotFound),
+        (400, ValidationError),
+        (422, ValidationError),
+        (413, ValidationError),
+        (409, Conflict),
+        (429, QuotaExceeded),
+        (500, ServerError),
+        (418, Li2Error),
+    ],
+)
 def test_status_codes_map_to_typed_errors(server, status, cls):
     server.script = [(status, {}, {"code": status, "status": "x", "message": f"m{status}"})]
     with pytest.raises(cls) as info:
@@ -159,8 +174,11 @@ def test_status_codes_map_to_typed_errors(server, status, cls):
 
 
 def test_validation_errors_are_flattened_to_dotted_fields(server):
-    body = {"code": 422, "message": "invalid spec",
-            "errors": {"json": {"task": {"order": ["must be at least 2"]}, "training": {"lr": ["bad", "worse"]}}}}
+    body = {
+        "code": 422,
+        "message": "invalid spec",
+        "errors": {"json": {"task": {"order": ["must be at least 2"]}, "training": {"lr": ["bad", "worse"]}}},
+    }
     server.script = [(422, {}, body)]
     with pytest.raises(ValidationError) as info:
         transport(server.url, []).post_json("/experiments", {})
@@ -183,11 +201,20 @@ def test_401_message_says_where_the_token_came_from(server):
 
 
 def test_list_walks_every_page(server):
-    pages = [{"items": [{"id": f"e{i}", "status": "queued"} for i in range(p * 100, min(p * 100 + 100, 230))],
-              "page": p + 1, "page_size": 100, "total": 230} for p in range(3)]
+    pages = [
+        {
+            "items": [{"id": f"e{i}", "status": "queued"} for i in range(p * 100, min(p * 100 + 100, 230))],
+            "page": p + 1,
+            "page_size": 100,
+            "total": 230,
+        }
+        for p in range(3)
+    ]
     server.script = [(200, {}, page) for page in pages]
     ids = [e.id for e in Client(server.url, token="t").list(status="queued")]
     assert ids == [f"e{i}" for i in range(230)]
     assert [r["path"].split("?")[1] for r in server.requests] == [
-        "status=queued&page=1&page_size=100", "status=queued&page=2&page_size=100",
-        "status=queued&page=3&page_size=100"]
+        "status=queued&page=1&page_size=100",
+        "status=queued&page=2&page_size=100",
+        "status=queued&page=3&page_size=100",
+    ]

@@ -1,8 +1,8 @@
 """Each typed exception, triggered for real by the running service."""
+
 import pytest
 
 from li2_client import AuthError, Client, NotFound, QuotaExceeded, Spec, ValidationError
-
 
 
 def test_bad_token_is_auth_error(live_service):
@@ -42,7 +42,7 @@ def test_unknown_and_foreign_ids_are_not_found(client, live_service, finished_ex
         client.get("0" * 32)
     bob = Client(live_service.url, token=live_service.create_user("bob_nf"))
     with pytest.raises(NotFound):
-        bob.get(finished_exp.id)                          # alice's run is invisible to bob
+        bob.get(finished_exp.id)  # alice's run is invisible to bob
     with pytest.raises(NotFound):
         bob.get_sweep("f" * 32)
 

@@ -1,5 +1,6 @@
 """The SDK against the real service: submit → wait → metrics, timeline, features, predictions,
 checkpoints, plots; cached and forced resubmits; cancel; listing."""
+
 import json
 import struct
 
@@ -8,7 +9,6 @@ import pytest
 
 from li2_client import Conflict, Experiment, Features, Predictions, RunFailed, Timeline, WaitTimeout
 
-
 STAGES = ("lazy", "independent", "interactive")
 
 
@@ -16,7 +16,7 @@ def test_submit_wait_and_progress(finished_exp, limits):
     exp = finished_exp
     assert exp.status == "succeeded" and exp.done
     assert exp.progress["epoch"] == exp.progress["epochs"] == limits["tiny_epochs"]
-    assert exp.spec["task"] == {"group": "cyclic", "order": 11, "operands": 2}   # normalised by the server
+    assert exp.spec["task"] == {"group": "cyclic", "order": 11, "operands": 2}  # normalised by the server
     assert 0.0 <= exp.summary["train_acc"] <= 1.0 and isinstance(exp.summary["grokked"], bool)
 
 
@@ -27,12 +27,12 @@ def test_metrics_are_full_curves_as_a_dataframe(finished_exp, tmp_path, limits):
         assert col in df.columns
     epochs = df["epoch"].tolist()
     assert epochs == sorted(set(epochs)) and epochs[0] == 0
-    assert limits["tiny_epochs"] - 1 <= epochs[-1] <= limits["tiny_epochs"]   # trained to the end
+    assert limits["tiny_epochs"] - 1 <= epochs[-1] <= limits["tiny_epochs"]  # trained to the end
     assert df["train_acc"].between(0, 1).all()
     csv_path = finished_exp.metrics_csv(tmp_path / "m.csv")
     lines = csv_path.read_text().splitlines()
     assert lines[0].split(",") == list(df.columns)
-    assert len(lines) - 1 == len(df)                     # the CSV export has every row too
+    assert len(lines) - 1 == len(df)  # the CSV export has every row too
 
 
 def test_timeline_is_typed(finished_exp, limits):
@@ -40,8 +40,8 @@ def test_timeline_is_typed(finished_exp, limits):
     assert isinstance(tl, Timeline) and tl.stages
     assert tl.stages[0].name == "lazy" and tl.stages[0].start_epoch == 0
     assert all(s.name in STAGES for s in tl.stages)
-    for a, b in zip(tl.stages, tl.stages[1:]):
-        assert a.end_epoch == b.start_epoch               # stages tile the run
+    for a, b in zip(tl.stages, tl.stages[1:], strict=False):
+        assert a.end_epoch == b.start_epoch  # stages tile the run
     assert tl.stages[-1].end_epoch <= limits["tiny_epochs"]
     assert set(tl.events) >= {"memorized", "generalized"}
     assert tl.censored == (finished_exp.summary["grokked"] is False)
@@ -51,7 +51,7 @@ def test_features_and_predictions(finished_exp):
     f = finished_exp.features()
     assert isinstance(f, Features) and f.is_group
     nontrivial = [lab for lab in f.labels if lab != "trivial"]
-    assert len(f.labels) == 6 and len(nontrivial) == 5   # Z_11: trivial + five frequency pairs
+    assert len(f.labels) == 6 and len(nontrivial) == 5  # Z_11: trivial + five frequency pairs
     assert 0 < len(f.power) <= 64 and all(len(row) == 6 for row in f.power)
     assert 0.0 <= f.coverage <= 1.0 and set(f.covered) | set(f.missing) == set(nontrivial)
     p = finished_exp.predictions()
@@ -67,16 +67,17 @@ def test_checkpoint_download_is_safetensors(finished_exp, tmp_path):
     path = finished_exp.download_checkpoint(last["epoch"], tmp_path / "ck.safetensors")
     blob = path.read_bytes()
     assert len(blob) == last["size"]
-    (header_len,) = struct.unpack("<Q", blob[:8])        # safetensors: u64 header size, JSON header
-    assert isinstance(json.loads(blob[8:8 + header_len]), dict)
+    (header_len,) = struct.unpack("<Q", blob[:8])  # safetensors: u64 header size, JSON header
+    assert isinstance(json.loads(blob[8 : 8 + header_len]), dict)
 
 
 def test_plots_from_api_data(finished_exp, tmp_path):
     """The SDK's own, self-contained pictures, drawn from the API's JSON."""
     paths = finished_exp.plot(tmp_path / "plots")
     assert paths and all(p.exists() and p.read_bytes()[:4] == b"\x89PNG" for p in paths)
-    assert sorted(p.name for p in paths) == sorted([f"curves_{finished_exp.id[:8]}.png",
-                                                     f"spectrum_{finished_exp.id[:8]}.png"])
+    assert sorted(p.name for p in paths) == sorted(
+        [f"curves_{finished_exp.id[:8]}.png", f"spectrum_{finished_exp.id[:8]}.png"]
+    )
 
 
 def test_same_spec_is_cached_and_get_list_find_it(client, finished_exp, tiny):
@@ -91,7 +92,7 @@ def test_same_spec_is_cached_and_get_list_find_it(client, finished_exp, tiny):
 def test_forced_run_times_out_then_cancels(client, finished_exp, tiny):
     exp = client.submit(tiny(epochs=20000), force=True)
     assert isinstance(exp, Experiment) and exp.id != finished_exp.id and not exp.cached
-    assert exp.predictions().order == 11                 # available before the run has started
+    assert exp.predictions().order == 11  # available before the run has started
     with pytest.raises(WaitTimeout, match=exp.id):
         exp.wait(timeout=0.5, poll=0.2, progress=False)
     with pytest.raises(Conflict, match="finished"):
@@ -102,7 +103,7 @@ def test_forced_run_times_out_then_cancels(client, finished_exp, tiny):
         exp.wait(timeout=120, poll=0.5, progress=False)
     assert exp.status == "cancelled"
     with pytest.raises(Conflict):
-        client.cancel(exp.id)                            # already final
+        client.cancel(exp.id)  # already final
 
 
 def test_same_idempotency_key_gives_the_same_run_even_forced(client, tiny):

@@ -1,8 +1,8 @@
 """Sweeps against the real service: progress, runs as a DataFrame, the fitted scaling law, plot."""
+
 import pytest
 
 from li2_client import ScalingLaw, Sweep
-
 
 
 def test_sweep_finishes_with_every_run_counted(finished_sweep):
@@ -16,21 +16,30 @@ def test_runs_dataframe_has_dotted_spec_columns_and_summaries(finished_sweep, li
     grid = limits["sweep_grid"]
     df = finished_sweep.runs()
     assert len(df) == 8
-    for col in ("id", "status", "task.order", "data.train_fraction", "seed", "model.hidden",
-                "summary.test_acc", "summary.grokked"):
+    for col in (
+        "id",
+        "status",
+        "task.order",
+        "data.train_fraction",
+        "seed",
+        "model.hidden",
+        "summary.test_acc",
+        "summary.grokked",
+    ):
         assert col in df.columns, col
     grid_points = {(r["task.order"], r["data.train_fraction"], r["seed"]) for _, r in df.iterrows()}
-    assert grid_points == {(m, f, s) for m in grid["task.order"] for f in grid["data.train_fraction"]
-                           for s in grid["seed"]}
+    assert grid_points == {
+        (m, f, s) for m in grid["task.order"] for f in grid["data.train_fraction"] for s in grid["seed"]
+    }
 
 
 def test_scaling_law_is_typed_and_consistent(finished_sweep, tmp_path):
     law = finished_sweep.scaling_law()
     assert isinstance(law, ScalingLaw)
     assert {p.M for p in law.critical} == {11, 13}
-    for p in law.critical:                               # each order grokked at 0.9 and not at 0.3
-        assert 0.3 * p.M ** 2 <= p.n_star <= 0.9 * p.M ** 2, p
-        assert p.p_star == pytest.approx(p.n_star / p.M ** 2)
+    for p in law.critical:  # each order grokked at 0.9 and not at 0.3
+        assert 0.3 * p.M**2 <= p.n_star <= 0.9 * p.M**2, p
+        assert p.p_star == pytest.approx(p.n_star / p.M**2)
     lo, hi = law.ci95
     assert law.c > 0 and (lo is None or lo <= law.c <= hi)
     assert law.predict(13) == pytest.approx(law.c * 13 * 2.564949, rel=1e-5)

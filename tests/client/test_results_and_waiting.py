@@ -1,4 +1,5 @@
 """Typed result views, the waiting loop (fake clock, no sleeping) and the offline plots."""
+
 import pytest
 
 from li2_client import Features, ScalingLaw, Timeline, WaitTimeout
@@ -7,25 +8,51 @@ from li2_client.polling import wait_for
 
 TIMELINE = {
     "stages": [
-        {"name": "lazy", "start_epoch": 0, "end_epoch": 40, "criterion": "memorized", "values": {"train_acc": 1.0},
-         "open": False},
-        {"name": "independent", "start_epoch": 40, "end_epoch": 120, "criterion": "none fired (stage still open)",
-         "values": {}, "open": True},
+        {
+            "name": "lazy",
+            "start_epoch": 0,
+            "end_epoch": 40,
+            "criterion": "memorized",
+            "values": {"train_acc": 1.0},
+            "open": False,
+        },
+        {
+            "name": "independent",
+            "start_epoch": 40,
+            "end_epoch": 120,
+            "criterion": "none fired (stage still open)",
+            "values": {},
+            "open": True,
+        },
     ],
     "events": {"memorized": 40, "generalized": None, "grokking_delay": None},
-    "censored": True, "stalled_in": "independent", "generalized_in": None,
+    "censored": True,
+    "stalled_in": "independent",
+    "generalized_in": None,
 }
 
 FEATURES = {
-    "group": True, "coverage": 0.8, "covered": ["1", "2", "3", "4"], "missing": ["5"],
-    "mean_concentration": 0.91, "nodes": {"dominant": ["1", "2"], "concentration": [0.9, 0.95]},
-    "spectrum": {"nodes": [3, 0], "labels": ["1", "2", "3", "4", "5"],
-                 "power": [[0.9, 0.1, 0.0, 0.0, 0.0], [0.1, 0.7, 0.2, 0.0, 0.0]]},
+    "group": True,
+    "coverage": 0.8,
+    "covered": ["1", "2", "3", "4"],
+    "missing": ["5"],
+    "mean_concentration": 0.91,
+    "nodes": {"dominant": ["1", "2"], "concentration": [0.9, 0.95]},
+    "spectrum": {
+        "nodes": [3, 0],
+        "labels": ["1", "2", "3", "4", "5"],
+        "power": [[0.9, 0.1, 0.0, 0.0, 0.0], [0.1, 0.7, 0.2, 0.0, 0.0]],
+    },
 }
 
-LAW = {"form": "c*M*ln(M)", "c": 2.7, "ci95": [2.5, 2.9], "r2": 0.98,
-       "critical": [{"M": 11, "n_star": 70.0, "p_star": 0.58}, {"M": 13, "n_star": 92.0, "p_star": 0.54}],
-       "alternatives": [{"form": "a*M^b", "aic": 3.2}]}
+LAW = {
+    "form": "c*M*ln(M)",
+    "c": 2.7,
+    "ci95": [2.5, 2.9],
+    "r2": 0.98,
+    "critical": [{"M": 11, "n_star": 70.0, "p_star": 0.58}, {"M": 13, "n_star": 92.0, "p_star": 0.54}],
+    "alternatives": [{"form": "a*M^b", "aic": 3.2}],
+}
 
 
 def test_timeline_view():
@@ -53,11 +80,18 @@ def test_scaling_law_view():
 
 
 def test_plots_write_pngs(tmp_path):
-    cols = {"epoch": [0, 50, 100, 120], "train_acc": [0.1, 0.9, 1.0, 1.0], "test_acc": [0.0, 0.1, None, 0.3],
-            "train_loss": [1.0, 0.3, 0.01, 0.005], "test_loss": [1.0, 0.9, 0.8, 0.7]}
-    paths = [plot_curves(cols, Timeline.from_dict(TIMELINE), tmp_path / "c.png"),
-             plot_spectrum(Features.from_dict(FEATURES), tmp_path / "s.png"),
-             plot_scaling_law(ScalingLaw.from_dict(LAW), tmp_path / "sub" / "l.png")]
+    cols = {
+        "epoch": [0, 50, 100, 120],
+        "train_acc": [0.1, 0.9, 1.0, 1.0],
+        "test_acc": [0.0, 0.1, None, 0.3],
+        "train_loss": [1.0, 0.3, 0.01, 0.005],
+        "test_loss": [1.0, 0.9, 0.8, 0.7],
+    }
+    paths = [
+        plot_curves(cols, Timeline.from_dict(TIMELINE), tmp_path / "c.png"),
+        plot_spectrum(Features.from_dict(FEATURES), tmp_path / "s.png"),
+        plot_scaling_law(ScalingLaw.from_dict(LAW), tmp_path / "sub" / "l.png"),
+    ]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -76,8 +110,15 @@ class FakeClock:
 def test_wait_for_returns_terminal_status():
     clock, statuses = FakeClock(), iter(["queued", "running", "running", "succeeded"])
     seen = []
-    out = wait_for(lambda: next(statuses), what="x", timeout=100, poll=1, on_update=lambda: seen.append(1),
-                   clock=clock, sleep=clock.sleep)
+    out = wait_for(
+        lambda: next(statuses),
+        what="x",
+        timeout=100,
+        poll=1,
+        on_update=lambda: seen.append(1),
+        clock=clock,
+        sleep=clock.sleep,
+    )
     assert out == "succeeded" and len(seen) == 4 and clock.t == 3
 
 
@@ -87,14 +128,15 @@ def test_wait_for_timeout_says_what_state_it_was_in(status, hint):
     with pytest.raises(WaitTimeout, match=hint) as info:
         wait_for(lambda: status, what="experiment abc", timeout=5, poll=2, clock=clock, sleep=clock.sleep)
     assert "experiment abc" in str(info.value) and "5 s" in str(info.value)
-    assert clock.t == 5                       # never sleeps past the deadline
+    assert clock.t == 5  # never sleeps past the deadline
 
 
 def test_progress_without_tqdm_prints_only_changes(monkeypatch, capsys):
     import sys
 
     from li2_client.polling import ProgressBar
-    monkeypatch.setitem(sys.modules, "tqdm", None)          # makes `import tqdm.auto` fail
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `import tqdm.auto` fail
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     bar = ProgressBar("abc", "epoch", enabled=True)
     for n in (0, 0, 5, 5):

@@ -1,4 +1,5 @@
 """CUDA agrees with the CPU (skipped without a GPU). Run with `pytest -m gpu tests/core`."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,8 +7,7 @@ import torch
 from li2.runner import run_batch
 from li2.trainer import BatchTrainer
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 def _close(a, b, loss_atol):
@@ -15,7 +15,7 @@ def _close(a, b, loss_atol):
     for col in ("train_loss", "test_loss"):
         np.testing.assert_allclose(a[col], b[col], rtol=1e-3, atol=loss_atol)
     for col in ("train_acc", "test_acc"):
-        np.testing.assert_allclose(a[col], b[col], atol=0.02)   # a rare argmax tie may flip
+        np.testing.assert_allclose(a[col], b[col], atol=0.02)  # a rare argmax tie may flip
 
 
 @pytest.mark.parametrize("fuse", [False, True], ids=["eager", "compiled"])
@@ -27,10 +27,12 @@ def test_cuda_matches_cpu(make_spec, fuse):
 
 
 def test_cuda_batch_equals_runs_alone(make_spec):
-    specs = [make_spec(order=13, hidden=64, epochs=30, seed=s, training={"lr": lr})
-             for s, lr in ((1, 0.01), (2, 0.003), (3, 0.02))]
+    specs = [
+        make_spec(order=13, hidden=64, epochs=30, seed=s, training={"lr": lr})
+        for s, lr in ((1, 0.01), (2, 0.003), (3, 0.02))
+    ]
     together = run_batch(specs, "cuda")
-    for spec, res in zip(specs, together):
+    for spec, res in zip(specs, together, strict=False):
         _close(res["metrics"], run_batch([spec], "cuda")[0]["metrics"], loss_atol=1e-5)
 
 
@@ -41,8 +43,14 @@ def test_muon_and_ridge_on_cuda_match_cpu(make_spec):
 
 
 def test_reference_run_groks_on_cuda(make_spec):
-    spec = make_spec(order=23, hidden=512, epochs=151, seed=5, fraction=0.9,
-                     training={"lr": 0.01, "weight_decay": 1e-4, "dense_until": 200})
+    spec = make_spec(
+        order=23,
+        hidden=512,
+        epochs=151,
+        seed=5,
+        fraction=0.9,
+        training={"lr": 0.01, "weight_decay": 1e-4, "dense_until": 200},
+    )
     res = run_batch([spec], "cuda")[0]
     assert res["environment"]["device"].startswith("cuda") and res["environment"]["device_name"]
     assert res["metrics"]["test_acc"][-1] >= 0.99

@@ -1,4 +1,5 @@
 """Every task kind builds a valid group (or the right function), and bad input names the problem."""
+
 import math
 
 import numpy as np
@@ -25,7 +26,7 @@ GROUPS = [
 def test_every_group_kind_satisfies_the_axioms(spec, order, abelian):
     task = build_task(spec)
     assert task.order == order and task.table.shape == (order, order)
-    identity, inverse = check_group(task.table)          # closure, identity, inverses, associativity
+    identity, inverse = check_group(task.table)  # closure, identity, inverses, associativity
     assert identity == task.identity == 0
     assert np.array_equal(inverse, task.inverse)
     assert task.is_abelian is abelian
@@ -46,19 +47,19 @@ def test_product_is_mixed_radix_addition():
 
 def test_multiplicative_group_multiplies_mod_p():
     task = build_task({"group": "multiplicative", "prime": 7})
-    assert task.table[2, 3] == (3 * 4) % 7 - 1          # elements 3 and 4 have indices 2 and 3
+    assert task.table[2, 3] == (3 * 4) % 7 - 1  # elements 3 and 4 have indices 2 and 3
 
 
 def test_quaternion_relations():
-    t = build_task({"group": "quaternion"}).table        # 0:1 1:-1 2:i 3:-i 4:j 5:-j 6:k 7:-k
-    assert t[2, 2] == 1 and t[4, 4] == 1 and t[6, 6] == 1   # i² = j² = k² = −1
-    assert t[2, 4] == 6 and t[4, 2] == 7                    # ij = k, ji = −k
+    t = build_task({"group": "quaternion"}).table  # 0:1 1:-1 2:i 3:-i 4:j 5:-j 6:k 7:-k
+    assert t[2, 2] == 1 and t[4, 4] == 1 and t[6, 6] == 1  # i² = j² = k² = −1
+    assert t[2, 4] == 6 and t[4, 2] == 7  # ij = k, ji = −k
 
 
 def test_symmetric_group_composes_permutations_in_lexicographic_order():
     t = build_task({"group": "symmetric", "n": 3}).table  # 0:(0,1,2) 1:(0,2,1) 2:(1,0,2) ...
-    assert t[1, 2] != t[2, 1]                               # S_3 is not commutative
-    assert t[1, 1] == 0                                     # a transposition squares to e
+    assert t[1, 2] != t[2, 1]  # S_3 is not commutative
+    assert t[1, 1] == 0  # a transposition squares to e
 
 
 def test_inputs_and_labels_fold_left_over_operands():
@@ -75,26 +76,46 @@ def test_expression_computes_the_polynomial():
     assert np.array_equal(task.table, (a[:, None] ** 2 + a[:, None] * a[None, :] + a[None, :] ** 2) % 7)
     assert not task.is_group and task.identity is None
     neg = build_task({"group": "expression", "expression": "-(x - 3*y)**3 + 5", "modulus": 11})
-    assert neg.table[4, 2] == (-(4 - 6) ** 3 + 5) % 11
+    assert neg.table[4, 2] == (-((4 - 6) ** 3) + 5) % 11
 
 
-@pytest.mark.parametrize("text", ["__import__('os').system('echo hi')", "x.__class__", "2**999", "x**y",
-                                  "z + 1", "1.5*x", "x / y", "open('f')", "x y", "(x + 1", "", "lambda: 1",
-                                  "x; y", "[x]", "x ** -1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('echo hi')",
+        "x.__class__",
+        "2**999",
+        "x**y",
+        "z + 1",
+        "1.5*x",
+        "x / y",
+        "open('f')",
+        "x y",
+        "(x + 1",
+        "",
+        "lambda: 1",
+        "x; y",
+        "[x]",
+        "x ** -1",
+    ],
+)
 def test_expressions_outside_the_grammar_are_rejected(text):
     with pytest.raises(SpecError) as err:
         build_task({"group": "expression", "expression": text, "modulus": 7})
     assert "task.expression" in err.value.errors
 
 
-@pytest.mark.parametrize("table,axiom", [
-    ([[0, 1], [1, 2]], "closure"),
-    ([[1, 1], [1, 1]], "identity"),
-    ([[0, 1], [1, 1]], "inverses"),
-    ([[0, 1, 2], [1, 0, 0], [2, 0, 0]], "associativity"),
-    ([[0, 1], [1]], "square"),
-    ([[0, 1], [1, "a"]], "integers"),
-])
+@pytest.mark.parametrize(
+    "table,axiom",
+    [
+        ([[0, 1], [1, 2]], "closure"),
+        ([[1, 1], [1, 1]], "identity"),
+        ([[0, 1], [1, 1]], "inverses"),
+        ([[0, 1, 2], [1, 0, 0], [2, 0, 0]], "associativity"),
+        ([[0, 1], [1]], "square"),
+        ([[0, 1], [1, "a"]], "integers"),
+    ],
+)
 def test_bad_tables_name_the_failing_axiom(table, axiom):
     with pytest.raises(SpecError) as err:
         build_task({"group": "table", "table": table})
@@ -107,10 +128,15 @@ def test_a_valid_user_table_is_accepted():
     assert task.is_group and task.is_abelian and task.identity == 0
 
 
-@pytest.mark.parametrize("spec,field", [({"group": "klein"}, "task.group"),
-                                        ({"group": "multiplicative", "prime": 9}, "task.prime"),
-                                        ({"group": "symmetric", "n": 7}, "task.n"),
-                                        ({"group": "product", "factors": [1, 3]}, "task.factors")])
+@pytest.mark.parametrize(
+    "spec,field",
+    [
+        ({"group": "klein"}, "task.group"),
+        ({"group": "multiplicative", "prime": 9}, "task.prime"),
+        ({"group": "symmetric", "n": 7}, "task.n"),
+        ({"group": "product", "factors": [1, 3]}, "task.factors"),
+    ],
+)
 def test_bad_group_parameters_name_the_field(spec, field):
     with pytest.raises(SpecError) as err:
         build_task(spec)

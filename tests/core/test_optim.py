@@ -1,4 +1,5 @@
 """The batched optimizers follow torch.optim's update rules on a single run, and Muon is MuonEnhanced."""
+
 import pytest
 import torch
 
@@ -7,27 +8,29 @@ from li2.optim import BatchOptimizer, lr_factor, newton_schulz5
 
 def _quadratic_grads(params):
     """Gradients of a fixed smooth loss, so both optimizers see the same trajectory."""
-    loss = sum((p.sin() * torch.arange(p.numel()).view_as(p).float().cos()).sum() + 0.5 * (p ** 2).sum()
-               for p in params)
+    loss = sum((p.sin() * torch.arange(p.numel()).view_as(p).float().cos()).sum() + 0.5 * (p**2).sum() for p in params)
     return torch.autograd.grad(loss, params)
 
 
-@pytest.mark.parametrize("kind,cls,kwargs", [
-    ("sgd", torch.optim.SGD, {"momentum": 0.9}),
-    ("adam", torch.optim.Adam, {}),
-    ("adamw", torch.optim.AdamW, {}),
-])
+@pytest.mark.parametrize(
+    "kind,cls,kwargs",
+    [
+        ("sgd", torch.optim.SGD, {"momentum": 0.9}),
+        ("adam", torch.optim.Adam, {}),
+        ("adamw", torch.optim.AdamW, {}),
+    ],
+)
 def test_batched_optimizer_matches_torch_optim(kind, cls, kwargs):
     torch.manual_seed(0)
     init = {"W": torch.randn(6, 5), "Vt": torch.randn(5, 3)}
     lr, wd = 0.05, 0.01
     ref = [init["W"].clone().requires_grad_(), init["Vt"].clone().requires_grad_()]
     ref_opt = cls(ref, lr=lr, weight_decay=wd, **kwargs)
-    mine = {k: v.clone().unsqueeze(0).requires_grad_() for k, v in init.items()}   # R = 1
+    mine = {k: v.clone().unsqueeze(0).requires_grad_() for k, v in init.items()}  # R = 1
     opt = BatchOptimizer(kind, mine, momentum=torch.tensor([0.9]))
     for _ in range(25):
         ref_opt.zero_grad()
-        for p, g in zip(ref, _quadratic_grads(ref)):
+        for p, g in zip(ref, _quadratic_grads(ref), strict=False):
             p.grad = g
         ref_opt.step()
         grads = _quadratic_grads([mine["W"], mine["Vt"]])
@@ -70,7 +73,7 @@ def _muon_enhanced_reference(p, grads, lr, wd):
 
 def test_muon_matches_muon_enhanced_on_the_hidden_weights():
     torch.manual_seed(2)
-    K, d = 12, 8                                  # torch weight (K, d), K > d: transposed inside
+    K, d = 12, 8  # torch weight (K, d), K > d: transposed inside
     weight = torch.randn(K, d)
     grads = [torch.randn(K, d) for _ in range(4)]
     expected = _muon_enhanced_reference(weight.clone(), grads, lr=0.02, wd=0.1)
@@ -86,16 +89,20 @@ def test_newton_schulz_roughly_orthogonalises():
     g = torch.randn(1, 10, 30)
     x = newton_schulz5(g)[0]
     s = torch.linalg.svdvals(x)
-    assert s.min() > 0.5 and s.max() < 1.3      # quintic NS pushes singular values near 1
+    assert s.min() > 0.5 and s.max() < 1.3  # quintic NS pushes singular values near 1
 
 
 def test_schedules_match_torch_lr_schedulers():
     p = [torch.zeros(1, requires_grad=True)]
-    cases = [({"schedule": "step", "step_size": 3, "gamma": 0.5}, lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
-             ({"schedule": "multistep", "milestones": [2, 5], "gamma": 0.1},
-              lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [2, 5], 0.1)),
-             ({"schedule": "exponential", "gamma": 0.9}, lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)),
-             ({"schedule": "cosine"}, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10))]
+    cases = [
+        ({"schedule": "step", "step_size": 3, "gamma": 0.5}, lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+        (
+            {"schedule": "multistep", "milestones": [2, 5], "gamma": 0.1},
+            lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [2, 5], 0.1),
+        ),
+        ({"schedule": "exponential", "gamma": 0.9}, lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)),
+        ({"schedule": "cosine"}, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10)),
+    ]
     for training, make in cases:
         training = {"lr": 1.0, "epochs": 10, **training}
         opt = torch.optim.SGD(p, lr=1.0)

@@ -1,4 +1,5 @@
 """The batched trainer: batch independence, reproducibility, resume exactness, stopping, grokking."""
+
 import math
 
 import numpy as np
@@ -22,15 +23,17 @@ def _assert_same_curves(a, b, loss_tol=1e-5):
 
 
 def test_batched_runs_equal_individual_runs(make_spec):
-    specs = [make_spec(seed=1, epochs=40),
-             make_spec(seed=2, epochs=40, training={"lr": 0.003}),
-             make_spec(seed=3, epochs=40, training={"weight_decay": 1e-2}, model={"top_init_scale": 0.5})]
+    specs = [
+        make_spec(seed=1, epochs=40),
+        make_spec(seed=2, epochs=40, training={"lr": 0.003}),
+        make_spec(seed=3, epochs=40, training={"weight_decay": 1e-2}, model={"top_init_scale": 0.5}),
+    ]
     together = run_batch(specs, "cpu")
-    for spec, batched in zip(specs, together):
+    for spec, batched in zip(specs, together, strict=False):
         alone = run_batch([spec], "cpu")[0]
         _assert_same_curves(_curves(batched), _curves(alone))
         assert batched["dataset"] == alone["dataset"]
-    assert together[0]["dataset"]["hash"] != together[1]["dataset"]["hash"]   # own split per seed
+    assert together[0]["dataset"]["hash"] != together[1]["dataset"]["hash"]  # own split per seed
 
 
 def test_cpu_runs_are_reproducible_and_seed_dependent(make_spec):
@@ -42,10 +45,10 @@ def test_cpu_runs_are_reproducible_and_seed_dependent(make_spec):
 
 
 def test_measurement_cadence_and_columns(make_spec):
-    spec = make_spec(epochs=23)            # dense_until 10, eval_every 5
+    spec = make_spec(epochs=23)  # dense_until 10, eval_every 5
     result = run_batch([spec], "cpu")[0]
     m = result["metrics"]
-    assert m["epoch"] == list(range(10)) + [10, 15, 20, 22]
+    assert m["epoch"] == [*list(range(10)), 10, 15, 20, 22]
     assert set(COLUMNS) <= set(m)
     assert all(len(v) == len(m["epoch"]) for v in m.values())
     assert m["w_drift"][0] == 0.0 and m["w_drift"][-1] > 0
@@ -60,6 +63,7 @@ def test_gf_norm_is_the_papers_backpropagated_gradient(make_spec):
     spec = make_spec(epochs=1, model={"output_scale": 2.0})
     trainer = BatchTrainer([spec])
     from li2 import model as nn
+
     with torch.no_grad():
         f = nn.hidden(trainer.params, trainer.rows_train, trainer.shape)
         out = nn.output(f, trainer.params["Vt"], trainer.beta)
@@ -75,7 +79,7 @@ def test_resume_from_a_checkpoint_continues_exactly(make_spec):
     blobs = {}
     run_batch([spec], "cpu", on_checkpoint=lambda i, e, b: blobs.__setitem__(e, b), checkpoint_every=30)
     assert {0, 30, 60} <= set(blobs)
-    tensors, history, epoch, saved_spec = checkpoint.read(blobs[30])
+    tensors, _history, epoch, saved_spec = checkpoint.read(blobs[30])
     assert epoch == 30 and saved_spec == spec and "param.W" in tensors and "opt.W.exp_avg" in tensors
     resumed = run_batch([spec], "cpu", resume=[blobs[30]])[0]
     assert resumed["metrics"] == straight["metrics"]
@@ -96,28 +100,32 @@ def test_a_stopped_run_leaves_the_batch_and_says_so(make_spec):
     alone = run_batch([specs[0]], "cpu")[0]
     _assert_same_curves(res[0]["metrics"], alone["metrics"])
     # the stop left a checkpoint at epoch 3; resuming from it finishes exactly like an unstopped run
-    resumed = run_batch([specs[1]], "cpu", resume=[blobs[(1, 3)]])[0]   # epochs 0-2 ran in a batch of 2
+    resumed = run_batch([specs[1]], "cpu", resume=[blobs[(1, 3)]])[0]  # epochs 0-2 ran in a batch of 2
     _assert_same_curves(resumed["metrics"], run_batch([specs[1]], "cpu")[0]["metrics"])
 
 
 def test_progress_callback_sees_every_measurement(make_spec):
     seen = []
     run_batch([make_spec(epochs=12)], "cpu", on_progress=lambda i, e, m: seen.append((i, e, m["train_loss"])))
-    assert [e for _, e, _ in seen] == list(range(10)) + [10, 11]
+    assert [e for _, e, _ in seen] == [*list(range(10)), 10, 11]
     assert all(i == 0 and math.isfinite(v) for i, _, v in seen)
 
 
-@pytest.mark.parametrize("overrides", [
-    {"training": {"optimizer": "sgd", "lr": 0.05}},
-    {"training": {"optimizer": "adamw"}},
-    {"training": {"optimizer": "muon", "lr": 0.02}},
-    {"training": {"loss": "nll"}},
-    {"training": {"schedule": "cosine"}},
-    {"model": {"activation": "relu", "extra_layers": 1}},
-    {"model": {"activation": "silu", "embedding_trainable": True}},
-    {"model": {"activation": "relusqr", "top_init_scale": 0.0}},
-    {"model": {"ridge_top": 0.1}},
-], ids=lambda o: str(o))
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"training": {"optimizer": "sgd", "lr": 0.05}},
+        {"training": {"optimizer": "adamw"}},
+        {"training": {"optimizer": "muon", "lr": 0.02}},
+        {"training": {"loss": "nll"}},
+        {"training": {"schedule": "cosine"}},
+        {"model": {"activation": "relu", "extra_layers": 1}},
+        {"model": {"activation": "silu", "embedding_trainable": True}},
+        {"model": {"activation": "relusqr", "top_init_scale": 0.0}},
+        {"model": {"ridge_top": 0.1}},
+    ],
+    ids=lambda o: str(o),
+)
 def test_every_option_trains_and_lowers_the_training_loss(make_spec, overrides):
     spec = make_spec(epochs=25, **overrides)
     m = run_batch([spec], "cpu")[0]["metrics"]
@@ -130,6 +138,7 @@ def test_ridge_top_sets_v_to_the_ridge_solution(make_spec):
     trainer = BatchTrainer([spec])
     trainer.train()
     from li2 import model as nn
+
     with torch.no_grad():
         f = nn.hidden(trainer.params, trainer.rows_train, trainer.shape)
         v = nn.ridge_top(f, trainer.y_train, 11, trainer.eta, trainer.beta)
@@ -141,12 +150,18 @@ def test_ridge_top_sets_v_to_the_ridge_solution(make_spec):
 
 def test_reference_logged_run_groks(make_spec):
     """The reference code's own log: Z_23, K=512, sqr, mse, Adam 0.01, wd 1e-4, 90 % train, seed 5."""
-    spec = make_spec(order=23, hidden=512, epochs=151, seed=5, fraction=0.9,
-                     training={"lr": 0.01, "weight_decay": 1e-4, "dense_until": 200})
+    spec = make_spec(
+        order=23,
+        hidden=512,
+        epochs=151,
+        seed=5,
+        fraction=0.9,
+        training={"lr": 0.01, "weight_decay": 1e-4, "dense_until": 200},
+    )
     res = run_batch([spec], "cpu")[0]
     m, s = res["metrics"], res["summary"]
     assert res["dataset"]["train_size"] == 476 and res["dataset"]["test_size"] == 53
-    first_train = next(e for e, a in zip(m["epoch"], m["train_acc"]) if a == 1.0)
-    first_test = next(e for e, a in zip(m["epoch"], m["test_acc"]) if a >= 0.99)
+    first_train = next(e for e, a in zip(m["epoch"], m["train_acc"], strict=False) if a == 1.0)
+    first_test = next(e for e, a in zip(m["epoch"], m["test_acc"], strict=False) if a >= 0.99)
     assert first_train < first_test <= 150
     assert m["test_acc"][-1] >= 0.99 and s["grokked"]

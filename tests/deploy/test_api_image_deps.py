@@ -5,6 +5,7 @@ safetensors and tqdm are absent there. This runs what the api container runs —
 `li2lab users create`, and requests through the WSGI app (submit, predictions, status, readiness) —
 in a Python that refuses to import those packages, against real PostgreSQL and Redis.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SCRIPT = r'''
+SCRIPT = r"""
 import contextlib, importlib.abc, io, sys
 
 BLOCKED = set(sys.argv[1].split(","))
@@ -53,7 +54,7 @@ for path in (f"/api/v1/experiments/{run}", f"/api/v1/experiments/{run}/predictio
 leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 assert not leaked, leaked
 print("api image OK")
-'''
+"""
 
 
 def worker_only_packages() -> list[str]:
@@ -69,6 +70,12 @@ def test_the_worker_extra_is_what_the_api_image_leaves_out():
 def test_the_api_works_without_the_worker_extra(postgres_url, redis_url, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
     env.update(LI2_DATABASE_URL=postgres_url, LI2_BROKER_URL=redis_url)
-    done = subprocess.run([sys.executable, "-c", SCRIPT, ",".join(worker_only_packages())],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, ",".join(worker_only_packages())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0 and "api image OK" in done.stdout, done.stdout + done.stderr

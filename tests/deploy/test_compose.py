@@ -7,6 +7,7 @@ published, the API on loopback only, Redis persistent and non-evicting, one rese
 with init, a checkpoint-length stop grace period and a healthcheck, and secrets that must come
 from .env and that the service refuses while they are still placeholders.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,6 +37,7 @@ class MissingVariable(Exception):
 
 def interpolate(text: str, env: dict[str, str]) -> str:
     """Substitute variables as compose does; a `:?`/`?` variable that is unset stops with its message."""
+
     def sub(m: re.Match) -> str:
         if m.group(0) == "$$":
             return "$"
@@ -50,6 +52,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
                 raise MissingVariable(f"{name}: {arg}")
             return value
         return value or ""
+
     return _VAR.sub(sub, text)
 
 

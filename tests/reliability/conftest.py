@@ -4,6 +4,7 @@ Every fault test gets its own database (tests/conftest.py's `postgres_url`), its
 on a free loopback port (never the shared one on 6379, which the tests stop and restart), and the
 short recovery knobs below, so a killed worker's lease expires in seconds instead of a minute.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import stack` (pytest runs in importlib mode)
 
-from stack import RedisServer, Stack  # noqa: E402
+from stack import RedisServer, Stack
 
 # Recovery knobs of the fault tests (production defaults: 5 s, 60 s, 30 s, 50 epochs, 60 s).
 FAST_RECOVERY = {

@@ -7,16 +7,20 @@ and the database, which is the service's record of truth.
 
 Used by tests/reliability (fixtures in its conftest.py) and by bench/load_test.py.
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 import sqlalchemy as sa
@@ -51,9 +55,13 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
 
 def small_spec(epochs: int, seed: int = 1, order: int = 11, hidden: int = 64, **training: Any) -> dict:
     """A CPU-sized experiment: Z_order, K=hidden, full-batch Adam for `epochs` epochs."""
-    return {"task": {"group": "cyclic", "order": order}, "data": {"train_fraction": 0.5},
-            "model": {"hidden": hidden}, "training": {"epochs": epochs, "eval_every": 10, **training},
-            "seed": seed}
+    return {
+        "task": {"group": "cyclic", "order": order},
+        "data": {"train_fraction": 0.5},
+        "model": {"hidden": hidden},
+        "training": {"epochs": epochs, "eval_every": 10, **training},
+        "seed": seed,
+    }
 
 
 def run_locally(spec: dict, workdir: Path) -> dict:
@@ -64,8 +72,14 @@ def run_locally(spec: dict, workdir: Path) -> dict:
     spec_path.write_text(json.dumps(spec))
     out = workdir / "reference"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run([PYTHON, "-m", "li2lab", "run", str(spec_path), "--out", str(out), "--device", "cpu"],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [PYTHON, "-m", "li2lab", "run", str(spec_path), "--out", str(out), "--device", "cpu"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, f"li2lab run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return json.loads((out / "result.json").read_text())
 
@@ -103,8 +117,15 @@ class Proc:
         self.argv = argv
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.popen = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     @property
     def pid(self) -> int:
@@ -120,10 +141,8 @@ class Proc:
 
     def kill_group(self, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to every process of the group (a container being killed takes all of them)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def wait(self, timeout: float) -> int | None:
         try:
@@ -160,8 +179,21 @@ class RedisServer:
         self.proc: Proc | None = None
 
     def start(self) -> None:
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                "--appendonly", "no", "--dir", str(self.dir), "--maxmemory-policy", "noeviction"]
+        argv = [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
+            "--maxmemory-policy",
+            "noeviction",
+        ]
         self.proc = Proc(f"redis-{self.port}", argv, dict(os.environ), self.dir)
         wait_until(self.ping, 10, f"redis-server on port {self.port}")
 
@@ -216,14 +248,16 @@ class Stack:
         self.database_url = database_url
         self.broker_url = broker_url
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
-        self.env.update({
-            "LI2_DATABASE_URL": database_url,
-            "LI2_BROKER_URL": broker_url,
-            "LI2_WORKER_DEVICE": "cpu",
-            "PYTHONUNBUFFERED": "1",
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-        })
+        self.env.update(
+            {
+                "LI2_DATABASE_URL": database_url,
+                "LI2_BROKER_URL": broker_url,
+                "LI2_WORKER_DEVICE": "cpu",
+                "PYTHONUNBUFFERED": "1",
+                "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1",
+            }
+        )
         self.env.update({k: str(v) for k, v in settings.items()})
         self.engine = make_engine(database_url)
         prepare_database(self.engine)  # the Alembic migrations, as production runs them
@@ -243,9 +277,22 @@ class Stack:
         """
         self._api_starts += 1
         if server == "gunicorn":
-            argv = [PYTHON, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
-                    "--threads", "8", "--worker-class", "gthread", "--timeout", "60",
-                    "li2_service.wsgi:app"]
+            argv = [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--threads",
+                "8",
+                "--worker-class",
+                "gthread",
+                "--timeout",
+                "60",
+                "li2_service.wsgi:app",
+            ]
         else:
             argv = [PYTHON, "-m", "li2lab", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.api_proc = Proc(f"api-{self._api_starts}", argv, self.env, self.logs)
@@ -287,10 +334,10 @@ class Stack:
 
     def note(self, event: str) -> None:
         """Append a timestamped line to logs/events.log (the test's own actions, next to the process logs)."""
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         with open(self.logs / "events.log", "a") as f:
-            f.write(f"[{datetime.now(timezone.utc).isoformat(timespec='milliseconds')}] {event}\n")
+            f.write(f"[{datetime.now(UTC).isoformat(timespec='milliseconds')}] {event}\n")
 
     # ---- accounts and HTTP -----------------------------------------------------------------
 
@@ -312,7 +359,9 @@ class Stack:
         from li2_store import models
 
         with self.engine.connect() as c:
-            row = c.execute(sa.select(models.Experiment.__table__).where(models.Experiment.id == exp_id)).mappings().one()
+            row = (
+                c.execute(sa.select(models.Experiment.__table__).where(models.Experiment.id == exp_id)).mappings().one()
+            )
             return dict(row)
 
     def count(self, model, **where: Any) -> int:
@@ -338,8 +387,9 @@ class Stack:
 
         t = models.Experiment.__table__
         with self.engine.connect() as c:
-            left = c.execute(sa.select(t.c.id, t.c.status, t.c.claimed_by)
-                             .where(t.c.status.in_(("queued", "running")))).all()
+            left = c.execute(
+                sa.select(t.c.id, t.c.status, t.c.claimed_by).where(t.c.status.in_(("queued", "running")))
+            ).all()
         assert not left, f"runs left active after the test: {left}\n{self.tail_logs()}"
 
     def status(self, exp_id: str) -> str:
@@ -347,9 +397,11 @@ class Stack:
 
     def wait_status(self, exp_id: str, statuses: tuple[str, ...], timeout: float) -> dict:
         """Wait until the run's DB status is one of `statuses`; return the row."""
+
         def check():
             row = self.experiment(exp_id)
             return row if row["status"] in statuses else None
+
         try:
             return wait_until(check, timeout, f"run {exp_id} to reach {statuses}", 0.2)
         except AssertionError as exc:

@@ -5,12 +5,13 @@ behind that. Cancelling the waiting run ends it at once (it never starts); cance
 run stops it at its next heartbeat, and the next queued run then starts on the freed slot and
 succeeds. The cancelled run keeps what it learned (a partial result) and is never retried.
 """
+
 from __future__ import annotations
 
 import pytest
+from stack import small_spec
 
 from li2_store import models
-from stack import small_spec
 
 pytestmark = pytest.mark.slow
 

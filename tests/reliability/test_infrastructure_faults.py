@@ -7,15 +7,16 @@
 - The API process is killed mid-sweep and started again: the sweep completes and every one of its
   runs has exactly one result.
 """
+
 from __future__ import annotations
 
 import signal
 
 import pytest
+from stack import small_spec, wait_until
 
 from li2_store import models
 from li2_store.db import utcnow
-from stack import small_spec, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +48,10 @@ def test_redis_restart_loses_nothing(stack, redis_server):
     stack.note("Redis started again, empty")
 
     rows = assert_each_succeeded_once(stack, [long_id, *waiting], 240)
-    stack.note(f"all {len(rows)} runs succeeded: " + ", ".join(f"{r['id'][:8]} attempt {r['attempt']} "
-                                                              f"enqueued {r['enqueued_at']}" for r in rows))
+    stack.note(
+        f"all {len(rows)} runs succeeded: "
+        + ", ".join(f"{r['id'][:8]} attempt {r['attempt']} enqueued {r['enqueued_at']}" for r in rows)
+    )
     for row in rows[1:]:
         assert row["enqueued_at"] > outage_started, f"run {row['id']} was never re-enqueued after the outage"
     assert "re-enqueueing" in stack.workers["a"].log()

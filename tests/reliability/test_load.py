@@ -3,6 +3,7 @@
 The full run (50 clients, 30 s) writes BENCHMARKS.md; here 8 clients for 6 s prove the harness
 works end to end: the script exits 0 only when every answer was checked and found right.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_load_test_runs_briefly_with_no_wrong_answers(tmp_path, postgres_url):
     # postgres_url: only to skip/fail like the other PostgreSQL tests when the server is absent
     out = tmp_path / "load.json"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "load_test.py"), "--clients", "8", "--duration", "6",
-                           "--q2s-samples", "2", "--json", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=280)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "load_test.py"),
+            "--clients",
+            "8",
+            "--duration",
+            "6",
+            "--q2s-samples",
+            "2",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     figures = json.loads(out.read_text())
     assert figures["errors"] == 0, figures["error_samples"]
@@ -40,7 +56,9 @@ def test_write_section_replaces_only_its_own_markers(tmp_path):
     load_test = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(load_test)
     doc = tmp_path / "BENCHMARKS.md"
-    other = "# Benchmarks\n\n## Trainer throughput\n<!-- bench_trainer cpu -->\n| a | b |\n<!-- end bench_trainer cpu -->\n"
+    other = (
+        "# Benchmarks\n\n## Trainer throughput\n<!-- bench_trainer cpu -->\n| a | b |\n<!-- end bench_trainer cpu -->\n"
+    )
     doc.write_text(other)
     load_test.write_section(doc, f"{load_test.START}\nfirst\n{load_test.END}")
     load_test.write_section(doc, f"{load_test.START}\nsecond\n{load_test.END}")

@@ -6,18 +6,18 @@
 - A message serialized with pickle whose unpickling would run a shell command: the worker refuses
   to decode it (JSON only), nothing is executed, and the worker goes on serving real runs.
 """
+
 from __future__ import annotations
 
 import os
 import re
 
 import pytest
+from stack import small_spec, wait_until
 
 from li2_store import models
-from li2_store.producer import TASK_NAME
+from li2_store.producer import TASK_NAME, send_batch
 from li2_worker.celery_app import make_celery
-from li2_store.producer import send_batch
-from stack import small_spec, wait_until
 
 pytestmark = pytest.mark.slow
 

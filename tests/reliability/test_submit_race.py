@@ -5,14 +5,15 @@ PostgreSQL. Every answer names the same experiment; exactly one of them is the 2
 the others are 200 "cached"; the table holds one row. The same holds for a forced submit repeated
 with one Idempotency-Key. No worker is needed: the runs stay queued.
 """
+
 from __future__ import annotations
 
 import threading
 
 import pytest
+from stack import small_spec
 
 from li2_store import models
-from stack import small_spec
 
 pytestmark = pytest.mark.slow
 

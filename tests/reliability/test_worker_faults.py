@@ -5,15 +5,16 @@ either killed with SIGKILL (its whole process group: an OOM kill or a crashed ho
 (a container stop). The other must finish the run from the newest checkpoint: exactly one result,
 the attempt counter at 2, and curves identical to an uninterrupted run of the same spec.
 """
+
 from __future__ import annotations
 
 import signal
 
 import pytest
 from safetensors.torch import load as load_safetensors
+from stack import curves_mismatch, run_locally, small_spec, wait_until
 
 from li2_store import models
-from stack import curves_mismatch, run_locally, small_spec, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +25,18 @@ def submit_and_wait_for_checkpoint(stack, api, spec: dict, min_epoch: int) -> st
     r = api.post("/experiments", json=spec)
     assert r.status_code == 202, r.text
     exp_id = r.json()["id"]
-    wait_until(lambda: (stack.resume_checkpoint_epoch(exp_id) or 0) >= min_epoch, 120,
-               f"a resume checkpoint at epoch >= {min_epoch}")
+    wait_until(
+        lambda: (stack.resume_checkpoint_epoch(exp_id) or 0) >= min_epoch,
+        120,
+        f"a resume checkpoint at epoch >= {min_epoch}",
+    )
     assert stack.status(exp_id) == "running"
     return exp_id
 
 
-def assert_finished_once_from_checkpoint(stack, api, exp_id: str, victim: str, ckpt_epoch: int, tmp_path,
-                                         spec: dict) -> dict:
+def assert_finished_once_from_checkpoint(
+    stack, api, exp_id: str, victim: str, ckpt_epoch: int, tmp_path, spec: dict
+) -> dict:
     row = stack.wait_status(exp_id, ("succeeded", "failed", "cancelled"), 180)
     stack.note(f"run {exp_id} {row['status']}, attempt {row['attempt']}, started {row['started_at']}")
     assert row["status"] == "succeeded", row
@@ -39,8 +44,9 @@ def assert_finished_once_from_checkpoint(stack, api, exp_id: str, victim: str, c
     assert stack.count(models.Result, experiment_id=exp_id) == 1
     heir = stack.worker_holding(exp_id)
     assert heir != victim
-    assert f"run {exp_id} attempt 2: resuming from epoch {ckpt_epoch}" in stack.workers[heir].log(), \
+    assert f"run {exp_id} attempt 2: resuming from epoch {ckpt_epoch}" in stack.workers[heir].log(), (
         "the second attempt did not resume from the newest checkpoint"
+    )
     body = api.get(f"/experiments/{exp_id}").json()
     assert body["status"] == "succeeded" and body["attempt"] == 2 and body["progress"]["epoch"] == EPOCHS
 
@@ -99,8 +105,9 @@ def test_sigterm_checkpoints_and_the_run_resumes_elsewhere(stack, tmp_path):
     stack.workers[victim].send(signal.SIGTERM)  # to the main process only, as `docker stop` does
     assert stack.workers[victim].wait(60) is not None, "the worker did not exit after SIGTERM"
     ckpt_epoch = stack.resume_checkpoint_epoch(exp_id)
-    assert ckpt_epoch is not None and seen <= ckpt_epoch < EPOCHS, \
+    assert ckpt_epoch is not None and seen <= ckpt_epoch < EPOCHS, (
         f"after SIGTERM at epoch >= {seen} the newest checkpoint is at {ckpt_epoch}\n{stack.tail_logs()}"
+    )
 
     body = assert_finished_once_from_checkpoint(stack, api, exp_id, victim, ckpt_epoch, tmp_path, spec)
     assert body["max_attempts"] >= 3  # a graceful stop does not use up a retry

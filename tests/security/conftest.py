@@ -6,6 +6,7 @@ production code path; no worker runs, so submitted runs simply stay queued. Thre
 and root (admin). `world` holds one of alice's experiments with a finished result and stored
 checkpoints, and one of alice's sweeps, so read/download routes have something to leak.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import security_specs` (importlib mode)
 
-from security_specs import VALID_SPEC  # noqa: E402
+from security_specs import VALID_SPEC
 
 COUNTED_TABLES = ("users", "sweeps", "experiments", "results", "checkpoints")
 
@@ -30,9 +31,9 @@ class World:
     alice: str
     bob: str
     root: str
-    experiment_id: str      # alice's, with a result and checkpoints
-    sweep_id: str           # alice's
-    checkpoint_epoch: int   # a snapshot epoch of experiment_id
+    experiment_id: str  # alice's, with a result and checkpoints
+    sweep_id: str  # alice's
+    checkpoint_epoch: int  # a snapshot epoch of experiment_id
     checkpoint_bytes: bytes
 
 
@@ -53,13 +54,15 @@ def app(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("security")
     engine = make_engine(f"sqlite:///{tmp_path / 'li2.sqlite'}")
     init_db(engine)
-    app = create_app({
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'li2.sqlite'}",
-        "ENGINE": engine,
-        "BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
-        "BROKER_EMBEDDED": True,
-        "TESTING": True,
-    })
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'li2.sqlite'}",
+            "ENGINE": engine,
+            "BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+            "BROKER_EMBEDDED": True,
+            "TESTING": True,
+        }
+    )
     yield app
     engine.dispose()
 
@@ -92,8 +95,8 @@ def row_counts(engine) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def world(app, engine, client) -> World:
-    from li2_store import models
     from li2_service.auth import create_user
+    from li2_store import models
     from li2_store.db import session_scope, utcnow
 
     with session_scope(engine) as s:
@@ -113,8 +116,16 @@ def world(app, engine, client) -> World:
         row.status, row.finished_at, row.progress_epoch = "succeeded", utcnow(), 20
         row.summary_json = {"train_acc": 1.0, "test_acc": 0.5}
         metrics = {"epoch": [0, 10, 20], "train_acc": [0.1, 0.6, 1.0], "test_acc": [0.1, 0.3, 0.5]}
-        s.add(models.Result(experiment_id=exp_id, result_json={"metrics": metrics}, metrics_json=metrics,
-                            timeline_json={"stages": []}, features_json={"nodes": []}, predictions_json={}))
+        s.add(
+            models.Result(
+                experiment_id=exp_id,
+                result_json={"metrics": metrics},
+                metrics_json=metrics,
+                timeline_json={"stages": []},
+                features_json={"nodes": []},
+                predictions_json={},
+            )
+        )
         s.add(models.Checkpoint(experiment_id=exp_id, epoch=10, kind="snapshot", data=blob))
         s.add(models.Checkpoint(experiment_id=exp_id, epoch=20, kind="resume", data=blob))
     return World(alice, bob, root, exp_id, sweep_id, 10, blob)

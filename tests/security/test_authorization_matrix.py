@@ -6,14 +6,15 @@ DECISIONS below is the single list of what may be called without a token. A rout
 new endpoint cannot ship unreviewed. The other tests send real requests for every entry: with no
 token, a malformed header, a wrong token, and a valid one.
 """
+
 from __future__ import annotations
 
 import re
 
 import pytest
 
-PUBLIC = "public"   # answers without a token (health, readiness, API docs)
-USER = "user"       # needs a valid bearer token; objects are scoped to their owner (admins: all)
+PUBLIC = "public"  # answers without a token (health, readiness, API docs)
+USER = "user"  # needs a valid bearer token; objects are scoped to their owner (admins: all)
 
 # (werkzeug rule, method) -> decision. HEAD and OPTIONS are derived by Flask from GET / any route.
 DECISIONS: dict[tuple[str, str], str] = {
@@ -65,8 +66,12 @@ def documented(client) -> set[tuple[str, str]]:
 
 def concrete(rule: str, world) -> str:
     """A real URL for a rule: alice's ids, so a valid token gets a real answer, not a 404."""
-    return (rule.replace("<exp_id>", world.experiment_id).replace("<sweep_id>", world.sweep_id)
-            .replace("<int:epoch>", str(world.checkpoint_epoch)).replace("<path:filename>", "nothing.css"))
+    return (
+        rule.replace("<exp_id>", world.experiment_id)
+        .replace("<sweep_id>", world.sweep_id)
+        .replace("<int:epoch>", str(world.checkpoint_epoch))
+        .replace("<path:filename>", "nothing.css")
+    )
 
 
 def call(client, method: str, url: str, headers: dict | None = None):
@@ -129,8 +134,9 @@ def test_decision_is_enforced(route, client, world, engine):
         assert r.get_json()["code"] == 401 and r.get_json()["message"]
         assert r.headers.get("WWW-Authenticate", "").startswith("Bearer")
     r = call(client, method, url, {"Authorization": f"Bearer {world.alice}"})
-    assert r.status_code not in (401, 403, 404, 405) and r.status_code < 500, \
+    assert r.status_code not in (401, 403, 404, 405) and r.status_code < 500, (
         f"alice's own {method} {rule}: {r.status_code} {r.get_data()[:300]!r}"
+    )
 
 
 @pytest.mark.parametrize("rule", sorted({r for r, _ in DECISIONS}))

@@ -6,14 +6,15 @@ expression injection, wrong content types and non-JSON. For every case the row c
 table is compared before and after, and no process side effect (a file the payload would create)
 may appear. A positive control (a valid spec is accepted) shows the requests are well-formed.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
-
 from security_specs import VALID_SPEC as VALID
+
 CANARY = Path("/tmp/li2-hostile-canary")  # what an executed payload would create
 
 
@@ -45,10 +46,17 @@ INJECTIONS = [
     "x + y\n__import__('os')",
     "{x: y}",
 ]
-TRAVERSAL = ["../../../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "/etc/passwd", "C:\\Windows\\win.ini",
-             "....//....//etc/passwd", "%2e%2e%2f%2e%2e%2f", "file:///etc/passwd", "\x00../etc/passwd"]
-UNICODE = ["ｃｙｃｌｉｃ", "cyclic\u0000", "cyc\u200blic", "\u202ecilcyc", "cyclic\U0001F600", "ＣＹＣＬＩＣ",
-           "\ud800"]
+TRAVERSAL = [
+    "../../../../etc/passwd",
+    "..%2F..%2Fetc%2Fpasswd",
+    "/etc/passwd",
+    "C:\\Windows\\win.ini",
+    "....//....//etc/passwd",
+    "%2e%2e%2f%2e%2e%2f",
+    "file:///etc/passwd",
+    "\x00../etc/passwd",
+]
+UNICODE = ["ｃｙｃｌｉｃ", "cyclic\u0000", "cyc\u200blic", "\u202ecilcyc", "cyclic\U0001f600", "ＣＹＣＬＩＣ", "\ud800"]
 
 # name -> (body bytes, content type). Every one must be answered 4xx by POST /experiments.
 EXPERIMENT_BODIES: dict[str, tuple[bytes, str]] = {
@@ -61,10 +69,19 @@ EXPERIMENT_BODIES: dict[str, tuple[bytes, str]] = {
     "json number": (b"123", "application/json"),
     "json string": (b'"spec"', "application/json"),
     "invalid utf-8": (b'{"task": {"group": "\xff\xfe"}}', "application/json"),
-    "NaN literal": (raw(json.dumps(VALID).replace('"train_fraction": 0.5', '"train_fraction": NaN')), "application/json"),
+    "NaN literal": (
+        raw(json.dumps(VALID).replace('"train_fraction": 0.5', '"train_fraction": NaN')),
+        "application/json",
+    ),
     "Infinity literal": (raw(json.dumps(VALID).replace('"epochs": 20', '"epochs": Infinity')), "application/json"),
-    "-Infinity lr": (raw(json.dumps(spec_with("training.lr", 1)).replace('"lr": 1', '"lr": -Infinity')), "application/json"),
-    "float overflow 1e999": (raw(json.dumps(VALID).replace('"train_fraction": 0.5', '"train_fraction": 1e999')), "application/json"),
+    "-Infinity lr": (
+        raw(json.dumps(spec_with("training.lr", 1)).replace('"lr": 1', '"lr": -Infinity')),
+        "application/json",
+    ),
+    "float overflow 1e999": (
+        raw(json.dumps(VALID).replace('"train_fraction": 0.5', '"train_fraction": 1e999')),
+        "application/json",
+    ),
     "huge int order": (raw(json.dumps(VALID).replace('"order": 11', '"order": ' + "9" * 400)), "application/json"),
     "huge int epochs": (raw(json.dumps(spec_with("training.epochs", 10**30))), "application/json"),
     "huge hidden": (raw(json.dumps(spec_with("model.hidden", 2**63))), "application/json"),
@@ -76,26 +93,45 @@ EXPERIMENT_BODIES: dict[str, tuple[bytes, str]] = {
     "seed 2**64": (raw(json.dumps(spec_with("seed", 2**64))), "application/json"),
     "deep nested arrays": (b"[" * 10_000 + b"]" * 10_000, "application/json"),
     "deep nested objects": (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "application/json"),
-    "deep nesting inside spec": (raw('{"task": ' + '{"group":' * 5000 + '"cyclic"' + "}" * 5000 + "}"), "application/json"),
-    "oversized body": (raw(json.dumps(spec_with("seed", 1)) [:-1] + ', "pad": "' + "x" * (2 << 20) + '"}'), "application/json"),
+    "deep nesting inside spec": (
+        raw('{"task": ' + '{"group":' * 5000 + '"cyclic"' + "}" * 5000 + "}"),
+        "application/json",
+    ),
+    "oversized body": (
+        raw(json.dumps(spec_with("seed", 1))[:-1] + ', "pad": "' + "x" * (2 << 20) + '"}'),
+        "application/json",
+    ),
     "unknown top-level field": (raw(json.dumps({**VALID, "__class__": "x"})), "application/json"),
     "unknown nested field": (raw(json.dumps(spec_with("model.__init__", 1))), "application/json"),
     "wrong content type text/plain": (raw(json.dumps(VALID)), "text/plain"),
     "wrong content type form": (b"task=cyclic&order=11", "application/x-www-form-urlencoded"),
     "wrong content type xml": (b"<spec><task>cyclic</task></spec>", "application/xml"),
-    "multipart": (b"--b\r\nContent-Disposition: form-data; name=spec\r\n\r\n{}\r\n--b--\r\n", "multipart/form-data; boundary=b"),
+    "multipart": (
+        b"--b\r\nContent-Disposition: form-data; name=spec\r\n\r\n{}\r\n--b--\r\n",
+        "multipart/form-data; boundary=b",
+    ),
     "spec not an object": (raw(json.dumps({"spec": "cyclic", "force": False})), "application/json"),
     "spec null": (raw(json.dumps({"spec": None})), "application/json"),
     "force not bool": (raw(json.dumps({"spec": VALID, "force": "yes"})), "application/json"),
-    "group table 10k rows": (raw(json.dumps(spec_with("task", {"group": "table", "table": [[0]] * 10_000}))), "application/json"),
-    "table not a group": (raw(json.dumps(spec_with("task", {"group": "table", "table": [[0, 1], [0, 1]]}))), "application/json"),
+    "group table 10k rows": (
+        raw(json.dumps(spec_with("task", {"group": "table", "table": [[0]] * 10_000}))),
+        "application/json",
+    ),
+    "table not a group": (
+        raw(json.dumps(spec_with("task", {"group": "table", "table": [[0, 1], [0, 1]]}))),
+        "application/json",
+    ),
 }
 for i, text in enumerate(INJECTIONS):
     EXPERIMENT_BODIES[f"expression injection {i}: {text[:30]}"] = (
-        raw(json.dumps(spec_with("task", {"group": "expression", "expression": text, "modulus": 7}))), "application/json")
+        raw(json.dumps(spec_with("task", {"group": "expression", "expression": text, "modulus": 7}))),
+        "application/json",
+    )
 for i, text in enumerate(INJECTIONS + TRAVERSAL):
     EXPERIMENT_BODIES[f"string in enum field {i}: {text[:30]}"] = (
-        raw(json.dumps(spec_with("training.optimizer", text))), "application/json")
+        raw(json.dumps(spec_with("training.optimizer", text))),
+        "application/json",
+    )
 for i, text in enumerate(TRAVERSAL):
     EXPERIMENT_BODIES[f"traversal as group {i}"] = (raw(json.dumps(spec_with("task.group", text))), "application/json")
 for i, text in enumerate(UNICODE):
@@ -109,11 +145,27 @@ SWEEP_BODIES: dict[str, tuple[bytes, str]] = {
     "grid path traversal": (raw(json.dumps({"base": VALID, "grid": {"../../etc/passwd": [1]}})), "application/json"),
     "grid dunder path": (raw(json.dumps({"base": VALID, "grid": {"task.__class__": [1]}})), "application/json"),
     "grid injection path": (raw(json.dumps({"base": VALID, "grid": {"__import__('os')": [1]}})), "application/json"),
-    "grid huge product": (raw(json.dumps({"base": VALID, "grid": {"seed": list(range(200)), "training.lr": [0.01, 0.02, 0.03]}})), "application/json"),
-    "grid values NaN": (raw('{"base": %s, "grid": {"training.lr": [NaN]}}' % json.dumps(VALID)), "application/json"),
+    "grid huge product": (
+        raw(json.dumps({"base": VALID, "grid": {"seed": list(range(200)), "training.lr": [0.01, 0.02, 0.03]}})),
+        "application/json",
+    ),
+    "grid values NaN": (
+        raw(f'{{"base": {json.dumps(VALID)}, "grid": {{"training.lr": [NaN]}}}}'),
+        "application/json",
+    ),
     "grid values bad": (raw(json.dumps({"base": VALID, "grid": {"task.order": [11, "x"]}})), "application/json"),
     "grid empty values": (raw(json.dumps({"base": VALID, "grid": {"seed": []}})), "application/json"),
-    "base injection": (raw(json.dumps({"base": spec_with("task", {"group": "expression", "expression": INJECTIONS[0], "modulus": 7}), "grid": {"seed": [1]}})), "application/json"),
+    "base injection": (
+        raw(
+            json.dumps(
+                {
+                    "base": spec_with("task", {"group": "expression", "expression": INJECTIONS[0], "modulus": 7}),
+                    "grid": {"seed": [1]},
+                }
+            )
+        ),
+        "application/json",
+    ),
     "base missing": (raw(json.dumps({"grid": {"seed": [1]}})), "application/json"),
     "text/plain": (raw(json.dumps({"base": VALID, "grid": {"seed": [1, 2]}})), "text/plain"),
 }
@@ -123,8 +175,9 @@ def assert_rejected(response, case: str) -> None:
     assert 400 <= response.status_code < 500, f"{case}: {response.status_code} {response.get_data()[:300]!r}"
     if response.status_code != 405:
         body = response.get_json(silent=True)
-        assert isinstance(body, dict) and body.get("code") == response.status_code and body.get("message"), \
+        assert isinstance(body, dict) and body.get("code") == response.status_code and body.get("message"), (
             f"{case}: error body is not our JSON error: {response.get_data()[:300]!r}"
+        )
 
 
 def auth(token: str) -> dict:
@@ -134,8 +187,12 @@ def auth(token: str) -> dict:
 def test_positive_control(client, world, counts):
     """The same request shape with a valid body is accepted, so the rejections below are real."""
     before = counts()
-    r = client.post("/api/v1/experiments", data=json.dumps({**VALID, "seed": 99}),
-                    content_type="application/json", headers=auth(world.bob))
+    r = client.post(
+        "/api/v1/experiments",
+        data=json.dumps({**VALID, "seed": 99}),
+        content_type="application/json",
+        headers=auth(world.bob),
+    )
     assert r.status_code == 202, r.get_json()
     assert counts()["experiments"] == before["experiments"] + 1
 
@@ -162,19 +219,40 @@ def test_hostile_sweep_bodies(case, client, world, counts):
 
 def test_field_errors_name_the_field(client, world):
     """Bad input is explained: the error names the field and what is allowed."""
-    r = client.post("/api/v1/experiments", json={**VALID, "training": {"optimizer": "__import__('os')"}},
-                    headers=auth(world.bob))
+    r = client.post(
+        "/api/v1/experiments", json={**VALID, "training": {"optimizer": "__import__('os')"}}, headers=auth(world.bob)
+    )
     assert r.status_code == 422
     errors = r.get_json()["errors"]
     assert "training.optimizer" in errors and "adam" in " ".join(errors["training.optimizer"])
 
 
-HOSTILE_IDS = ["..", "../..", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..%252F..%252Fetc",
-               "%00", "x%00y", "' OR '1'='1", "1;DROP TABLE experiments", "{exp}%2F..%2F{exp}",
-               "a" * 10_000, "%F0%9F%98%80", "%ff%fe", "__class__", "{exp}.."]
-ID_ROUTES = ["/api/v1/experiments/{id}", "/api/v1/experiments/{id}/metrics", "/api/v1/experiments/{id}/checkpoints",
-             "/api/v1/experiments/{id}/checkpoints/10", "/api/v1/sweeps/{id}", "/api/v1/sweeps/{id}/runs",
-             "/api/v1/sweeps/{id}/scaling-law"]
+HOSTILE_IDS = [
+    "..",
+    "../..",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "..%252F..%252Fetc",
+    "%00",
+    "x%00y",
+    "' OR '1'='1",
+    "1;DROP TABLE experiments",
+    "{exp}%2F..%2F{exp}",
+    "a" * 10_000,
+    "%F0%9F%98%80",
+    "%ff%fe",
+    "__class__",
+    "{exp}..",
+]
+ID_ROUTES = [
+    "/api/v1/experiments/{id}",
+    "/api/v1/experiments/{id}/metrics",
+    "/api/v1/experiments/{id}/checkpoints",
+    "/api/v1/experiments/{id}/checkpoints/10",
+    "/api/v1/sweeps/{id}",
+    "/api/v1/sweeps/{id}/runs",
+    "/api/v1/sweeps/{id}/scaling-law",
+]
 
 
 @pytest.mark.parametrize("route", ID_ROUTES)
@@ -187,8 +265,11 @@ def test_hostile_ids_in_paths(route, client, world, counts):
             r = client.get(url, headers=auth(token))
             assert_rejected(r, url[:120])
             assert r.status_code in (404, 405, 400), url[:120]
-        r = client.post(route.format(id=hostile.format(exp=world.experiment_id)).split("/metrics")[0]
-                        .split("/checkpoints")[0] + "/cancel", headers=auth(world.alice))
+        r = client.post(
+            route.format(id=hostile.format(exp=world.experiment_id)).split("/metrics")[0].split("/checkpoints")[0]
+            + "/cancel",
+            headers=auth(world.alice),
+        )
         assert_rejected(r, "cancel " + hostile[:40])
     assert counts() == before
 
@@ -199,10 +280,25 @@ def test_hostile_checkpoint_epochs(epoch, client, world):
     assert_rejected(r, epoch)
 
 
-HOSTILE_QUERIES = ["page=-1", "page=0", "page=" + "9" * 40, "page_size=100000000", "page_size=abc", "page=NaN",
-                   "page=Infinity", "status=<script>", "status=queued'--", "sweep_id=' OR 1=1 --",
-                   "sweep_id=../../etc", "unknown=1", "__class__=1", "format=pickle", "format=../../x",
-                   "partial=maybe", "status=" + "x" * 10_000]
+HOSTILE_QUERIES = [
+    "page=-1",
+    "page=0",
+    "page=" + "9" * 40,
+    "page_size=100000000",
+    "page_size=abc",
+    "page=NaN",
+    "page=Infinity",
+    "status=<script>",
+    "status=queued'--",
+    "sweep_id=' OR 1=1 --",
+    "sweep_id=../../etc",
+    "unknown=1",
+    "__class__=1",
+    "format=pickle",
+    "format=../../x",
+    "partial=maybe",
+    "status=" + "x" * 10_000,
+]
 
 
 @pytest.mark.parametrize("query", HOSTILE_QUERIES, ids=lambda q: q[:40])
@@ -214,7 +310,9 @@ def test_hostile_query_strings(query, client, world, counts):
     for route in routes:
         r = client.get(f"{route}?{query}", headers=auth(world.alice))
         name = f"{route}?{query[:60]}"
-        if query.startswith("partial=") and "metrics" not in route or query.startswith("format=") and "scaling" in route:
+        if (query.startswith("partial=") and "metrics" not in route) or (
+            query.startswith("format=") and "scaling" in route
+        ):
             assert r.status_code < 500, name
             continue
         assert_rejected(r, name)
@@ -223,8 +321,9 @@ def test_hostile_query_strings(query, client, world, counts):
 
 def test_hostile_headers(client, world, counts):
     before = counts()
-    r = client.post("/api/v1/experiments", json={**VALID, "seed": 7},
-                    headers={**auth(world.bob), "Idempotency-Key": "k" * 10_000})
+    r = client.post(
+        "/api/v1/experiments", json={**VALID, "seed": 7}, headers={**auth(world.bob), "Idempotency-Key": "k" * 10_000}
+    )
     assert_rejected(r, "10k Idempotency-Key")
     r = client.get("/api/v1/experiments", headers={"Authorization": "Bearer " + "\u0000" * 100})
     assert r.status_code == 401

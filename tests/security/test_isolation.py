@@ -5,6 +5,7 @@ user, must get exactly what an unknown id gets (404, so ids cannot be probed), m
 any list, and his cancels must change nothing in the database. Alice herself gets 200s (so the
 404s are about ownership, not broken routes), and the admin sees everything.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -16,11 +17,18 @@ UNKNOWN = "0" * 32
 def reads(world) -> list[str]:
     e, s, k = world.experiment_id, world.sweep_id, world.checkpoint_epoch
     return [
-        f"/api/v1/experiments/{e}", f"/api/v1/experiments/{e}/metrics", f"/api/v1/experiments/{e}/metrics?format=csv",
-        f"/api/v1/experiments/{e}/timeline", f"/api/v1/experiments/{e}/features",
-        f"/api/v1/experiments/{e}/predictions", f"/api/v1/experiments/{e}/checkpoints",
-        f"/api/v1/experiments/{e}/checkpoints/{k}", f"/api/v1/experiments/{e}/checkpoints/20",
-        f"/api/v1/sweeps/{s}", f"/api/v1/sweeps/{s}/runs", f"/api/v1/sweeps/{s}/scaling-law?partial=true",
+        f"/api/v1/experiments/{e}",
+        f"/api/v1/experiments/{e}/metrics",
+        f"/api/v1/experiments/{e}/metrics?format=csv",
+        f"/api/v1/experiments/{e}/timeline",
+        f"/api/v1/experiments/{e}/features",
+        f"/api/v1/experiments/{e}/predictions",
+        f"/api/v1/experiments/{e}/checkpoints",
+        f"/api/v1/experiments/{e}/checkpoints/{k}",
+        f"/api/v1/experiments/{e}/checkpoints/20",
+        f"/api/v1/sweeps/{s}",
+        f"/api/v1/sweeps/{s}/runs",
+        f"/api/v1/sweeps/{s}/scaling-law?partial=true",
     ]
 
 
@@ -40,8 +48,9 @@ def test_other_user_gets_404_exactly_like_an_unknown_id(client, world):
     for url in reads(world):
         r = client.get(url, headers=auth(world.bob))
         assert r.status_code == 404, f"bob read {url}: {r.status_code}"
-        probe = client.get(url.replace(world.experiment_id, UNKNOWN).replace(world.sweep_id, UNKNOWN),
-                           headers=auth(world.bob))
+        probe = client.get(
+            url.replace(world.experiment_id, UNKNOWN).replace(world.sweep_id, UNKNOWN), headers=auth(world.bob)
+        )
         assert probe.status_code == 404
         # same message shape: nothing tells bob the id exists
         assert r.get_json()["message"] == probe.get_json()["message"], url
@@ -49,16 +58,25 @@ def test_other_user_gets_404_exactly_like_an_unknown_id(client, world):
 
 
 def test_checkpoint_bytes_never_reach_another_user(client, world):
-    own = client.get(f"/api/v1/experiments/{world.experiment_id}/checkpoints/{world.checkpoint_epoch}",
-                     headers=auth(world.alice))
+    own = client.get(
+        f"/api/v1/experiments/{world.experiment_id}/checkpoints/{world.checkpoint_epoch}", headers=auth(world.alice)
+    )
     assert own.status_code == 200 and own.get_data() == world.checkpoint_bytes
-    other = client.get(f"/api/v1/experiments/{world.experiment_id}/checkpoints/{world.checkpoint_epoch}",
-                       headers=auth(world.bob))
+    other = client.get(
+        f"/api/v1/experiments/{world.experiment_id}/checkpoints/{world.checkpoint_epoch}", headers=auth(world.bob)
+    )
     assert other.status_code == 404 and world.checkpoint_bytes not in other.get_data()
 
 
-@pytest.mark.parametrize("path", ["/api/v1/experiments", "/api/v1/sweeps",
-                                  "/api/v1/experiments?status=succeeded", "/api/v1/experiments?sweep_id={sweep}"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/experiments",
+        "/api/v1/sweeps",
+        "/api/v1/experiments?status=succeeded",
+        "/api/v1/experiments?sweep_id={sweep}",
+    ],
+)
 def test_lists_show_only_own_rows(client, world, path):
     path = path.format(sweep=world.sweep_id)
     mine = client.get(path, headers=auth(world.alice)).get_json()
@@ -77,13 +95,21 @@ def test_other_user_cannot_cancel(client, world, engine):
 
     def snapshot():
         with engine.connect() as c:
-            return [tuple(r) for r in c.execute(sa.select(models.Experiment.id, models.Experiment.status,
-                                                          models.Experiment.cancel_requested)
-                                                .order_by(models.Experiment.id))]
+            return [
+                tuple(r)
+                for r in c.execute(
+                    sa.select(
+                        models.Experiment.id, models.Experiment.status, models.Experiment.cancel_requested
+                    ).order_by(models.Experiment.id)
+                )
+            ]
 
     before = snapshot()
-    for url in (f"/api/v1/experiments/{queued_sweep_run}/cancel", f"/api/v1/experiments/{world.experiment_id}/cancel",
-                f"/api/v1/sweeps/{world.sweep_id}/cancel"):
+    for url in (
+        f"/api/v1/experiments/{queued_sweep_run}/cancel",
+        f"/api/v1/experiments/{world.experiment_id}/cancel",
+        f"/api/v1/sweeps/{world.sweep_id}/cancel",
+    ):
         r = client.post(url, headers=auth(world.bob))
         assert r.status_code == 404, f"bob cancelled {url}: {r.status_code}"
     assert snapshot() == before

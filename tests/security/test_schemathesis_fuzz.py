@@ -6,6 +6,7 @@ generated and pinned to real objects of the caller (so handlers past the 404 get
 Checks on every response: no 5xx, and the body matches the schema the document declares for that
 status code and content type. All failures are collected and reported together.
 """
+
 from __future__ import annotations
 
 import schemathesis
@@ -21,15 +22,21 @@ def fuzz_operation(operation, headers: dict, path_parameters: dict | None) -> st
     """Run the bounded fuzz of one operation; the failure text, or None when every case passed."""
     strategy = operation.as_strategy(path_parameters=path_parameters) if path_parameters else operation.as_strategy()
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     @given(case=strategy)
     def run(case):
         case.call_and_validate(headers=headers, checks=CHECKS)
 
     try:
         run()
-    except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - schemathesis raises a FailureGroup
+    except (Exception, BaseExceptionGroup) as exc:
         return f"{operation.label}{' (real ids)' if path_parameters else ''}: {str(exc)[:1500]}"
     return None
 
@@ -55,11 +62,31 @@ def test_the_fuzz_harness_reports_a_broken_operation():
     from flask import Flask
 
     app = Flask("broken")
-    doc = {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {
-        "/boom": {"get": {"responses": {"200": {"description": "ok"}}}},
-        "/liar": {"get": {"responses": {"200": {"description": "ok", "content": {"application/json": {
-            "schema": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}}}}}}},
-    }}
+    doc = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/boom": {"get": {"responses": {"200": {"description": "ok"}}}},
+            "/liar": {
+                "get": {
+                    "responses": {
+                        "200": {
+                            "description": "ok",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["id"],
+                                        "properties": {"id": {"type": "string"}},
+                                    }
+                                }
+                            },
+                        }
+                    }
+                }
+            },
+        },
+    }
     app.get("/openapi.json", endpoint="doc")(lambda: doc)
     app.get("/boom", endpoint="boom")(lambda: ("no", 500))
     app.get("/liar", endpoint="liar")(lambda: {"id": 5})

@@ -8,6 +8,7 @@
 - checkpoints: li2.checkpoint reads safetensors only; a pickle posing as a checkpoint is rejected
   without being executed.
 """
+
 from __future__ import annotations
 
 import ast
@@ -20,8 +21,12 @@ import pytest
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = [ROOT / "service" / "li2_service", ROOT / "worker" / "li2", ROOT / "worker" / "li2_worker",
-            ROOT / "client" / "li2_client"]
+PACKAGES = [
+    ROOT / "service" / "li2_service",
+    ROOT / "worker" / "li2",
+    ROOT / "worker" / "li2_worker",
+    ROOT / "client" / "li2_client",
+]
 CANARY = Path("/tmp/li2-pickle-canary")
 
 
@@ -38,10 +43,11 @@ def exploit_pickle() -> bytes:
 
 # ---------------------------------------------------------------------------------- tokens
 
+
 def test_tokens_are_stored_hashed(app, engine, world, client):
     with engine.connect() as c:
         rows = c.execute(sa.text("SELECT name, token_hash FROM users")).all()
-    stored = {name: h for name, h in rows}
+    stored = dict(rows)
     for name, token in (("alice", world.alice), ("bob", world.bob), ("root", world.root)):
         assert stored[name] == hashlib.sha256(token.encode()).hexdigest()
         assert stored[name] != token and len(token) >= 32
@@ -108,10 +114,12 @@ def unsafe_calls(source: str) -> list[str]:
 
 def test_scanner_catches_what_it_looks_for():
     """The scanner itself can fail: each banned pattern in a sample is reported."""
-    sample = ("import pickle\nfrom marshal import loads\nimport yaml, torch, numpy as np\n"
-              "eval('1')\nexec('x')\ntorch.load(f)\ntorch.load(f, weights_only=False)\nyaml.load(s)\n"
-              "np.load(f, allow_pickle=True)\nimport pandas\npandas.read_pickle(f)\n"
-              "torch.load(f, weights_only=True)\nyaml.load(s, Loader=yaml.SafeLoader)\nnp.load(f)\n")
+    sample = (
+        "import pickle\nfrom marshal import loads\nimport yaml, torch, numpy as np\n"
+        "eval('1')\nexec('x')\ntorch.load(f)\ntorch.load(f, weights_only=False)\nyaml.load(s)\n"
+        "np.load(f, allow_pickle=True)\nimport pandas\npandas.read_pickle(f)\n"
+        "torch.load(f, weights_only=True)\nyaml.load(s, Loader=yaml.SafeLoader)\nnp.load(f)\n"
+    )
     found = unsafe_calls(sample)
     assert len(found) == 9, found
 
@@ -124,6 +132,7 @@ def test_no_unsafe_deserialization_or_eval_in_our_packages():
 
 
 # ---------------------------------------------------------------------------------- Celery
+
 
 def test_celery_accepts_json_only(tmp_path):
     from kombu.exceptions import ContentDisallowed
@@ -146,13 +155,14 @@ def test_celery_accepts_json_only(tmp_path):
 
 # ---------------------------------------------------------------------------------- checkpoints
 
+
 def test_checkpoint_reader_is_safetensors_only():
     import torch
 
     from li2 import checkpoint
 
     blob = checkpoint.dump({"param.W": torch.ones(2, 3)}, {"epoch": [0]}, 7, {"seed": 1})
-    tensors, history, epoch, spec = checkpoint.read(blob)
+    tensors, _history, epoch, _spec = checkpoint.read(blob)
     assert epoch == 7 and torch.equal(tensors["param.W"], torch.ones(2, 3))
     from safetensors.torch import load
 

@@ -5,6 +5,7 @@ skipped when the server is absent outside CI). Enqueues are recorded instead of 
 factory's ENQUEUE hook), so these tests check what the API hands the broker; the real Celery path
 is covered by the worker and integration tests. Three accounts: alice, bob, and root (admin).
 """
+
 from __future__ import annotations
 
 import copy
@@ -76,8 +77,16 @@ def make_service(db_url: str, tmp_path: Path, **config) -> Service:
     def record(items, broker_url):
         svc.enqueued.append([tuple(i) for i in items])
 
-    svc.app = create_app({"DATABASE_URL": db_url, "ENGINE": engine, "ENQUEUE": record, "TESTING": True,
-                          "BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}", **config})
+    svc.app = create_app(
+        {
+            "DATABASE_URL": db_url,
+            "ENGINE": engine,
+            "ENQUEUE": record,
+            "TESTING": True,
+            "BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+            **config,
+        }
+    )
     with session_scope(engine) as session:
         for name, admin in (("alice", False), ("bob", False), ("root", True)):
             svc.tokens[name] = create_user(session, name, admin)
@@ -111,8 +120,12 @@ def shared_postgres_url():
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     yield f"{server.rsplit('/', 1)[0]}/{name}"
     with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
 

@@ -4,6 +4,7 @@ No LI2_BROKER_URL and no LI2_DATABASE_URL: everything lives under ./var of the w
 A tiny experiment (Z_11, K=16, 30 epochs) goes through the real Celery path and the real trainer;
 then SIGTERM stops the server and its worker child. Takes tens of seconds (torch import, training).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,14 +51,22 @@ def test_embedded_serve_runs_an_experiment_end_to_end(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
     env["LI2_WORKER_DEVICE"] = "cpu"
-    token = subprocess.run([PY, "-m", "li2lab", "users", "create", "tess"], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    token = subprocess.run(
+        [PY, "-m", "li2lab", "users", "create", "tess"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([PY, "-m", "li2lab", "serve", "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [PY, "-m", "li2lab", "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         end = time.monotonic() + 60

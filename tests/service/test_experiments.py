@@ -3,6 +3,7 @@
 Runs on SQLite and PostgreSQL (the `svc` fixture). The worker's writes (status, result rows,
 checkpoints) are made directly in the database, which is exactly how the worker reports back.
 """
+
 from __future__ import annotations
 
 import threading
@@ -23,8 +24,12 @@ def test_submit_creates_row_then_enqueues_run_and_attempt(svc, make_spec):
     body = r.json
     assert body["status"] == "queued" and body["cached"] is False and len(body["spec_hash"]) == 64
     assert body["spec"]["model"]["activation"] == "sqr"  # normalised: defaults filled in
-    assert body["progress"] == {"epoch": 0, "epochs": 20, "fraction": 0.0, "latest": {
-        "train_acc": None, "test_acc": None, "train_loss": None, "test_loss": None}}
+    assert body["progress"] == {
+        "epoch": 0,
+        "epochs": 20,
+        "fraction": 0.0,
+        "latest": {"train_acc": None, "test_acc": None, "train_loss": None, "test_loss": None},
+    }
     assert svc.enqueued == [[(body["id"], 1)]]
     with svc.engine.connect() as conn:
         row = conn.execute(sa.select(models.Experiment).where(models.Experiment.id == body["id"])).one()
@@ -89,8 +94,9 @@ def test_broker_down_still_answers_202_and_the_row_stays_queued(db_url, service_
     r = submit(down, make_spec())
     assert r.status_code == 202 and r.json["status"] == "queued"
     with down.engine.connect() as conn:
-        status = conn.execute(sa.select(models.Experiment.status)
-                              .where(models.Experiment.id == r.json["id"])).scalar_one()
+        status = conn.execute(
+            sa.select(models.Experiment.status).where(models.Experiment.id == r.json["id"])
+        ).scalar_one()
     assert status == "queued"  # the worker side's reconciler re-enqueues it from the database
 
 
@@ -101,13 +107,22 @@ def test_list_paginates_filters_and_validates(svc, make_spec):
     assert r.status_code == 200
     assert (r.json["page"], r.json["page_size"], r.json["total"], len(r.json["items"])) == (2, 2, 5, 2)
     assert '"total_pages": 3' in r.headers["X-Pagination"]
-    all_ids = [i["id"] for p in (1, 2, 3) for i in svc.client.get(
-        f"/api/v1/experiments?page={p}&page_size=2", headers=svc.auth()).json["items"]]
+    all_ids = [
+        i["id"]
+        for p in (1, 2, 3)
+        for i in svc.client.get(f"/api/v1/experiments?page={p}&page_size=2", headers=svc.auth()).json["items"]
+    ]
     assert sorted(all_ids) == sorted(ids)
     done = svc.client.get("/api/v1/experiments?status=succeeded", headers=svc.auth()).json
     assert [i["id"] for i in done["items"]] == [ids[0]] and done["total"] == 1
-    for query, field in (("page=0", "page"), ("page_size=501", "page_size"), ("page=x", "page"),
-                         ("status=done", "status"), ("sweep_id=../../etc", "sweep_id"), ("colour=red", "colour")):
+    for query, field in (
+        ("page=0", "page"),
+        ("page_size=501", "page_size"),
+        ("page=x", "page"),
+        ("status=done", "status"),
+        ("sweep_id=../../etc", "sweep_id"),
+        ("colour=red", "colour"),
+    ):
         bad = svc.client.get(f"/api/v1/experiments?{query}", headers=svc.auth())
         assert bad.status_code == 422, query
         assert field in bad.json["errors"], (query, bad.json)
@@ -117,9 +132,18 @@ def test_detail_shows_progress_and_summary(svc, make_spec):
     exp_id = submit(svc, make_spec()).json["id"]
     # SQLite's JSON can hold a NaN written by a careless writer; PostgreSQL's refuses it outright.
     undefined = float("nan") if svc.engine.dialect.name == "sqlite" else None
-    svc.update(exp_id, status="running", progress_epoch=5,
-               latest_metrics_json={"train_acc": 0.5, "test_acc": undefined, "train_loss": 0.1,
-                                    "test_loss": 0.2, "gf_norm": 3.0})
+    svc.update(
+        exp_id,
+        status="running",
+        progress_epoch=5,
+        latest_metrics_json={
+            "train_acc": 0.5,
+            "test_acc": undefined,
+            "train_loss": 0.1,
+            "test_loss": 0.2,
+            "gf_norm": 3.0,
+        },
+    )
     d = svc.client.get(f"/api/v1/experiments/{exp_id}", headers=svc.auth()).json
     assert d["status"] == "running"
     assert d["progress"]["epoch"] == 5 and d["progress"]["fraction"] == pytest.approx(0.25)
@@ -145,14 +169,22 @@ def test_cancel_queued_at_once_running_by_request_finished_is_409(svc, make_spec
 def _finish(svc, exp_id, metrics):
     svc.update(exp_id, status="succeeded", summary_json={"grokked": True, "test_acc": 1.0})
     with svc.engine.begin() as conn:
-        conn.execute(sa.insert(models.Result).values(
-            experiment_id=exp_id, result_json={"metrics": metrics}, metrics_json=metrics,
-            timeline_json={"stages": [{"name": "lazy", "start_epoch": 0, "end_epoch": 10}]},
-            features_json={"nodes": []}, predictions_json={"n_star": 12.5}))
-        conn.execute(sa.insert(models.Checkpoint).values(experiment_id=exp_id, epoch=10, kind="snapshot",
-                                                         data=b"\x01\x02\x03"))
-        conn.execute(sa.insert(models.Checkpoint).values(experiment_id=exp_id, epoch=20, kind="resume",
-                                                         data=b"\x09" * 5))
+        conn.execute(
+            sa.insert(models.Result).values(
+                experiment_id=exp_id,
+                result_json={"metrics": metrics},
+                metrics_json=metrics,
+                timeline_json={"stages": [{"name": "lazy", "start_epoch": 0, "end_epoch": 10}]},
+                features_json={"nodes": []},
+                predictions_json={"n_star": 12.5},
+            )
+        )
+        conn.execute(
+            sa.insert(models.Checkpoint).values(experiment_id=exp_id, epoch=10, kind="snapshot", data=b"\x01\x02\x03")
+        )
+        conn.execute(
+            sa.insert(models.Checkpoint).values(experiment_id=exp_id, epoch=20, kind="resume", data=b"\x09" * 5)
+        )
 
 
 def test_results_are_409_until_finished_then_served(svc, make_spec):

@@ -1,4 +1,5 @@
 """/healthz and /readyz: public, and readiness really probes the database and the broker."""
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 Covers non-JSON numbers (NaN, Infinity, 1e999), absurd integers, deep nesting, odd unicode,
 path-traversal strings, code in expression tasks, wrong types, oversized bodies and hostile ids.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,14 +41,16 @@ RAW_BODIES = {
     "traversal_group": '{"task": {"group": "../../../../etc/passwd"}}',
     "traversal_table": '{"task": {"group": "table", "table": "/etc/passwd"}}',
     "url_in_field": '{"task": {"group": "file:///etc/passwd"}}',
-    "expression_import": json.dumps({"task": {"group": "expression", "modulus": 7,
-                                              "expression": f"__import__('os').system('touch {PWNED}')"}}),
-    "expression_dunder": json.dumps({"task": {"group": "expression", "modulus": 7,
-                                              "expression": "x.__class__.__mro__[1].__subclasses__()"}}),
-    "expression_lambda": json.dumps({"task": {"group": "expression", "modulus": 7,
-                                              "expression": "(lambda: open('/etc/passwd').read())()"}}),
-    "expression_huge_power": json.dumps({"task": {"group": "expression", "modulus": 7,
-                                                  "expression": "x**9**9**9"}}),
+    "expression_import": json.dumps(
+        {"task": {"group": "expression", "modulus": 7, "expression": f"__import__('os').system('touch {PWNED}')"}}
+    ),
+    "expression_dunder": json.dumps(
+        {"task": {"group": "expression", "modulus": 7, "expression": "x.__class__.__mro__[1].__subclasses__()"}}
+    ),
+    "expression_lambda": json.dumps(
+        {"task": {"group": "expression", "modulus": 7, "expression": "(lambda: open('/etc/passwd').read())()"}}
+    ),
+    "expression_huge_power": json.dumps({"task": {"group": "expression", "modulus": 7, "expression": "x**9**9**9"}}),
     "unknown_top_field": '{"task": {"group": "cyclic", "order": 11}, "shell": "rm -rf /"}',
     "force_not_bool": '{"spec": {"task": {"group": "cyclic", "order": 11}}, "force": "yes"}',
     "spec_not_object": '{"spec": "cyclic 11"}',
@@ -75,8 +78,11 @@ def _assert_refused(svc, r, label):
 def test_hostile_experiment_bodies_are_refused_and_change_nothing(svc):
     before = svc.counts()
     for label, raw in RAW_BODIES.items():
-        r = svc.client.post("/api/v1/experiments", data=raw.encode() if isinstance(raw, str) else raw,
-                            headers={**svc.auth(), "Content-Type": "application/json"})
+        r = svc.client.post(
+            "/api/v1/experiments",
+            data=raw.encode() if isinstance(raw, str) else raw,
+            headers={**svc.auth(), "Content-Type": "application/json"},
+        )
         _assert_refused(svc, r, label)
     assert svc.counts() == before and svc.enqueued == []
 
@@ -91,8 +97,10 @@ def test_hostile_sweep_bodies_are_refused(sqlite_svc):
         "grid_path_traversal": {"base": base, "grid": {"../../etc": [1]}},
         "grid_dunder_path": {"base": base, "grid": {"__class__.__init__": [1]}},
         "grid_huge": {"base": base, "grid": {"seed": list(range(2000))}},
-        "grid_expression_code": {"base": {"task": {"group": "expression", "modulus": 7, "expression": "x+y"}},
-                                 "grid": {"task.expression": [f"__import__('os').system('touch {PWNED}')"]}},
+        "grid_expression_code": {
+            "base": {"task": {"group": "expression", "modulus": 7, "expression": "x+y"}},
+            "grid": {"task.expression": [f"__import__('os').system('touch {PWNED}')"]},
+        },
         "grid_nested_values": {"base": base, "grid": {"seed": [[[[1]]]]}},
     }.items():
         r = svc.client.post("/api/v1/sweeps", json=body, headers=svc.auth())
@@ -108,8 +116,9 @@ def test_field_messages_name_the_field_and_the_allowed_values(sqlite_svc):
     r = svc.client.post("/api/v1/experiments", json={"task": {"group": "rings", "order": 11}}, headers=svc.auth())
     assert r.status_code == 422
     assert "cyclic" in " ".join(r.json["errors"]["task.group"])
-    r = svc.client.post("/api/v1/experiments", json={"spec": {"task": {"group": "cyclic", "order": 11}}, "force": 1},
-                        headers=svc.auth())
+    r = svc.client.post(
+        "/api/v1/experiments", json={"spec": {"task": {"group": "cyclic", "order": 11}}, "force": 1}, headers=svc.auth()
+    )
     assert r.status_code == 422 and list(r.json["errors"]) == ["force"]
 
 
@@ -120,8 +129,9 @@ def test_non_json_content_types_are_415(sqlite_svc):
         headers = {**svc.auth(), **({"Content-Type": content_type} if content_type else {})}
         r = svc.client.post("/api/v1/experiments", data=body, headers=headers)
         assert r.status_code == 415 and "Content-Type" in r.json["errors"], content_type
-    ok = svc.client.post("/api/v1/experiments", data=body,
-                         headers={**svc.auth(), "Content-Type": "application/json; charset=utf-8"})
+    ok = svc.client.post(
+        "/api/v1/experiments", data=body, headers={**svc.auth(), "Content-Type": "application/json; charset=utf-8"}
+    )
     assert ok.status_code == 202
     assert svc.counts()["experiments"] == 1
 
@@ -134,17 +144,20 @@ def test_oversized_body_is_413_before_parsing(sqlite_svc):
     assert svc.counts()["experiments"] == 0
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/experiments/..%2F..%2Fetc%2Fpasswd",
-    "/api/v1/experiments/%2e%2e",
-    "/api/v1/experiments/0' OR '1'='1",
-    "/api/v1/experiments/" + "a" * 5000,
-    "/api/v1/experiments/%00",
-    "/api/v1/sweeps/..%252F..%252Fetc/runs",
-    "/api/v1/experiments/abc/checkpoints/..%2F1",
-    "/api/v1/experiments/abc/checkpoints/-1",
-    "/api/v1/experiments/abc/checkpoints/99999999999999999999999",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/experiments/..%2F..%2Fetc%2Fpasswd",
+        "/api/v1/experiments/%2e%2e",
+        "/api/v1/experiments/0' OR '1'='1",
+        "/api/v1/experiments/" + "a" * 5000,
+        "/api/v1/experiments/%00",
+        "/api/v1/sweeps/..%252F..%252Fetc/runs",
+        "/api/v1/experiments/abc/checkpoints/..%2F1",
+        "/api/v1/experiments/abc/checkpoints/-1",
+        "/api/v1/experiments/abc/checkpoints/99999999999999999999999",
+    ],
+)
 def test_hostile_ids_are_404(sqlite_svc, path):
     r = sqlite_svc.client.get(path, headers=sqlite_svc.auth())
     assert r.status_code == 404 and r.json["code"] == 404
@@ -152,8 +165,11 @@ def test_hostile_ids_are_404(sqlite_svc, path):
 
 def test_idempotency_key_is_bounded(sqlite_svc):
     svc = sqlite_svc
-    r = svc.client.post("/api/v1/experiments", json={"task": {"group": "cyclic", "order": 11}},
-                        headers={**svc.auth(), "Idempotency-Key": "k" * 1000})
+    r = svc.client.post(
+        "/api/v1/experiments",
+        json={"task": {"group": "cyclic", "order": 11}},
+        headers={**svc.auth(), "Idempotency-Key": "k" * 1000},
+    )
     assert r.status_code == 422 and "Idempotency-Key" in r.json["errors"]
     assert svc.counts()["experiments"] == 0
 

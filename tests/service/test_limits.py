@@ -1,4 +1,5 @@
 """Per-user limits: active runs and sweep size answer 429 with Retry-After and create nothing."""
+
 from __future__ import annotations
 
 
@@ -19,8 +20,14 @@ def test_active_run_limit_is_per_user_and_frees_up(db_url, service_factory, make
 
 def test_sweep_limits(db_url, service_factory, make_spec):
     svc = service_factory(db_url, MAX_SWEEP_RUNS=4, MAX_ACTIVE_PER_USER=6)
-    post = lambda grid: svc.client.post("/api/v1/sweeps", json={"base": make_spec(), "grid": grid},  # noqa: E731
-                                        headers=svc.auth())
+
+    def post(grid):
+        return svc.client.post(
+            "/api/v1/sweeps",
+            json={"base": make_spec(), "grid": grid},
+            headers=svc.auth(),
+        )
+
     too_big = post({"seed": [1, 2, 3, 4, 5]})
     assert too_big.status_code == 429 and "Retry-After" in too_big.headers
     assert "grid" in too_big.json["errors"]

@@ -2,6 +2,7 @@
 
 These start real subprocesses (a few seconds each) against throw-away SQLite files.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,13 @@ PY = sys.executable
 
 def _env(tmp_path: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
-    env.update({"LI2_DATABASE_URL": f"sqlite:///{tmp_path / 'li2.sqlite'}",
-                "LI2_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"}, **extra)
+    env.update(
+        {
+            "LI2_DATABASE_URL": f"sqlite:///{tmp_path / 'li2.sqlite'}",
+            "LI2_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+        },
+        **extra,
+    )
     return env
 
 
@@ -98,19 +104,37 @@ def test_migration_builds_exactly_the_models_schema(db_url, tmp_path):
         with engine.begin() as conn:
             conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         engine.dispose()
-    done = subprocess.run([PY, "-m", "li2lab", "migrate"], env={**_env(tmp_path), "LI2_DATABASE_URL": db_url},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [PY, "-m", "li2lab", "migrate"],
+        env={**_env(tmp_path), "LI2_DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert _schema_diff(db_url) == []
-    again = subprocess.run([PY, "-m", "li2lab", "migrate"], env={**_env(tmp_path), "LI2_DATABASE_URL": db_url},
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [PY, "-m", "li2lab", "migrate"],
+        env={**_env(tmp_path), "LI2_DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr  # idempotent
 
 
 def test_users_create_prints_only_the_token_once(tmp_path):
     env = _env(tmp_path)
-    run = lambda *a: subprocess.run([PY, "-m", "li2lab", "users", *a], env=env,  # noqa: E731
-                                    capture_output=True, text=True, timeout=60)
+
+    def run(*a):
+        return subprocess.run(
+            [PY, "-m", "li2lab", "users", *a],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     made = run("create", "ada", "--admin")
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
@@ -129,11 +153,17 @@ def test_users_create_prints_only_the_token_once(tmp_path):
 def test_serve_answers_and_stops_on_sigterm(tmp_path):
     """`li2lab serve` with a broker URL set (no embedded worker): health, auth, submit, clean exit."""
     env = _env(tmp_path)
-    token = subprocess.run([PY, "-m", "li2lab", "users", "create", "eve"], env=env,
-                           capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    token = subprocess.run(
+        [PY, "-m", "li2lab", "users", "create", "eve"], env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
     port = _free_port()
-    proc = subprocess.Popen([PY, "-m", "li2lab", "serve", "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [PY, "-m", "li2lab", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base + "/healthz", proc)
@@ -169,9 +199,13 @@ def test_gunicorn_serves_the_wsgi_app(tmp_path):
     subprocess.run([PY, "-m", "li2lab", "migrate"], env=env, check=True, capture_output=True, timeout=60)
     port = _free_port()
     gunicorn = Path(PY).with_name("gunicorn")
-    proc = subprocess.Popen([str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                             "li2_service.wsgi:app"], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "1", "li2_service.wsgi:app"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_until_up(f"http://127.0.0.1:{port}/healthz", proc)
         status, doc = _get(f"http://127.0.0.1:{port}/api/v1/openapi.json")

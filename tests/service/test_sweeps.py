@@ -1,4 +1,5 @@
 """POST/GET /api/v1/sweeps: expansion, batching by shape, counts, runs, cancel, scaling law."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -23,7 +24,8 @@ def test_sweep_creates_all_runs_and_enqueues_one_batch_per_shape(svc, make_spec)
     assert runs["total"] == 6
     assert {i["id"] for i in runs["items"]} == {run_id for b in svc.enqueued for run_id, _ in b}
     assert sorted((i["spec"]["task"]["order"], i["spec"]["seed"]) for i in runs["items"]) == [
-        (o, s) for o in (11, 13) for s in (1, 2, 3)]
+        (o, s) for o in (11, 13) for s in (1, 2, 3)
+    ]
     for batch in svc.enqueued:
         orders = {i["spec"]["task"]["order"] for i in runs["items"] if (i["id"], 1) in batch}
         assert len(orders) == 1
@@ -75,8 +77,9 @@ def test_scaling_law_409_until_runs_end_then_partial_then_stored(svc, make_spec)
     assert final.status_code == 200 and final.json["partial"] is False
     assert [c["order"] for c in final.json["critical"]] == [11, 13]
     with svc.engine.connect() as conn:
-        stored = conn.execute(sa.select(models.Sweep.scaling_law_json, models.Sweep.status)
-                              .where(models.Sweep.id == sweep["id"])).one()
+        stored = conn.execute(
+            sa.select(models.Sweep.scaling_law_json, models.Sweep.status).where(models.Sweep.id == sweep["id"])
+        ).one()
     assert stored.status == "succeeded" and stored.scaling_law_json["form"] == final.json["form"]
 
 

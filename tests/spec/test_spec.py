@@ -1,19 +1,23 @@
 """li2.spec: every kind of bad spec is rejected with a field-named message; good specs normalise."""
+
 import json
 import subprocess
 import sys
 
 import pytest
 
-from li2.errors import SpecError
 from li2.batching import batch_key
+from li2.errors import SpecError
 from li2.spec import expand_sweep, resolve_train_size, spec_hash, validate_spec, validate_sweep
 from li2.theory import C_CRIT
 
-BASE = {"task": {"group": "cyclic", "order": 23}, "data": {"train_fraction": 0.9},
-        "model": {"hidden": 512, "activation": "sqr"},
-        "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": 1e-4, "epochs": 300, "loss": "mse"},
-        "seed": 5}
+BASE = {
+    "task": {"group": "cyclic", "order": 23},
+    "data": {"train_fraction": 0.9},
+    "model": {"hidden": 512, "activation": "sqr"},
+    "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": 1e-4, "epochs": 300, "loss": "mse"},
+    "seed": 5,
+}
 
 
 def errors_of(raw):
@@ -51,33 +55,37 @@ def test_train_size_follows_the_reference_split():
     assert resolve_train_size(validate_spec(BASE)) == 476
     spec = validate_spec(with_("data", {"critical_multiple": 1.0}))
     import math
+
     assert resolve_train_size(spec) == round(C_CRIT * 23 * math.log(23))
 
 
-@pytest.mark.parametrize("path,value,field,needle", [
-    ("bogus", 1, "bogus", "allowed here: task, data, model, training, seed"),
-    ("model.hiden", 3, "model.hiden", "hidden"),
-    ("task.group", "cyclick", "task.group", "cyclic"),
-    ("task.n", 3, "task.n", "takes: order"),
-    ("training.lr", float("nan"), "training.lr", "nan"),
-    ("training.lr", -1, "training.lr", "greater than"),
-    ("training.optimizer", "rmsprop", "training.optimizer", "muon"),
-    ("model.activation", "gelu", "model.activation", "relusqr"),
-    ("training.loss", "hinge", "training.loss", "nll"),
-    ("training.epochs", 10**9, "training.epochs", "LI2_MAX_EPOCHS"),
-    ("model.hidden", 10**6, "model.hidden", "LI2_MAX_HIDDEN"),
-    ("task.order", 5000, "task.order", "LI2_MAX_ORDER"),
-    ("task.operands", 9, "task.operands", "less than or equal"),
-    ("data", {"train_fraction": 0.5, "train_size": 3}, "data", "exactly one"),
-    ("data", {}, "data", "exactly one"),
-    ("data", {"train_size": 529}, "data.train_size", "between 1 and 528"),
-    ("data", {"train_fraction": 1.0}, "data.train_fraction", "between 1 and 528"),
-    ("training.schedule", "step", "training.step_size", "required"),
-    ("training.milestones", [50, 10], "training.milestones", "ascending"),
-    ("training.checkpoint_epochs", [5000], "training.checkpoint_epochs", "training.epochs"),
-    ("seed", "five", "seed", "integer"),
-    ("seed", 1.5, "seed", "integer"),
-])
+@pytest.mark.parametrize(
+    "path,value,field,needle",
+    [
+        ("bogus", 1, "bogus", "allowed here: task, data, model, training, seed"),
+        ("model.hiden", 3, "model.hiden", "hidden"),
+        ("task.group", "cyclick", "task.group", "cyclic"),
+        ("task.n", 3, "task.n", "takes: order"),
+        ("training.lr", float("nan"), "training.lr", "nan"),
+        ("training.lr", -1, "training.lr", "greater than"),
+        ("training.optimizer", "rmsprop", "training.optimizer", "muon"),
+        ("model.activation", "gelu", "model.activation", "relusqr"),
+        ("training.loss", "hinge", "training.loss", "nll"),
+        ("training.epochs", 10**9, "training.epochs", "LI2_MAX_EPOCHS"),
+        ("model.hidden", 10**6, "model.hidden", "LI2_MAX_HIDDEN"),
+        ("task.order", 5000, "task.order", "LI2_MAX_ORDER"),
+        ("task.operands", 9, "task.operands", "less than or equal"),
+        ("data", {"train_fraction": 0.5, "train_size": 3}, "data", "exactly one"),
+        ("data", {}, "data", "exactly one"),
+        ("data", {"train_size": 529}, "data.train_size", "between 1 and 528"),
+        ("data", {"train_fraction": 1.0}, "data.train_fraction", "between 1 and 528"),
+        ("training.schedule", "step", "training.step_size", "required"),
+        ("training.milestones", [50, 10], "training.milestones", "ascending"),
+        ("training.checkpoint_epochs", [5000], "training.checkpoint_epochs", "training.epochs"),
+        ("seed", "five", "seed", "integer"),
+        ("seed", 1.5, "seed", "integer"),
+    ],
+)
 def test_bad_fields_are_named_with_what_is_allowed(path, value, field, needle):
     errs = errors_of(with_(path, value))
     assert field in errs, errs
@@ -101,16 +109,21 @@ def test_expressions_take_two_operands():
 
 
 def test_every_group_kind_needs_its_own_fields():
-    for task, field in [({"group": "product"}, "task.factors"), ({"group": "dihedral"}, "task.n"),
-                        ({"group": "multiplicative"}, "task.prime"), ({"group": "table"}, "task.table"),
-                        ({"group": "expression", "modulus": 7}, "task.expression")]:
+    for task, field in [
+        ({"group": "product"}, "task.factors"),
+        ({"group": "dihedral"}, "task.n"),
+        ({"group": "multiplicative"}, "task.prime"),
+        ({"group": "table"}, "task.table"),
+        ({"group": "expression", "modulus": 7}, "task.expression"),
+    ]:
         assert field in errors_of({"task": task})
     assert "task.order" in errors_of({"task": {"group": "quaternion", "order": 8}})
 
 
 def test_sweep_expands_the_grid_and_batches_by_shape():
-    sweep = validate_sweep({"base": BASE, "grid": {"task.order": [11, 13], "data.train_size": [40, 60],
-                                                   "seed": [1, 2]}})
+    sweep = validate_sweep(
+        {"base": BASE, "grid": {"task.order": [11, 13], "data.train_size": [40, 60], "seed": [1, 2]}}
+    )
     specs = expand_sweep(sweep)
     assert len(specs) == 8
     assert [s["task"]["order"] for s in specs[:4]] == [11] * 4
@@ -122,18 +135,27 @@ def test_sweep_expands_the_grid_and_batches_by_shape():
 
 def test_lr_wd_and_init_scale_share_a_batch_but_width_does_not():
     a = validate_spec(BASE)
-    for path, value in [("training.lr", 0.02), ("training.weight_decay", 0.0), ("model.top_init_scale", 0.0),
-                        ("model.output_scale", 2.0), ("training.momentum", 0.5), ("training.schedule", "cosine")]:
+    for path, value in [
+        ("training.lr", 0.02),
+        ("training.weight_decay", 0.0),
+        ("model.top_init_scale", 0.0),
+        ("model.output_scale", 2.0),
+        ("training.momentum", 0.5),
+        ("training.schedule", "cosine"),
+    ]:
         assert batch_key(validate_spec(with_(path, value))) == batch_key(a)
     assert batch_key(validate_spec(with_("model.hidden", 256))) != batch_key(a)
 
 
-@pytest.mark.parametrize("grid,field", [
-    ({}, "grid"),
-    ({"task.ordr": [1]}, "grid.task.ordr"),
-    ({"seed": []}, "grid.seed"),
-    ({"seed": list(range(40)), "training.lr": [0.1] * 40}, "grid"),
-])
+@pytest.mark.parametrize(
+    "grid,field",
+    [
+        ({}, "grid"),
+        ({"task.ordr": [1]}, "grid.task.ordr"),
+        ({"seed": []}, "grid.seed"),
+        ({"seed": list(range(40)), "training.lr": [0.1] * 40}, "grid"),
+    ],
+)
 def test_bad_sweeps_name_the_grid_field(grid, field):
     with pytest.raises(SpecError) as info:
         validate_sweep({"base": BASE, "grid": grid})
@@ -147,8 +169,10 @@ def test_a_bad_grid_point_names_its_values():
 
 
 def test_validation_does_not_import_torch():
-    code = "import sys, li2.spec; li2.spec.validate_spec({'task': {'group': 'cyclic', 'order': 7}}); " \
-           "print('torch' in sys.modules)"
+    code = (
+        "import sys, li2.spec; li2.spec.validate_spec({'task': {'group': 'cyclic', 'order': 7}}); "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

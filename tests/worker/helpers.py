@@ -3,10 +3,12 @@
 The fake runner is only for unit tests of claim / heartbeat / final-state logic (fast, no torch);
 the integration tests in test_worker_process.py use the real li2.runner in a real worker process.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -19,9 +21,15 @@ from li2_worker.settings import load_settings
 
 def tiny_spec(epochs: int = 200, seed: int = 0, **training) -> dict:
     """Z_11, K=64: a CPU-friendly experiment (the brief's size)."""
-    return validate_spec({"task": {"group": "cyclic", "order": 11}, "data": {"train_fraction": 0.5},
-                          "model": {"hidden": 64}, "seed": seed,
-                          "training": {"epochs": epochs, "eval_every": 10, **training}})
+    return validate_spec(
+        {
+            "task": {"group": "cyclic", "order": 11},
+            "data": {"train_fraction": 0.5},
+            "model": {"hidden": 64},
+            "seed": seed,
+            "training": {"epochs": epochs, "eval_every": 10, **training},
+        }
+    )
 
 
 def new_engine(url: str):
@@ -41,9 +49,17 @@ def add_user(engine, name: str = "alice") -> int:
 def add_run(engine, user_id: int, spec: dict, sweep_id: str | None = None, max_attempts: int = 3) -> str:
     """Insert a queued experiment row the way the API does (minus HTTP)."""
     with session_scope(engine) as s:
-        exp = Experiment(user_id=user_id, sweep_id=sweep_id, spec_json=spec, spec_hash=spec_hash(spec),
-                         batch_key=batch_key(spec), epochs=spec["training"]["epochs"], status="queued",
-                         max_attempts=max_attempts, enqueued_at=utcnow())
+        exp = Experiment(
+            user_id=user_id,
+            sweep_id=sweep_id,
+            spec_json=spec,
+            spec_hash=spec_hash(spec),
+            batch_key=batch_key(spec),
+            epochs=spec["training"]["epochs"],
+            status="queued",
+            max_attempts=max_attempts,
+            enqueued_at=utcnow(),
+        )
         s.add(exp)
         s.flush()
         return exp.id
@@ -68,8 +84,14 @@ def update(engine, run_id: str, **values) -> None:
 
 
 def settings_for(db_url: str, broker_url: str, **env: Any):
-    base = {"LI2_DATABASE_URL": db_url, "LI2_BROKER_URL": broker_url, "LI2_HEARTBEAT_S": "0.2",
-            "LI2_LEASE_S": "2", "LI2_REQUEUE_AFTER_S": "1", "LI2_CHECKPOINT_EVERY": "5"}
+    base = {
+        "LI2_DATABASE_URL": db_url,
+        "LI2_BROKER_URL": broker_url,
+        "LI2_HEARTBEAT_S": "0.2",
+        "LI2_LEASE_S": "2",
+        "LI2_REQUEUE_AFTER_S": "1",
+        "LI2_CHECKPOINT_EVERY": "5",
+    }
     base.update({k: str(v) for k, v in env.items()})
     return load_settings(base)
 
@@ -117,6 +139,14 @@ class FakeRunner:
                 on_progress(i, epoch, {"train_acc": epoch / epochs, "test_loss": float("nan")})
                 if epoch % checkpoint_every == 0 or epoch == spec["training"]["epochs"]:
                     on_checkpoint(i, epoch, b"state@%d" % epoch)
-        return [{"spec": s, "metrics": {"epoch": list(range(stopped_at.get(i, epochs + 1)))},
-                 "summary": {"test_acc": 1.0, "stopped": i in stopped_at}, "timeline": {"stages": []},
-                 "features": {}, "predictions": {}} for i, s in enumerate(specs)]
+        return [
+            {
+                "spec": s,
+                "metrics": {"epoch": list(range(stopped_at.get(i, epochs + 1)))},
+                "summary": {"test_acc": 1.0, "stopped": i in stopped_at},
+                "timeline": {"stages": []},
+                "features": {},
+                "predictions": {},
+            }
+            for i, s in enumerate(specs)
+        ]

@@ -3,8 +3,10 @@
 Each worker runs in a session of its own so the tests can SIGKILL or SIGTERM it exactly as a
 container runtime would, and writes its log to a file the tests read (claims, resumes).
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,8 +15,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FAST_LEASES = {"LI2_HEARTBEAT_S": "0.5", "LI2_LEASE_S": "4", "LI2_REQUEUE_AFTER_S": "2",
-               "LI2_CHECKPOINT_EVERY": "50", "LI2_SOFT_SHUTDOWN_S": "30"}
+FAST_LEASES = {
+    "LI2_HEARTBEAT_S": "0.5",
+    "LI2_LEASE_S": "4",
+    "LI2_REQUEUE_AFTER_S": "2",
+    "LI2_CHECKPOINT_EVERY": "50",
+    "LI2_SOFT_SHUTDOWN_S": "30",
+}
 
 
 def worker_env(db_url: str, broker_url: str | None, **extra: str) -> dict[str, str]:
@@ -34,7 +41,12 @@ class Worker:
         self._log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "li2_worker", "--device", "cpu", "--name", f"{name}@%h"],
-            env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -51,9 +63,7 @@ class Worker:
 
     def close(self) -> None:
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.popen.wait(timeout=30)
         self._log.close()

@@ -4,6 +4,7 @@ A real SQLite database and (where a message is sent) the real Redis; only the tr
 replaced by tests/worker/helpers.FakeRunner so these run in a second. The real core runs in
 test_worker_process.py.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,12 +15,12 @@ from datetime import timedelta
 import pytest
 import redis
 
+from li2_store import lease, sweeps
 from li2_store.config import ConfigError
 from li2_store.db import session_scope, utcnow
 from li2_store.models import Checkpoint, Result, Sweep
-from li2_store import lease, sweeps
-from li2_worker import reaper
 from li2_store.producer import send_batch
+from li2_worker import reaper
 from li2_worker.settings import load_settings
 from li2_worker.tasks import BatchJob, parse_items
 
@@ -56,7 +57,7 @@ def count(engine, model, run_id) -> int:
 def test_claim_is_atomic_and_attempt_scoped(db):
     _, engine = db
     run = add_run(engine, add_user(engine), tiny_spec())
-    assert lease.claim(engine, run, 2, W) is None               # a message for another attempt
+    assert lease.claim(engine, run, 2, W) is None  # a message for another attempt
     first = lease.claim(engine, run, 1, W)
     assert first is not None and first.spec["task"]["order"] == 11
     assert lease.claim(engine, run, 1, "other@host/2") is None  # the duplicate delivery
@@ -117,8 +118,9 @@ def test_duplicate_message_runs_once(db, redis_url):
 def test_core_exception_fails_the_runs_with_its_message(db, redis_url):
     url, engine = db
     run = add_run(engine, add_user(engine), tiny_spec(epochs=8))
-    BatchJob(engine, settings_for(url, redis_url), W, run_batch=FakeRunner(fail=RuntimeError("CUDA out of memory"))
-             ).run([(run, 1)])
+    BatchJob(
+        engine, settings_for(url, redis_url), W, run_batch=FakeRunner(fail=RuntimeError("CUDA out of memory"))
+    ).run([(run, 1)])
     r = row(engine, run)
     assert r["status"] == "failed" and r["error"] == "RuntimeError: CUDA out of memory"
     assert count(engine, Result, run) == 0
@@ -127,9 +129,20 @@ def test_core_exception_fails_the_runs_with_its_message(db, redis_url):
 def test_cancel_stops_only_that_run(db, redis_url):
     url, engine = db
     user = add_user(engine)
-    keep, stop = add_run(engine, user, tiny_spec(epochs=40, seed=1)), add_run(engine, user, tiny_spec(epochs=40, seed=2))
-    job = BatchJob(engine, settings_for(url, redis_url), W, run_batch=FakeRunner(
-        between_epochs=lambda e: (update(engine, stop, cancel_requested=True), job.heartbeat.beat()) if e == 10 else None))
+    keep, stop = (
+        add_run(engine, user, tiny_spec(epochs=40, seed=1)),
+        add_run(engine, user, tiny_spec(epochs=40, seed=2)),
+    )
+    job = BatchJob(
+        engine,
+        settings_for(url, redis_url),
+        W,
+        run_batch=FakeRunner(
+            between_epochs=lambda e: (
+                (update(engine, stop, cancel_requested=True), job.heartbeat.beat()) if e == 10 else None
+            )
+        ),
+    )
     job.run([(keep, 1), (stop, 1)])
     assert row(engine, keep)["status"] == "succeeded"
     r = row(engine, stop)
@@ -139,8 +152,16 @@ def test_cancel_stops_only_that_run(db, redis_url):
 def test_lost_lease_discards_the_result(db, redis_url):
     url, engine = db
     run = add_run(engine, add_user(engine), tiny_spec(epochs=40))
-    job = BatchJob(engine, settings_for(url, redis_url), W, run_batch=FakeRunner(
-        between_epochs=lambda e: (update(engine, run, status="queued", attempt=2), job.heartbeat.beat()) if e == 10 else None))
+    job = BatchJob(
+        engine,
+        settings_for(url, redis_url),
+        W,
+        run_batch=FakeRunner(
+            between_epochs=lambda e: (
+                (update(engine, run, status="queued", attempt=2), job.heartbeat.beat()) if e == 10 else None
+            )
+        ),
+    )
     job.run([(run, 1)])
     r = row(engine, run)
     assert (r["status"], r["attempt"]) == ("queued", 2) and count(engine, Result, run) == 0
@@ -152,8 +173,12 @@ def test_sigterm_checkpoints_and_requeues_with_next_attempt(db, redis_url):
     url, engine = db
     run = add_run(engine, add_user(engine), tiny_spec(epochs=40))
     handler_before = signal.getsignal(signal.SIGTERM)
-    job = BatchJob(engine, settings_for(url, redis_url), W, run_batch=FakeRunner(
-        between_epochs=lambda e: signal.raise_signal(signal.SIGTERM) if e == 12 else None))
+    job = BatchJob(
+        engine,
+        settings_for(url, redis_url),
+        W,
+        run_batch=FakeRunner(between_epochs=lambda e: signal.raise_signal(signal.SIGTERM) if e == 12 else None),
+    )
     job.run([(run, 1)])
     r = row(engine, run)
     assert (r["status"], r["attempt"], r["claimed_by"], r["max_attempts"]) == ("queued", 2, None, 4)
@@ -195,9 +220,9 @@ def test_reaper_resends_lost_messages_only_when_the_queue_is_empty(db, redis_url
     for run in lost:
         update(engine, run, enqueued_at=old)
     other = add_run(engine, user, tiny_spec(seed=9))
-    send_batch([(other, 1)], redis_url)                     # the queue is busy: runs wait their turn
+    send_batch([(other, 1)], redis_url)  # the queue is busy: runs wait their turn
     assert reaper.resend_lost_messages(engine, settings) == 0
-    redis.Redis.from_url(redis_url).flushdb()            # the broker lost everything
+    redis.Redis.from_url(redis_url).flushdb()  # the broker lost everything
     assert reaper.resend_lost_messages(engine, settings) == 3
     messages = queued_messages(redis_url)
     assert len(messages) == 1 and sorted(r for r, _ in messages[0]) == sorted(lost)  # one shape, one batch
@@ -251,8 +276,16 @@ def test_worker_refuses_placeholder_secrets_and_bad_settings(tmp_path):
     import sys
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("LI2_")}
-    for env, needle in (({"LI2_BROKER_URL": "redis://:CHANGE_ME@127.0.0.1:6379/0"}, "LI2_BROKER_URL"),
-                        ({"LI2_LEASE_S": "soon"}, "LI2_LEASE_S")):
-        p = subprocess.run([sys.executable, "-m", "li2_worker"], env={**base, **env}, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=60)
+    for env, needle in (
+        ({"LI2_BROKER_URL": "redis://:CHANGE_ME@127.0.0.1:6379/0"}, "LI2_BROKER_URL"),
+        ({"LI2_LEASE_S": "soon"}, "LI2_LEASE_S"),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "li2_worker"],
+            env={**base, **env},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr

@@ -2,6 +2,7 @@
 database (PostgreSQL or SQLite) and the real li2 core. Runs are inserted through the service's
 models and enqueued through li2_store.producer, exactly as the API does; nothing is mocked.
 """
+
 from __future__ import annotations
 
 import re
@@ -10,9 +11,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from li2_store.config import embedded_broker_url
 from li2_store.db import session_scope
 from li2_store.models import Checkpoint, Result, Sweep
-from li2_store.config import embedded_broker_url
 from li2_store.producer import send_batch
 
 from .helpers import add_run, add_sweep, add_user, new_engine, row, tiny_spec, update, wait_until
@@ -43,14 +44,20 @@ def results_of(engine, run_id: str) -> list:
 
 def newest_resume_epoch(engine, run_id: str) -> int | None:
     with session_scope(engine) as s:
-        return s.scalar(sa.select(sa.func.max(Checkpoint.epoch))
-                        .where(Checkpoint.experiment_id == run_id, Checkpoint.kind == "resume"))
+        return s.scalar(
+            sa.select(sa.func.max(Checkpoint.epoch)).where(
+                Checkpoint.experiment_id == run_id, Checkpoint.kind == "resume"
+            )
+        )
 
 
 def wait_status(engine, run_id, status, timeout=180, worker: Worker | None = None):
     try:
-        return wait_until(lambda: row(engine, run_id)["status"] == status and row(engine, run_id), timeout,
-                          f"run {run_id} to be {status}")
+        return wait_until(
+            lambda: row(engine, run_id)["status"] == status and row(engine, run_id),
+            timeout,
+            f"run {run_id} to be {status}",
+        )
     except AssertionError:
         if worker is not None:
             print(worker.log()[-4000:])
@@ -81,7 +88,8 @@ def test_run_succeeds_and_a_duplicate_message_executes_once(tmp_path, redis_url,
 
 
 def test_cancel_stops_a_running_run_and_a_held_message_goes_to_an_idle_worker(
-        tmp_path, redis_url, postgres_url, workers):
+    tmp_path, redis_url, postgres_url, workers
+):
     engine = new_engine(postgres_url)
     user = add_user(engine)
     long_run = add_run(engine, user, tiny_spec(epochs=50_000, seed=1))
@@ -154,8 +162,11 @@ def test_a_sweep_batch_fans_in_and_stores_the_fitted_law(tmp_path, redis_url, po
         wait_status(engine, r, "succeeded", timeout=120, worker=w)
     assert "claimed 3 of 3" in w.log()
     with session_scope(engine) as s:
-        sw = wait_until(lambda: (x := s.get(Sweep, sweep, populate_existing=True)).status == "succeeded" and x,
-                        30, "the sweep to close")
+        sw = wait_until(
+            lambda: (x := s.get(Sweep, sweep, populate_existing=True)).status == "succeeded" and x,
+            30,
+            "the sweep to close",
+        )
         law = sw.scaling_law_json
     assert sw.fitted_at is not None and law["form"]
     assert [(c["order"], c["n_runs"]) for c in law["critical"]] == [(11, 3)]
@@ -173,7 +184,7 @@ def test_a_lost_message_is_reenqueued_by_the_reaper(tmp_path, redis_url, workers
 
 
 def test_embedded_sqlite_transport_runs_an_experiment(tmp_path, workers, monkeypatch):
-    monkeypatch.chdir(tmp_path)                # the embedded broker lives in ./var/broker.sqlite
+    monkeypatch.chdir(tmp_path)  # the embedded broker lives in ./var/broker.sqlite
     monkeypatch.delenv("LI2_BROKER_URL", raising=False)
     db_url = f"sqlite:///{tmp_path / 'var' / 'li2.sqlite'}"
     engine = new_engine(db_url)

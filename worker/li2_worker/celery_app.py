@@ -6,8 +6,10 @@ timeout to redeliver; crash recovery is the database reaper's job, not the broke
 the wire), no result backend (states and results live in our database), one prefork child per
 worker that is replaced after every task (a fresh CUDA context each time), and time limits.
 """
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -76,10 +78,8 @@ def _forward_shutdown_to_children(sig=None, how=None, **_kw) -> None:
     for child in billiard.process.active_children():
         if child.pid:
             log.info("li2: %s shutdown, asking pool child %s to checkpoint and requeue", how, child.pid)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
 
 def __getattr__(name: str):

@@ -5,6 +5,7 @@ lease (one guarded UPDATE per run) and records which runs had a cancel requested
 were lost (the reaper requeued them, or a newer attempt took over). The runner's ``should_stop``
 reads those sets, so a cancel stops a run within about one heartbeat period.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,7 @@ class Heartbeat(threading.Thread):
         super().__init__(name="li2-heartbeat", daemon=True)
         self.engine, self.claims, self.worker_id, self.interval_s = engine, claims, worker_id, interval_s
         self.cancelled: set[str] = set()  # run ids whose cancel was requested
-        self.lost: set[str] = set()       # run ids whose lease is no longer ours
+        self.lost: set[str] = set()  # run ids whose lease is no longer ours
         self._halt = threading.Event()
         self._lock = threading.Lock()
 
@@ -30,7 +31,7 @@ class Heartbeat(threading.Thread):
         """One lease refresh; a database error is logged and retried at the next period."""
         try:
             cancel, lost = lease.heartbeat(self.engine, self.claims, self.worker_id)
-        except Exception as exc:  # noqa: BLE001 — keep beating; the reaper decides if we are gone
+        except Exception as exc:
             log.warning("heartbeat failed (will retry): %s", exc)
             return
         with self._lock:

@@ -5,6 +5,7 @@ with a prefork pool whose child is replaced after every task. The device reaches
 through LI2_WORKER_DEVICE. One worker per GPU: pin it with CUDA_VISIBLE_DEVICES=N (the GPU is
 then cuda:0 inside) or with --device cuda:N; see docs/workers.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,13 @@ def _positive(value: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The worker's options (li2lab.main adds them to its `worker` subcommand)."""
-    parser.add_argument("--device", type=_device, default=os.environ.get("LI2_WORKER_DEVICE") or "auto",
-                        help="auto | cpu | cuda | cuda:N (default: LI2_WORKER_DEVICE or auto)")
-    parser.add_argument("--concurrency", type=_positive, default=1,
-                        help="pool processes (default 1; keep 1 per GPU)")
+    parser.add_argument(
+        "--device",
+        type=_device,
+        default=os.environ.get("LI2_WORKER_DEVICE") or "auto",
+        help="auto | cpu | cuda | cuda:N (default: LI2_WORKER_DEVICE or auto)",
+    )
+    parser.add_argument("--concurrency", type=_positive, default=1, help="pool processes (default 1; keep 1 per GPU)")
     parser.add_argument("--name", default=None, help="Celery node name (default li2-<pid>@<host>)")
     parser.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--no-reaper", action="store_true", help="do not run the reaper thread here")
@@ -69,8 +73,10 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"li2lab worker: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=getattr(ns, "loglevel", "INFO"),
-                        format="[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(ns, "loglevel", "INFO"),
+        format="[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s",
+    )
 
     stop = threading.Event()
     if not getattr(ns, "no_reaper", False):
@@ -83,12 +89,30 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
 
     app = make_celery(settings.broker_url)
     name = getattr(ns, "name", None) or f"li2-{os.getpid()}@%h"
-    log.info("li2 worker %s: device=%s broker=%s", name, device,
-             "embedded SQLite" if settings.broker_embedded else settings.broker_url.split("@")[-1])
+    log.info(
+        "li2 worker %s: device=%s broker=%s",
+        name,
+        device,
+        "embedded SQLite" if settings.broker_embedded else settings.broker_url.split("@")[-1],
+    )
     try:
-        app.worker_main(["worker", "-P", "prefork", "-c", str(getattr(ns, "concurrency", 1) or 1),
-                         "-n", name, "--loglevel", getattr(ns, "loglevel", "INFO"),
-                         "--without-gossip", "--without-mingle", "--max-tasks-per-child", "1"])
+        app.worker_main(
+            [
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(getattr(ns, "concurrency", 1) or 1),
+                "-n",
+                name,
+                "--loglevel",
+                getattr(ns, "loglevel", "INFO"),
+                "--without-gossip",
+                "--without-mingle",
+                "--max-tasks-per-child",
+                "1",
+            ]
+        )
     finally:
         stop.set()
     return 0

@@ -16,6 +16,7 @@ reapers (one per worker host) can run at once without double work:
    it) becomes cancelled.
 4. **sweep fan-in** — sweeps whose runs have all ended get their scaling law (sweeps.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,9 +27,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from li2.batching import pack_batches
-from li2_store.db import session_scope, utcnow
-from li2_store.models import Experiment as E
 from li2_store import sweeps
+from li2_store.db import changed, session_scope, utcnow
+from li2_store.models import Experiment as E
 from li2_store.producer import producer_app, send_batch
 from li2_worker.settings import WorkerSettings
 
@@ -46,15 +47,16 @@ def queue_length(broker_url: str) -> int | None:
                 return conn.default_channel.queue_declare(queue=app.conf.task_default_queue, passive=True).message_count
             except ChannelError:
                 return 0
-    except Exception as exc:  # noqa: BLE001 — broker down: re-sending would fail too
+    except Exception as exc:
         log.warning("broker queue length unknown: %s", exc)
         return None
 
 
 def _send_batches(runs: list[tuple[str, dict, str, int]], settings: WorkerSettings) -> None:
     """Enqueue (batch_key, spec, run_id, attempt) runs in the batches the API would have made."""
-    for items in pack_batches(((key, spec, (rid, att)) for key, spec, rid, att in runs),
-                              settings.max_batch, settings.batch_memory_bytes):
+    for items in pack_batches(
+        ((key, spec, (rid, att)) for key, spec, rid, att in runs), settings.max_batch, settings.batch_memory_bytes
+    ):
         send_batch(items, settings.broker_url)
 
 
@@ -67,20 +69,37 @@ def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int
     requeued: list[tuple[str, dict, str, int]] = []
     sweep_ids: set[str] = set()
     with session_scope(engine) as s:
-        rows = s.execute(sa.select(E.id, E.attempt, E.max_attempts, E.cancel_requested, E.batch_key, E.spec_json,
-                                   E.sweep_id).where(stale)).all()
+        rows = s.execute(
+            sa.select(E.id, E.attempt, E.max_attempts, E.cancel_requested, E.batch_key, E.spec_json, E.sweep_id).where(
+                stale
+            )
+        ).all()
     for r in rows:
         this = sa.and_(E.id == r.id, E.attempt == r.attempt, stale)  # still stale, still that attempt
         if r.cancel_requested:
-            kind, values = "cancelled", dict(status="cancelled", finished_at=now)
+            kind, values = "cancelled", {"status": "cancelled", "finished_at": now}
         elif r.attempt >= r.max_attempts:
-            kind, values = "failed", dict(status="failed", finished_at=now,
-                                          error=f"lost: heartbeat expired after {r.attempt} attempts")
+            kind, values = (
+                "failed",
+                {
+                    "status": "failed",
+                    "finished_at": now,
+                    "error": f"lost: heartbeat expired after {r.attempt} attempts",
+                },
+            )
         else:
-            kind, values = "requeued", dict(status="queued", attempt=r.attempt + 1, claimed_by=None,
-                                            heartbeat_at=None, enqueued_at=now)
+            kind, values = (
+                "requeued",
+                {
+                    "status": "queued",
+                    "attempt": r.attempt + 1,
+                    "claimed_by": None,
+                    "heartbeat_at": None,
+                    "enqueued_at": now,
+                },
+            )
         with session_scope(engine) as s:
-            if not s.execute(sa.update(E).where(this).values(**values)).rowcount:
+            if not changed(s, sa.update(E).where(this).values(**values)):
                 continue  # it heartbeated meanwhile, or another reaper got there first
         counts[kind] += 1
         log.warning("run %s attempt %d: heartbeat expired -> %s", r.id, r.attempt, kind)
@@ -98,8 +117,9 @@ def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
     """Re-enqueue queued runs left unclaimed for LI2_REQUEUE_AFTER_S while the queue is empty."""
     now = utcnow()
     cutoff = now - timedelta(seconds=settings.requeue_after_s)
-    waiting = sa.and_(E.status == "queued", E.cancel_requested.is_(False),
-                      sa.func.coalesce(E.enqueued_at, E.created_at) < cutoff)
+    waiting = sa.and_(
+        E.status == "queued", E.cancel_requested.is_(False), sa.func.coalesce(E.enqueued_at, E.created_at) < cutoff
+    )
     with session_scope(engine) as s:
         rows = s.execute(sa.select(E.id, E.attempt, E.batch_key, E.spec_json).where(waiting)).all()
     if not rows or queue_length(settings.broker_url) != 0:
@@ -107,8 +127,7 @@ def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
     resend = []
     for r in rows:
         with session_scope(engine) as s:  # stamp first: a concurrent reaper then skips this run
-            if s.execute(sa.update(E).where(E.id == r.id, E.attempt == r.attempt, waiting)
-                         .values(enqueued_at=now)).rowcount:
+            if changed(s, sa.update(E).where(E.id == r.id, E.attempt == r.attempt, waiting).values(enqueued_at=now)):
                 resend.append((r.batch_key, r.spec_json, r.id, r.attempt))
     if resend:
         log.warning("re-enqueueing %d queued runs whose message was lost", len(resend))
@@ -124,8 +143,8 @@ def cancel_queued_on_request(engine: Engine) -> int:
     """
     target = sa.and_(E.status == "queued", E.cancel_requested.is_(True))
     with session_scope(engine) as s:
-        sweep_ids = set(s.scalars(sa.select(E.sweep_id).where(target, E.sweep_id.is_not(None))))
-        n = s.execute(sa.update(E).where(target).values(status="cancelled", finished_at=utcnow())).rowcount
+        sweep_ids = {sid for sid in s.scalars(sa.select(E.sweep_id).where(target)) if sid is not None}
+        n = changed(s, sa.update(E).where(target).values(status="cancelled", finished_at=utcnow()))
     for sweep_id in sweep_ids:
         sweeps.finalize_sweep(engine, sweep_id)
     return n
@@ -152,5 +171,5 @@ def run_forever(engine: Engine, settings: WorkerSettings, stop: threading.Event)
             done = reap_once(engine, settings)
             if any(done.values()):
                 log.info("reaper: %s", done)
-        except Exception as exc:  # noqa: BLE001 — a DB/broker hiccup must not kill the worker
+        except Exception as exc:
             log.warning("reaper pass failed (will retry): %s", exc)

@@ -4,12 +4,13 @@ The values shared with the API (database and broker URLs, LI2_MAX_ATTEMPTS, LI2_
 from ``li2_service.config.load_config`` so both sides resolve them the same way (including the
 embedded SQLite broker when LI2_BROKER_URL is unset). The rest are the worker's own knobs.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from li2_store.config import ConfigError, load_config
 
@@ -20,19 +21,19 @@ DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 class WorkerSettings:
     database_url: str
     broker_url: str
-    broker_embedded: bool      # True: kombu SQLAlchemy transport on ./var/broker.sqlite
-    heartbeat_s: float         # lease refresh + cancel poll period (LI2_HEARTBEAT_S, 5)
-    lease_s: float             # a running run whose heartbeat is older is requeued (LI2_LEASE_S, 60)
-    requeue_after_s: float     # a queued run unclaimed this long is re-enqueued (LI2_REQUEUE_AFTER_S, 30)
-    max_attempts: int          # LI2_MAX_ATTEMPTS (3)
-    max_batch: int             # runs per re-enqueued message (LI2_MAX_BATCH, 64)
-    batch_memory_bytes: int    # device memory per re-enqueued batch (LI2_BATCH_MEMORY_MB, 8192)
-    checkpoint_every: int      # epochs between "resume" checkpoints (LI2_CHECKPOINT_EVERY, 50)
-    device: str                # auto | cpu | cuda | cuda:N (LI2_WORKER_DEVICE, auto)
-    time_limit_s: int          # hard Celery limit: the child is killed (LI2_TASK_TIME_LIMIT_S, 6 h)
-    soft_time_limit_s: int     # soft limit: the batch fails cleanly (LI2_TASK_SOFT_TIME_LIMIT_S)
-    soft_shutdown_s: float     # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
-    disable_prefetch: bool     # Celery's worker_disable_prefetch on Redis (LI2_WORKER_DISABLE_PREFETCH, 0)
+    broker_embedded: bool  # True: kombu SQLAlchemy transport on ./var/broker.sqlite
+    heartbeat_s: float  # lease refresh + cancel poll period (LI2_HEARTBEAT_S, 5)
+    lease_s: float  # a running run whose heartbeat is older is requeued (LI2_LEASE_S, 60)
+    requeue_after_s: float  # a queued run unclaimed this long is re-enqueued (LI2_REQUEUE_AFTER_S, 30)
+    max_attempts: int  # LI2_MAX_ATTEMPTS (3)
+    max_batch: int  # runs per re-enqueued message (LI2_MAX_BATCH, 64)
+    batch_memory_bytes: int  # device memory per re-enqueued batch (LI2_BATCH_MEMORY_MB, 8192)
+    checkpoint_every: int  # epochs between "resume" checkpoints (LI2_CHECKPOINT_EVERY, 50)
+    device: str  # auto | cpu | cuda | cuda:N (LI2_WORKER_DEVICE, auto)
+    time_limit_s: int  # hard Celery limit: the child is killed (LI2_TASK_TIME_LIMIT_S, 6 h)
+    soft_time_limit_s: int  # soft limit: the batch fails cleanly (LI2_TASK_SOFT_TIME_LIMIT_S)
+    soft_shutdown_s: float  # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
+    disable_prefetch: bool  # Celery's worker_disable_prefetch on Redis (LI2_WORKER_DISABLE_PREFETCH, 0)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, lo: float, cast=float):

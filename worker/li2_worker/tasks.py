@@ -13,6 +13,7 @@ Flow of one message ``[[run_id, attempt], ...]`` (runs of one li2.batching.batch
    down (SIGTERM) — the message is re-sent and another worker resumes from the checkpoint;
 5. fan in: close any sweep whose runs have all ended (sweeps.finalize_sweep).
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,14 +21,14 @@ import os
 import signal
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from li2_store.db import make_engine, session_scope, utcnow
 from li2.jsonsafe import json_safe
 from li2_store import lease, results, sweeps
+from li2_store.db import make_engine, session_scope, utcnow
 from li2_store.producer import TASK_NAME, send_batch
 from li2_worker.heartbeat import Heartbeat
 from li2_worker.settings import WorkerSettings, load_settings
@@ -43,8 +44,14 @@ def parse_items(items) -> list[tuple[str, int]]:
         raise ValueError("li2.run_batch expects a list of [run_id, attempt] pairs")
     pairs = []
     for item in items:
-        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
-                and isinstance(item[1], int) and not isinstance(item[1], bool) and item[1] >= 1):
+        if not (
+            isinstance(item, (list, tuple))
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], int)
+            and not isinstance(item[1], bool)
+            and item[1] >= 1
+        ):
             raise ValueError(f"bad item {item!r}: expected [run_id (string), attempt (integer >= 1)]")
         pairs.append((item[0], item[1]))
     return pairs
@@ -91,8 +98,12 @@ class BatchJob:
     # -- the task -------------------------------------------------------------------------
     def run(self, pairs: list[tuple[str, int]]) -> None:
         self.claims = [c for c in (lease.claim(self.engine, rid, att, self.worker_id) for rid, att in pairs) if c]
-        log.info("li2.run_batch: claimed %d of %d runs %s", len(self.claims), len(pairs),
-                 [f"{c.run_id}#{c.attempt}" for c in self.claims])
+        log.info(
+            "li2.run_batch: claimed %d of %d runs %s",
+            len(self.claims),
+            len(pairs),
+            [f"{c.run_id}#{c.attempt}" for c in self.claims],
+        )
         if not self.claims:
             return
         with session_scope(self.engine) as s:
@@ -104,9 +115,11 @@ class BatchJob:
         try:
             outcomes = self._train()
         except SoftTimeLimitExceeded:
-            self._fail_all(f"time limit exceeded: the batch ran longer than {self.settings.soft_time_limit_s} s "
-                           "(LI2_TASK_SOFT_TIME_LIMIT_S)")
-        except Exception as exc:  # noqa: BLE001 — any error of the core ends as 'failed' with its text
+            self._fail_all(
+                f"time limit exceeded: the batch ran longer than {self.settings.soft_time_limit_s} s "
+                "(LI2_TASK_SOFT_TIME_LIMIT_S)"
+            )
+        except Exception as exc:
             log.exception("batch failed")
             self._fail_all(f"{type(exc).__name__}: {exc}")
         else:
@@ -121,9 +134,13 @@ class BatchJob:
         resume = [self._resume_blob(c) for c in self.claims]
         run_batch = self._run_batch or _load_runner()
         return run_batch(
-            [c.spec for c in self.claims], self.settings.device,
-            on_progress=self.on_progress, should_stop=self.should_stop, on_checkpoint=self.on_checkpoint,
-            resume=resume, checkpoint_every=self.settings.checkpoint_every,
+            [c.spec for c in self.claims],
+            self.settings.device,
+            on_progress=self.on_progress,
+            should_stop=self.should_stop,
+            on_checkpoint=self.on_checkpoint,
+            resume=resume,
+            checkpoint_every=self.settings.checkpoint_every,
         )
 
     def _resume_blob(self, c: lease.Claim) -> bytes | None:
@@ -148,7 +165,7 @@ class BatchJob:
         if pending:
             try:
                 lease.write_progress(self.engine, pending, self.worker_id)
-            except Exception as exc:  # noqa: BLE001 — progress is best effort; results are not
+            except Exception as exc:
                 log.warning("progress write failed: %s", exc)
 
     def should_stop(self) -> set[int]:
@@ -171,28 +188,44 @@ class BatchJob:
     # -- final states -------------------------------------------------------------------------
     def _record(self, outcomes: list[dict]) -> None:
         self._flush_progress()
-        self.heartbeat.beat()  # the newest cancel/lost view before deciding
+        heartbeat = self.heartbeat
+        assert heartbeat is not None, "run() starts the heartbeat before training"
+        heartbeat.beat()  # the newest cancel/lost view before deciding
         requeued = []
-        for c, result in zip(self.claims, outcomes):
+        for c, result in zip(self.claims, outcomes, strict=False):
             summary = json_safe(result.get("summary") or {})
             epoch = self._epochs_run(summary, result, c)
             with session_scope(self.engine) as s:
-                if c.run_id in self.heartbeat.lost:
+                if c.run_id in heartbeat.lost:
                     log.warning("run %s: lease lost, result discarded", c.run_id)
                 elif not summary.get("stopped"):
                     if lease.finish(s, c, self.worker_id, "succeeded", summary_json=summary, progress_epoch=epoch):
                         results.add_result(s, c.run_id, result)
-                elif self.term.fired and c.run_id not in self.heartbeat.cancelled:
-                    if lease.finish(s, c, self.worker_id, "queued", attempt=c.attempt + 1,
-                                    max_attempts=lease.E.max_attempts + 1,  # a graceful stop costs no retry
-                                    claimed_by=None, heartbeat_at=None, enqueued_at=utcnow()):
+                elif self.term.fired and c.run_id not in heartbeat.cancelled:
+                    if lease.finish(
+                        s,
+                        c,
+                        self.worker_id,
+                        "queued",
+                        attempt=c.attempt + 1,
+                        max_attempts=lease.E.max_attempts + 1,  # a graceful stop costs no retry
+                        claimed_by=None,
+                        heartbeat_at=None,
+                        enqueued_at=utcnow(),
+                    ):
                         requeued.append((c.run_id, c.attempt + 1))
-                elif c.run_id in self.heartbeat.cancelled:
+                elif c.run_id in heartbeat.cancelled:
                     if lease.finish(s, c, self.worker_id, "cancelled", summary_json=summary, progress_epoch=epoch):
                         results.add_result(s, c.run_id, result)
                 else:
-                    lease.finish(s, c, self.worker_id, "failed", summary_json=summary,
-                                 error="the core stopped the run without a cancel request")
+                    lease.finish(
+                        s,
+                        c,
+                        self.worker_id,
+                        "failed",
+                        summary_json=summary,
+                        error="the core stopped the run without a cancel request",
+                    )
         if requeued:
             log.warning("requeued %d runs after SIGTERM: %s", len(requeued), requeued)
             send_batch(requeued, self.settings.broker_url)

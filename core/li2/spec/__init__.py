@@ -19,5 +19,15 @@ from li2.spec.schema import ExperimentSpecSchema, SweepSchema
 from li2.spec.sweep import expand_sweep, validate_sweep
 from li2.spec.validate import validate_spec
 
-__all__ = ["ExperimentSpecSchema", "SpecError", "SweepSchema", "expand_sweep", "limits",
-           "resolve_train_size", "spec_hash", "task_order", "validate_spec", "validate_sweep"]
+__all__ = [
+    "ExperimentSpecSchema",
+    "SpecError",
+    "SweepSchema",
+    "expand_sweep",
+    "limits",
+    "resolve_train_size",
+    "spec_hash",
+    "task_order",
+    "validate_spec",
+    "validate_sweep",
+]

@@ -14,6 +14,7 @@ from li2.errors import SpecError
 from li2.spec.schema import GROUP_FIELDS, GROUPS
 from li2.theory import predicted_critical_size
 
+
 def _limit(name: str, default: int) -> int:
     """A bound that protects a shared server; LI2_MAX_<NAME> overrides it."""
     raw = os.environ.get(f"LI2_MAX_{name.upper()}")
@@ -26,18 +27,17 @@ def _limit(name: str, default: int) -> int:
 def limits() -> dict[str, int]:
     """Current bounds on specs and sweeps (read from the environment each call)."""
     return {
-        "order": _limit("order", 1024),          # M, number of elements / classes
-        "samples": _limit("samples", 1 << 20),    # M ** operands, the full data set
+        "order": _limit("order", 1024),  # M, number of elements / classes
+        "samples": _limit("samples", 1 << 20),  # M ** operands, the full data set
         "operands": _limit("operands", 4),
-        "hidden": _limit("hidden", 8192),         # K
+        "hidden": _limit("hidden", 8192),  # K
         "extra_layers": _limit("extra_layers", 4),
         "epochs": _limit("epochs", 100_000),
         "table_order": _limit("table_order", 128),
-        "grid": _limit("grid", 1024),             # runs in one sweep expansion
+        "grid": _limit("grid", 1024),  # runs in one sweep expansion
         "grid_values": _limit("grid_values", 256),  # values per grid axis
         "checkpoints": _limit("checkpoints", 100),
     }
-
 
 
 def task_order(task: dict) -> int:
@@ -77,7 +77,7 @@ def resolve_train_size(spec: dict) -> int:
     if data.get("train_size") is not None:
         return int(data["train_size"])
     m = task_order(spec["task"])
-    return int(round(data["critical_multiple"] * predicted_critical_size(m)))
+    return round(data["critical_multiple"] * predicted_critical_size(m))
 
 
 def check_sizes(spec: dict) -> dict[str, list[str]]:
@@ -90,10 +90,11 @@ def check_sizes(spec: dict) -> dict[str, list[str]]:
         errors["task.table"] = [f"at most {lim['table_order']} rows (LI2_MAX_TABLE_ORDER)"]
     if m > lim["order"]:
         errors[f"task.{GROUP_FIELDS[task['group']][0] if GROUP_FIELDS[task['group']] else 'group'}"] = [
-            f"gives M = {m} elements; at most {lim['order']} allowed (LI2_MAX_ORDER)"]
+            f"gives M = {m} elements; at most {lim['order']} allowed (LI2_MAX_ORDER)"
+        ]
     if k > lim["operands"]:
         errors["task.operands"] = [f"must be between 2 and {lim['operands']} (LI2_MAX_OPERANDS)"]
-    if m <= lim["order"] and k <= lim["operands"] and m ** k > lim["samples"]:
+    if m <= lim["order"] and k <= lim["operands"] and m**k > lim["samples"]:
         errors["task.operands"] = [f"M^operands = {m}^{k} samples; at most {lim['samples']} allowed (LI2_MAX_SAMPLES)"]
     if spec["model"]["hidden"] > lim["hidden"]:
         errors["model.hidden"] = [f"must be between 1 and {lim['hidden']} (LI2_MAX_HIDDEN)"]
@@ -108,10 +109,12 @@ def check_sizes(spec: dict) -> dict[str, list[str]]:
         errors["training.checkpoint_epochs"] = [f"each epoch must be between 0 and training.epochs ({tr['epochs']})"]
     if errors:
         return errors
-    total = m ** k
+    total = m**k
     n = resolve_train_size(spec)
     if not 1 <= n <= total - 1:
         which = next(f for f in ("train_fraction", "train_size", "critical_multiple") if spec["data"][f] is not None)
-        errors[f"data.{which}"] = [f"gives {n} training samples; must leave between 1 and {total - 1} "
-                                   f"of the {total} samples for training (the rest is the test set)"]
+        errors[f"data.{which}"] = [
+            f"gives {n} training samples; must leave between 1 and {total - 1} "
+            f"of the {total} samples for training (the rest is the test set)"
+        ]
     return errors

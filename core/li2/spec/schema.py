@@ -14,8 +14,17 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from li2.errors import SpecError
 from li2.theory import C_CRIT
 
-GROUPS = ("cyclic", "product", "dihedral", "symmetric", "alternating", "quaternion",
-          "multiplicative", "table", "expression")
+GROUPS = (
+    "cyclic",
+    "product",
+    "dihedral",
+    "symmetric",
+    "alternating",
+    "quaternion",
+    "multiplicative",
+    "table",
+    "expression",
+)
 ACTIVATIONS = ("sqr", "relu", "silu", "relusqr")
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 LOSSES = ("mse", "nll")
@@ -55,8 +64,9 @@ class TaskSchema(_Strict):
     factors = fields.List(_int(2, 1 << 20), validate=validate.Length(1, 8))
     n = _int(2, 64)
     prime = _int(3, 1 << 20)
-    table = fields.List(fields.List(fields.Integer(strict=True), validate=validate.Length(max=1024)),
-                        validate=validate.Length(1, 1024))
+    table = fields.List(
+        fields.List(fields.Integer(strict=True), validate=validate.Length(max=1024)), validate=validate.Length(1, 1024)
+    )
     expression = fields.String(validate=validate.Length(1, 200))
     modulus = _int(2, 1 << 20)
 
@@ -87,7 +97,9 @@ class DataSchema(_Strict):
         if len(given) != 1:
             raise ValidationError(
                 f"give exactly one of train_fraction (0..1), train_size (count) or critical_multiple "
-                f"(multiple of {C_CRIT}·M·ln M); got {', '.join(given) or 'none'}", "_schema")
+                f"(multiple of {C_CRIT}·M·ln M); got {', '.join(given) or 'none'}",
+                "_schema",
+            )
 
 
 class ModelSchema(_Strict):
@@ -134,8 +146,9 @@ class SweepSchema(_Strict):
     """A grid: the Cartesian product of dotted spec paths over a base spec."""
 
     base = fields.Dict(required=True)
-    grid = fields.Dict(keys=fields.String(validate=validate.Length(1, 100)), values=fields.List(fields.Raw()),
-                       required=True)
+    grid = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, 100)), values=fields.List(fields.Raw()), required=True
+    )
 
 
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -163,8 +176,13 @@ def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-_SECTION_SCHEMAS = {"": ExperimentSpecSchema, "task": TaskSchema, "data": DataSchema,
-                    "model": ModelSchema, "training": TrainingSchema}
+_SECTION_SCHEMAS = {
+    "": ExperimentSpecSchema,
+    "task": TaskSchema,
+    "data": DataSchema,
+    "model": ModelSchema,
+    "training": TrainingSchema,
+}
 
 
 def _explain_unknown(errs: dict[str, list[str]]) -> dict[str, list[str]]:

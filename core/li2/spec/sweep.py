@@ -17,6 +17,7 @@ from li2.spec.limits import limits
 from li2.spec.schema import DataSchema, ModelSchema, SweepSchema, TaskSchema, TrainingSchema, load
 from li2.spec.validate import validate_spec
 
+
 def _set_path(spec: dict, path: str, value: Any) -> None:
     parts = path.split(".")
     node = spec
@@ -35,8 +36,12 @@ def _set_path(spec: dict, path: str, value: Any) -> None:
 
 def _grid_paths_allowed() -> set[str]:
     allowed = {"seed"}
-    for section, schema in (("task", TaskSchema), ("data", DataSchema), ("model", ModelSchema),
-                            ("training", TrainingSchema)):
+    for section, schema in (
+        ("task", TaskSchema),
+        ("data", DataSchema),
+        ("model", ModelSchema),
+        ("training", TrainingSchema),
+    ):
         allowed |= {f"{section}.{name}" for name in schema().fields}
     return allowed
 
@@ -50,7 +55,7 @@ def validate_sweep(raw: Any) -> dict:
     errors: dict[str, list[str]] = {}
     grid = sweep["grid"]
     if not grid:
-        errors["grid"] = ["give at least one dotted path with a list of values, e.g. {\"seed\": [1, 2]}"]
+        errors["grid"] = ['give at least one dotted path with a list of values, e.g. {"seed": [1, 2]}']
     allowed = _grid_paths_allowed()
     for path, values in grid.items():
         if path not in allowed:
@@ -81,11 +86,11 @@ def expand_sweep(sweep: dict, _raw_base: dict | None = None) -> list[dict]:
     specs = []
     for values in itertools.product(*(sweep["grid"][p] for p in paths)):
         raw = copy.deepcopy(base)
-        for path, value in zip(paths, values):
+        for path, value in zip(paths, values, strict=False):
             _set_path(raw, path, value)
         try:
             specs.append(validate_spec(raw))
         except SpecError as exc:
-            point = ", ".join(f"{p}={v!r}" for p, v in zip(paths, values))
+            point = ", ".join(f"{p}={v!r}" for p, v in zip(paths, values, strict=False))
             raise SpecError({f"grid ({point}): {k}": v for k, v in exc.errors.items()}) from None
     return specs

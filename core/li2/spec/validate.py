@@ -12,6 +12,7 @@ from li2.errors import SpecError
 from li2.spec.limits import check_sizes
 from li2.spec.schema import GROUP_FIELDS, ExperimentSpecSchema, load
 
+
 def _check_cross_fields(spec: dict) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     tr = spec["training"]
@@ -35,8 +36,11 @@ def validate_spec(raw: Any) -> dict:
     spec = load(ExperimentSpecSchema, raw)
     task = spec["task"]
     # Normalised task: group, operands and exactly the kind's own fields.
-    spec["task"] = {"group": task["group"], "operands": task["operands"],
-                    **{k: task[k] for k in GROUP_FIELDS[task["group"]]}}
+    spec["task"] = {
+        "group": task["group"],
+        "operands": task["operands"],
+        **{k: task[k] for k in GROUP_FIELDS[task["group"]]},
+    }
     spec["data"] = {k: spec["data"].get(k) for k in ("train_fraction", "train_size", "critical_multiple")}
     spec["training"]["checkpoint_epochs"] = sorted(set(spec["training"]["checkpoint_epochs"]))
     errors = check_sizes(spec)

@@ -4,6 +4,7 @@ Views parse and authorise; `li2_service.runs` does the work. Results (metrics, t
 features) exist once a run has ended and answer 409 before; predictions are computed from the spec
 and exist from the moment of submit.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,22 +13,23 @@ import logging
 
 import sqlalchemy as sa
 from flask import Response, current_app, request
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from li2.spec import validate_spec
 from li2_service import auth, runs, schemas
+from li2_service.body import json_object
+from li2_service.errors import fail, unprocessable
+from li2_service.listing import fetch_page, page_response, visible_rows
 from li2_store import models
 from li2_store import sweeps as sweeps_store
-from li2_service.body import json_object
 from li2_store.db import session_scope
-from li2_service.errors import unprocessable
-from li2_service.listing import fetch_page, page_response, visible_rows
 
 log = logging.getLogger(__name__)
 
-blp = Blueprint("experiments", __name__, url_prefix="/api/v1/experiments",
-                description="Experiments: one spec, one training run.")
+blp = Blueprint(
+    "experiments", __name__, url_prefix="/api/v1/experiments", description="Experiments: one spec, one training run."
+)
 
 MAX_EPOCH = 2**31 - 1
 RESULT_COLUMNS = {"metrics": "metrics_json", "timeline": "timeline_json", "features": "features_json"}
@@ -58,10 +60,27 @@ def _idempotency_key() -> str | None:
 
 
 @blp.route("", methods=["POST"])
-@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": {"oneOf": [
-    {"$ref": "#/components/schemas/Submit"}, {"$ref": "#/components/schemas/ExperimentSpec"}]}}}},
-    parameters=[{"in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string"},
-                 "description": "same key + same user -> same answer"}])
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [{"$ref": "#/components/schemas/Submit"}, {"$ref": "#/components/schemas/ExperimentSpec"}]
+                }
+            }
+        },
+    },
+    parameters=[
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "same key + same user -> same answer",
+        }
+    ],
+)
 @blp.response(202, schemas.ExperimentSchema, description="queued")
 @blp.alt_response(200, schema=schemas.ExperimentSchema, description="your identical spec: the existing run, cached")
 @blp.alt_response(422, description="invalid spec; errors name each field")
@@ -79,8 +98,9 @@ def submit():
 @blp.route("", methods=["GET"])
 @blp.arguments(schemas.ExperimentListQuery, location="query", as_kwargs=True, unknown=RAISE)
 @blp.response(200, schemas.ExperimentPageSchema)
-def list_experiments(page: int, page_size: int, status: str | None = None, sweep_id: str | None = None,
-                     user: str | None = None):
+def list_experiments(
+    page: int, page_size: int, status: str | None = None, sweep_id: str | None = None, user: str | None = None
+):
     """List your experiments, newest first (admins: everyone's, or ?user=NAME)."""
     exp = models.Experiment
     stmt = visible_rows(exp, auth.current_user(), user, status)
@@ -105,8 +125,11 @@ def _finished_result(session, exp_id: str, what: str) -> models.Result:
     row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
     result = session.get(models.Result, row.id)
     if result is None or row.status not in models.TERMINAL:
-        abort(409, message=f"the experiment is {row.status}; its {what} are available once it has finished"
-              + (" (it ended without results)" if row.status in models.TERMINAL else ""))
+        fail(
+            409,
+            f"the experiment is {row.status}; its {what} are available once it has finished"
+            + (" (it ended without results)" if row.status in models.TERMINAL else ""),
+        )
     return result
 
 
@@ -119,8 +142,9 @@ def _csv(columns: dict) -> Response:
     writer.writerow(names)
     for i in range(n):
         writer.writerow(["" if (v := _cell(columns[c], i)) is None else v for c in names])
-    return Response(buf.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=metrics.csv"})
+    return Response(
+        buf.getvalue(), mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=metrics.csv"}
+    )
 
 
 def _cell(column, i: int):
@@ -131,12 +155,25 @@ def _cell(column, i: int):
 @blp.route("/<exp_id>/metrics", methods=["GET"])
 @blp.arguments(schemas.MetricsQuery, location="query", as_kwargs=True, unknown=RAISE)
 @blp.response(200, description="JSON columns, or text/csv with ?format=csv")
-@blp.doc(responses={"200": {"content": {
-    "application/json": {"schema": {"type": "object", "properties": {"columns": {
-        "type": "object", "additionalProperties": {"type": "array", "items": {}}}}}},
-    "text/csv": {"schema": {"type": "string"}}}}})
+@blp.doc(
+    responses={
+        "200": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "columns": {"type": "object", "additionalProperties": {"type": "array", "items": {}}}
+                        },
+                    }
+                },
+                "text/csv": {"schema": {"type": "string"}},
+            }
+        }
+    }
+)
 @blp.alt_response(409, description="not finished yet")
-def metrics(exp_id: str, format: str):  # noqa: A002 - the query parameter's name
+def metrics(exp_id: str, format: str):
     """Training curves as columns {name: [values]} (epoch, train_acc, test_acc, losses, diagnostics)."""
     with session_scope(_state().engine) as session:
         columns = _finished_result(session, exp_id, "metrics").metrics_json or {}
@@ -195,8 +232,11 @@ def list_checkpoints(exp_id: str):
     ck = models.Checkpoint
     with session_scope(_state().engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
-        found = session.execute(sa.select(ck.epoch, ck.kind, sa.func.length(ck.data))
-                                .where(ck.experiment_id == row.id).order_by(ck.epoch, ck.kind)).all()
+        found = session.execute(
+            sa.select(ck.epoch, ck.kind, sa.func.length(ck.data))
+            .where(ck.experiment_id == row.id)
+            .order_by(ck.epoch, ck.kind)
+        ).all()
     return [{"epoch": e, "kind": k, "size": int(n or 0)} for e, k, n in found]
 
 
@@ -208,14 +248,21 @@ def get_checkpoint(exp_id: str, epoch: int):
     with session_scope(_state().engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         if epoch > MAX_EPOCH:  # no such epoch; and the database's INTEGER would overflow
-            abort(404, message=f"no checkpoint at epoch {epoch}")
+            fail(404, f"no checkpoint at epoch {epoch}")
         run_id = row.id
-        data = session.scalar(sa.select(ck.data).where(ck.experiment_id == row.id, ck.epoch == epoch)
-                              .order_by(sa.case((ck.kind == "snapshot", 0), else_=1)).limit(1))
+        data = session.scalar(
+            sa.select(ck.data)
+            .where(ck.experiment_id == row.id, ck.epoch == epoch)
+            .order_by(sa.case((ck.kind == "snapshot", 0), else_=1))
+            .limit(1)
+        )
     if data is None:
-        abort(404, message=f"no checkpoint at epoch {epoch}")
-    return Response(bytes(data), mimetype="application/octet-stream",
-                    headers={"Content-Disposition": f"attachment; filename={run_id}-{epoch}.safetensors"})
+        fail(404, f"no checkpoint at epoch {epoch}")
+    return Response(
+        bytes(data),
+        mimetype="application/octet-stream",
+        headers={"Content-Disposition": f"attachment; filename={run_id}-{epoch}.safetensors"},
+    )
 
 
 @blp.route("/<exp_id>/cancel", methods=["POST"])

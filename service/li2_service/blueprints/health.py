@@ -2,6 +2,7 @@
 
 Both are public: load balancers and compose health checks call them without a token.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,11 +49,13 @@ def readyz():
     """Readiness: the database and the broker both answer."""
     state = current_app.extensions["li2"]
     checks = {}
-    for name, check, arg in (("database", _check_database, state.engine),
-                             ("broker", _check_broker, state.config["BROKER_URL"])):
+    for name, check, arg in (
+        ("database", _check_database, state.engine),
+        ("broker", _check_broker, state.config["BROKER_URL"]),
+    ):
         try:
             checks[name] = check(arg)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by name
+        except Exception as exc:
             log.warning("readiness check %s failed: %s", name, exc)
             checks[name] = f"unreachable: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())

@@ -5,22 +5,28 @@ worker's `li2_store.sweeps.finalize_sweep` fits the scaling law on the succeeded
 and closes the sweep. The views trigger that same finaliser early (reads of one sweep, cancel), and
 ?partial=true fits now, with the same `fit_law`, on the runs that have succeeded so far.
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from li2_service import auth, runs, schemas
+from li2_service.body import json_object
+from li2_service.errors import fail
+from li2_service.listing import fetch_page, page_response, visible_rows
 from li2_store import models
 from li2_store import sweeps as sweeps_store
-from li2_service.body import json_object
 from li2_store.db import session_scope, utcnow
-from li2_service.listing import fetch_page, page_response, visible_rows
 
-blp = Blueprint("sweeps", __name__, url_prefix="/api/v1/sweeps",
-                description="Sweeps: the Cartesian product of dotted spec paths, batched by shape.")
+blp = Blueprint(
+    "sweeps",
+    __name__,
+    url_prefix="/api/v1/sweeps",
+    description="Sweeps: the Cartesian product of dotted spec paths, batched by shape.",
+)
 
 
 def _state() -> runs.ServiceState:
@@ -28,8 +34,12 @@ def _state() -> runs.ServiceState:
 
 
 @blp.route("", methods=["POST"])
-@blp.doc(requestBody={"required": True, "content": {"application/json": {
-    "schema": {"$ref": "#/components/schemas/SweepSubmit"}}}})
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SweepSubmit"}}},
+    }
+)
 @blp.response(202, schemas.SweepSchema, description="queued")
 @blp.alt_response(422, description="invalid base spec or grid; errors name each field")
 @blp.alt_response(429, description="too many runs (per sweep or active per user); see Retry-After")
@@ -71,7 +81,8 @@ def get_sweep(sweep_id: str):
     """A sweep's status, its runs counted by status, and the fraction that has ended."""
     sweep_id = _visible_sweep(sweep_id, close=True)
     with session_scope(_state().engine) as session:
-        return schemas.sweep_view(session.get(models.Sweep, sweep_id), runs.sweep_counts(session, sweep_id))
+        sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
+        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep_id))
 
 
 @blp.route("/<sweep_id>/runs", methods=["GET"])
@@ -104,10 +115,13 @@ def cancel(sweep_id: str):
 
 @blp.route("/<sweep_id>/scaling-law", methods=["GET"])
 @blp.arguments(schemas.ScalingLawQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.response(200, description="form, c, ci95, critical (per-M n_star, p_star), alternatives; "
-                               "plus partial, n_runs_used, fitted_at")
-@blp.alt_response(409, description="no run has succeeded yet, the fit failed, or the sweep is still "
-                                   "running without ?partial=true")
+@blp.response(
+    200,
+    description="form, c, ci95, critical (per-M n_star, p_star), alternatives; plus partial, n_runs_used, fitted_at",
+)
+@blp.alt_response(
+    409, description="no run has succeeded yet, the fit failed, or the sweep is still running without ?partial=true"
+)
 def scaling_law(sweep_id: str, partial: bool):
     """The fitted scaling law n* ≈ c·M·ln M: stored when the sweep has ended; ?partial=true fits now."""
     from li2_store.sweeps import fit_law  # the finaliser's own fit (numpy/scipy only)
@@ -115,18 +129,25 @@ def scaling_law(sweep_id: str, partial: bool):
     sweep_id = _visible_sweep(sweep_id, close=True)
     exp = models.Experiment
     with session_scope(_state().engine) as session:
-        sweep = session.get(models.Sweep, sweep_id)
+        sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
         law, fitted_at = sweep.scaling_law_json, sweep.fitted_at
         if law is None:
             if not partial:
                 ended = sum(n for s, n in runs.sweep_counts(session, sweep_id).items() if s in models.TERMINAL)
-                abort(409, message=(f"the sweep is still {sweep.status} ({ended} of {sweep.n_runs} runs ended); "
-                                    "ask with ?partial=true for a fit on the runs that have succeeded so far"))
-            succeeded = session.execute(sa.select(exp.spec_json, exp.summary_json)
-                                        .where(exp.sweep_id == sweep_id, exp.status == "succeeded")
-                                        .order_by(exp.created_at, exp.id)).all()
+                fail(
+                    409,
+                    (
+                        f"the sweep is still {sweep.status} ({ended} of {sweep.n_runs} runs ended); "
+                        "ask with ?partial=true for a fit on the runs that have succeeded so far"
+                    ),
+                )
+            succeeded = session.execute(
+                sa.select(exp.spec_json, exp.summary_json)
+                .where(exp.sweep_id == sweep_id, exp.status == "succeeded")
+                .order_by(exp.created_at, exp.id)
+            ).all()
             law = fit_law([{"spec": spec, "summary": summary} for spec, summary in succeeded])
             law["n_runs_used"], fitted_at = len(succeeded), utcnow()
     if "error" in law:
-        abort(409, message=f"the scaling law cannot be fitted: {str(law['error'])[:300]}")
+        fail(409, f"the scaling law cannot be fitted: {str(law['error'])[:300]}")
     return {**law, "partial": sweep.status not in models.TERMINAL, "fitted_at": schemas.iso(fitted_at)}
