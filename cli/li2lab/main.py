@@ -34,8 +34,18 @@ DELEGATES = {  # subcommands whose options and help belong to another package
 
 
 def run_delegate(name: str, rest: list[str]) -> int:
-    """Pass the argv after `name` to its owner's main (imported only when used)."""
-    return int(importlib.import_module(DELEGATES[name][0]).main(list(rest)) or 0)
+    """Pass the argv after `name` to its owner's main (imported only when used).
+
+    A configuration that cannot be used (a placeholder secret, a malformed LI2_* number) ends the
+    command with status 2 and the reason, whichever subcommand found it.
+    """
+    from li2_store.config import ConfigError
+
+    try:
+        return int(importlib.import_module(DELEGATES[name][0]).main(list(rest)) or 0)
+    except ConfigError as exc:
+        print(f"li2lab {name}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def build_parser() -> argparse.ArgumentParser:

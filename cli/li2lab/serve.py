@@ -87,17 +87,12 @@ def main(args=None) -> int:
 
     from li2_service.app import create_app
     from li2_service.config import load_config
-    from li2_store.config import ConfigError
     from li2_store.migrate import prepared_engine
 
     ns = args if isinstance(args, argparse.Namespace) else build_parser().parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config()
-    try:
-        engine = prepared_engine(config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    engine = prepared_engine(config)
     app = create_app({**config, "ENGINE": engine})
     server = make_server(ns.host, ns.port, app, threaded=True)
 

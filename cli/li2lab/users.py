@@ -36,7 +36,7 @@ def main(args=None) -> int:
     """Entry point; `args` is an argv list (without 'users') or an already-parsed Namespace."""
     from li2_service.auth import create_user
     from li2_store import models
-    from li2_store.config import ConfigError, load_config
+    from li2_store.config import load_config
     from li2_store.db import session_scope
     from li2_store.migrate import prepared_engine
 
@@ -51,11 +51,7 @@ def main(args=None) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        engine = prepared_engine(load_config())
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    engine = prepared_engine(load_config())
     with session_scope(engine) as session:
         if session.scalar(sa.select(models.User.id).where(models.User.name == name)) is not None:
             print(f"error: a user named {name!r} already exists", file=sys.stderr)

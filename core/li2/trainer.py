@@ -42,6 +42,7 @@ import torch
 from li2 import model as nn
 from li2.batching import batch_key
 from li2.data import Split, make_split
+from li2.diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
 from li2.diagnostics import batch_diagnostics
 from li2.groups import Task, build_task
 from li2.optim import BatchOptimizer, lr_table
@@ -61,15 +62,6 @@ TRAINER_COLUMNS = (
     "w_norm",
     "v_norm",
     "lr",
-)
-DIAGNOSTIC_COLUMNS = (
-    "gf_key_cos",
-    "v_ridge_dist",
-    "ftf_offdiag_ratio",
-    "repulsion_agree",
-    "missing_residual_share",
-    "mean_concentration",
-    "coverage",
 )
 COLUMNS = TRAINER_COLUMNS + DIAGNOSTIC_COLUMNS
 log = logging.getLogger(__name__)
