@@ -10,7 +10,9 @@
 Talks HTTP only: no torch, flask, celery or SQLAlchemy is imported or installed.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("li2-client")  # the one version: client/pyproject.toml
 
 from .builder import Spec, SpecBuilder
 from .client import Client

@@ -4,8 +4,8 @@
         .adam(lr=0.01, weight_decay=1e-4).epochs(300).seed(5).to_dict()
 
 Each call returns a *new* builder (the original is unchanged), so one base can seed many variants.
-The builder only assembles the JSON of DESIGN.md's spec contract; the server validates it and
-answers every mistake with the field name and the allowed values (``ValidationError.errors``).
+The builder only assembles the JSON of the spec contract (docs/design.md in the server's repo);
+the server validates it and answers every mistake with the field name and the allowed values (``ValidationError.errors``).
 """
 
 from __future__ import annotations

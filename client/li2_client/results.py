@@ -1,7 +1,7 @@
 """Typed views of the analysis results the API returns (timeline, features, predictions, scaling law).
 
 Each class keeps the full JSON in ``raw``, so nothing the server adds later is lost, and exposes the
-contract's fields (DESIGN.md, ``result.json``) as attributes with types.
+contract's fields (``result.json``, docs/design.md in the server's repo) as attributes with types.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Group-arithmetic tasks, a batched trainer for the paper's 2-layer network, and the analyses of
 Tian's Li2 framework (arXiv 2509.21519): stage timeline, emerged features, energy landscape and
-scaling laws. Knows nothing of Flask, Celery or SQL. See docs/architecture.md for the module map.
+scaling laws. Knows nothing of Flask, Celery or SQL. See docs/design.md for the module map.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("li2lab")  # the one version: pyproject.toml

@@ -1,7 +1,7 @@
 """Stage diagnostics of the Li2 framework, batched over R runs, at the trainer's measurement cadence.
 
 `batch_diagnostics` turns a snapshot of R same-shape runs into one number per run for each of the
-paper's stage markers (digest §8). All solves are float64 and go through one Cholesky factorisation
+paper's stage markers (paper §3–§5). All solves are float64 and go through one Cholesky factorisation
 per run of the smaller regularised Gram matrix of the sample-centred features F̃ (K×K when K ≤ n,
 else the n×n push-through form), so a call costs one (R, m, m) factorisation with m = min(n, K).
 

@@ -8,12 +8,13 @@ distinct maxima with their energy, dominant irrep, concentration and basin share
 
 Centring. Ỹ = P₁^⊥Y is centred over the *samples* of whichever set E is evaluated on (the paper's
 Eq. 1), so Ỹᵀf = Yᵀ(f − f̄) and z_h = Σ_{i: y_i = h}(f_i − f̄). On the full data set every class
-occurs M^{k−1} times, so this equals the digest's Ỹ = Y − 1/M exactly; on a training subset it is the
-paper's convention (the code's class-centred loss differs slightly, digest §1).
+occurs M^{k−1} times, so this equals the paper's Ỹ = Y − 1/M exactly; on a training subset it is the
+paper's convention (the reference code's class-centred loss differs slightly; docs/design.md, "Loss").
 
 Reference values (σ = x², ‖w‖ = 1, full data, derivable by hand): a single complex-pair frequency
 gives M/4 and a real irrep such as (−1)^m at even M gives M/2 — four times the paper's printed
-M/16 and M/8 (digest §3, §9.2). Nothing here hard-codes them; the tests derive them independently.
+M/16 and M/8 (Thm 2; its proof drops the factor 2 of the cross term in (u_i + v_j)², so the
+maxima sit 4× higher, at the same places). Nothing here hard-codes them; the tests derive them independently.
 """
 
 from __future__ import annotations

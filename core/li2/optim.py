@@ -8,7 +8,7 @@ single run):
 - sgd:   g ← g + wd·p;  b ← μ·b + g (b = g at the first step);  p ← p − lr·b     (coupled L2)
 - adam:  g ← g + wd·p;  Adam moments, bias correction;  p ← p − lr·m̂/(√v̂ + ε)   (coupled L2)
 - adamw: p ← p·(1 − lr·wd);  then Adam without the L2 term                       (decoupled)
-- muon:  on W only, the reference's `MuonEnhanced` as the paper code sets it up (digest §5):
+- muon:  on W only, the reference code's `MuonEnhanced` as its training script sets it up (paper §5.3):
          p ← p·(1 − lr·wd);  m ← β₂·m + (1 − β₂)·g with β₂ = 0.99;  p ← p − lr·NS₅(m),
          NS₅ = five quintic Newton–Schulz steps with per-step coefficients, on the orientation
          with fewer rows. Adam (as above) on every other parameter. (The reference leaves extra

@@ -1,6 +1,6 @@
 """The paper's three stages and the grokking events, read off a run's metric columns.
 
-Input is `result["metrics"]`: a dict of equal-length lists keyed by column name (docs/architecture.md),
+Input is `result["metrics"]`: a dict of equal-length lists keyed by column name (docs/design.md, "result.json"),
 any of which may be missing or hold None/NaN. Output is plain JSON. The exact criteria, and why,
 are documented in docs/stages.md; in short (first measurement epoch at which any listed test fires):
 

@@ -11,7 +11,7 @@ top_init_scale, output_scale and ridge η. Each run's loss is its own mean over 
 the losses are summed for one backward pass, so each run's gradient is exactly its own and a run's
 curve does not depend on its batch-mates.
 
-Per-run metric columns (see docs/architecture.md):
+Per-run metric columns (result.json in docs/design.md):
   train_acc, test_acc, train_loss, test_loss   accuracies and losses before the step
   gf_norm     ‖G_F‖_F with G_F = −∂(n·L/2)/∂F for mse (the paper's ½‖Ỹ−Ŷ‖² summed over samples,
               i.e. ‖(Y_c − P·out)·βVᵀ‖) and −∂(n·L)/∂F for nll; F is the last hidden layer

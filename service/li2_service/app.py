@@ -74,7 +74,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.get("/openapi.json", endpoint="openapi_json_alias")
     def openapi_json_alias():
-        """The OpenAPI document outside the prefix too (DESIGN.md names both)."""
+        """The OpenAPI document outside the prefix too (docs/design.md names both)."""
         return api.spec.to_dict()
 
     app.before_request(auth.authenticate)

@@ -1,4 +1,4 @@
-"""Sweep fan-in through the database (no Celery chords: they hang on Redis, anchors §4 #13).
+"""Sweep fan-in through the database (no Celery chords: a chord whose header task dies never fires).
 
 A sweep is finished when none of its runs is queued or running. Whoever notices first — the
 worker that wrote a run's last state, or the reaper's periodic pass (which also covers runs the

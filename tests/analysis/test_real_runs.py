@@ -1,6 +1,6 @@
 """Analyses of real CPU training runs (li2.runner): the reference Z_23 run and a weight-decay-0 run.
 
-Reference run (digest §7, the reference repo's logged run): Z_23, K = 512, σ = x², MSE, Adam 0.01,
+Reference run (the reference repository's logged Fig. 3-style run): Z_23, K = 512, σ = x², MSE, Adam 0.01,
 wd 1e-4, 90 % train, seed 5, 1000 epochs. Measured every epoch up to 20, then every 20.
 The sweep is the small CPU sweep of docs/scaling-laws.md, cut to three orders and two seeds.
 """

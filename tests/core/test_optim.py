@@ -55,7 +55,7 @@ def test_runs_in_one_optimizer_use_their_own_lr_and_weight_decay():
 
 
 def _muon_enhanced_reference(p, grads, lr, wd):
-    """MuonEnhanced as the paper code configures it (digest §5), written out on a (K, d) torch weight."""
+    """MuonEnhanced as the paper code configures it (paper §5.3), written out on a (K, d) torch weight."""
     coeffs = [(4.01, -9.22, 5.80), (3.49, -6.38, 3.23), (3.34, -6.21, 3.20), (3.64, -7.48, 4.43), (3.46, -5.35, 2.85)]
     m = torch.zeros_like(p)
     for g in grads:

@@ -279,6 +279,17 @@ def test_build_targets_are_stages_of_the_dockerfile():
                 assert svc["image"].startswith(f"li2lab-{svc['build']['target']}:"), name
 
 
+def test_image_tags_carry_the_one_version_of_pyproject():
+    """The version lives in pyproject.toml; compose files and the Dockerfile's build hints follow it."""
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    tags = set()
+    for path in (MAIN, WORKER_ONLY, ROOT / "Dockerfile", ROOT / "docs" / "deployment.md"):
+        tags |= set(re.findall(r"li2lab-(?:api|worker):([0-9][0-9A-Za-z.+-]*)", path.read_text()))
+    assert tags == {version}
+
+
 def test_the_readme_block_for_a_second_gpu_adds_a_valid_worker_with_its_own_gpu():
     section = (ROOT / "README.md").read_text().split("### Several GPUs", 1)[1].split("\n### ", 1)[0]
     block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)

@@ -1,6 +1,6 @@
 """Every route × every HTTP method has an explicit authorization decision, and the app enforces it.
 
-Modelled on MLflow's authorization-coverage guard (service-anchors.md appendix B): the table
+Modelled on MLflow's authorization-coverage guard: the table
 DECISIONS below is the single list of what may be called without a token. A route added to the app
 (or to the OpenAPI document) without an entry here fails `test_every_route_has_a_decision`, so a
 new endpoint cannot ship unreviewed. The other tests send real requests for every entry: with no

@@ -51,7 +51,8 @@ def test_defaults_mean_the_same_experiment_hash_the_same():
 
 
 def test_train_size_follows_the_reference_split():
-    # sklearn's train_test_split(test_size=0.1) on 529 samples leaves 476 for training (digest §7).
+    # sklearn's train_test_split(test_size=0.1) on 529 samples leaves 476 for training
+    # (the reference run's logged split).
     assert resolve_train_size(validate_spec(BASE)) == 476
     spec = validate_spec(with_("data", {"critical_multiple": 1.0}))
     import math

@@ -1,6 +1,6 @@
 """The Celery app: `make_celery(broker_url)` and the module-level `app` for `celery -A`.
 
-Settings follow "Option A" of docs/workers.md (research: service-anchors.md §4): early ack and a
+Settings follow "Option A" of docs/workers.md: early ack and a
 prefetch of one, so a long GPU job never holds its own message unacked for Redis' visibility
 timeout to redeliver; crash recovery is the database reaper's job, not the broker's. JSON only (no pickle on
 the wire), no result backend (states and results live in our database), one prefork child per
