@@ -5,7 +5,8 @@
 
 Each call returns a *new* builder (the original is unchanged), so one base can seed many variants.
 The builder only assembles the JSON of the spec contract (docs/design.md in the server's repo);
-the server validates it and answers every mistake with the field name and the allowed values (``ValidationError.errors``).
+the server validates it and answers every mistake with the field name and the allowed values
+(``ValidationError.errors``).
 """
 
 from __future__ import annotations
