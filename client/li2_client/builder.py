@@ -4,16 +4,60 @@
         .adam(lr=0.01, weight_decay=1e-4).epochs(300).seed(5).to_dict()
 
 Each call returns a *new* builder (the original is unchanged), so one base can seed many variants.
-The builder only assembles the JSON of the spec contract (docs/design.md in the server's repo);
-the server validates it and answers every mistake with the field name and the allowed values
-(``ValidationError.errors``).
+The builder assembles the JSON of the spec contract (docs/design.md in the server's repo). A field
+name the contract does not have raises ``TypeError`` at once, naming it and the allowed ones, so
+``.model(hiden=64)`` fails on the line that has the typo. Values are checked by the server, which
+answers every mistake with the field name and the allowed values (``ValidationError.errors``).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Sequence
 from typing import Any
+
+# The fields of each spec section the builder writes (the contract's names; the server's schema is
+# the authority on values and defaults, and tests/client/test_builder.py keeps these lists equal
+# to it). The SDK carries its own copy because it must install without the server's packages.
+SECTION_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": (
+        "hidden",
+        "activation",
+        "extra_layers",
+        "top_init_scale",
+        "output_scale",
+        "embedding_trainable",
+        "ridge_top",
+    ),
+    "training": (
+        "optimizer",
+        "lr",
+        "weight_decay",
+        "epochs",
+        "loss",
+        "schedule",
+        "step_size",
+        "gamma",
+        "milestones",
+        "momentum",
+        "eval_every",
+        "dense_until",
+        "checkpoint_epochs",
+        "diagnostics",
+        "diagnostics_every",
+    ),
+}
+
+
+def check_fields(section: str, names: Sequence[str], method: str) -> None:
+    """Raise TypeError naming the first name that is not a field of `section`, and the allowed ones."""
+    allowed = SECTION_FIELDS[section]
+    for name in names:
+        if name not in allowed:
+            close = difflib.get_close_matches(name, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"{method}() got an unknown {section} field {name!r}{hint}; allowed: {', '.join(allowed)}")
 
 
 class SpecBuilder:
@@ -24,6 +68,7 @@ class SpecBuilder:
 
     # -- internal -----------------------------------------------------------------------------
     def _with(self, section: str | None, **values: Any) -> SpecBuilder:
+        """A copy with `values` set in `section` (None: at the top level); None values are left out."""
         new = SpecBuilder(self._spec)
         if section is None:
             new._spec.update(values)
@@ -58,13 +103,15 @@ class SpecBuilder:
     def model(self, hidden: int | None = None, activation: str | None = None, **extra: Any) -> SpecBuilder:
         """Network options: hidden (K), activation, and any other ``model.*`` field of the contract
         (extra_layers, top_init_scale, output_scale, embedding_trainable, ridge_top)."""
+        check_fields("model", list(extra), "model")
         return self._with("model", hidden=hidden, activation=activation, **extra)
 
     # -- optimizer ---------------------------------------------------------------------------------
     def optimizer(
         self, name: str, lr: float | None = None, weight_decay: float | None = None, **extra: Any
     ) -> SpecBuilder:
-        """Any optimizer by name (sgd, adam, adamw, muon) with its training.* options."""
+        """Any optimizer by name (sgd, adam, adamw, muon) with its training.* options (e.g. momentum)."""
+        check_fields("training", list(extra), "optimizer")
         return self._with("training", optimizer=name, lr=lr, weight_decay=weight_decay, **extra)
 
     def sgd(self, lr: float | None = None, weight_decay: float | None = None) -> SpecBuilder:
@@ -88,10 +135,18 @@ class SpecBuilder:
         return self._with("training", loss=name)
 
     def schedule(self, name: str, **options: Any) -> SpecBuilder:
+        """A learning-rate schedule (none, step, multistep, exponential, cosine) with its options
+        (step_size, gamma, milestones)."""
+        check_fields("training", list(options), "schedule")
         return self._with("training", schedule=name, **options)
 
     def eval_every(self, n: int) -> SpecBuilder:
         return self._with("training", eval_every=int(n))
+
+    def training(self, **fields: Any) -> SpecBuilder:
+        """Any ``training.*`` fields at once, e.g. ``.training(dense_until=100, diagnostics_every=10)``."""
+        check_fields("training", list(fields), "training")
+        return self._with("training", **fields)
 
     def seed(self, seed: int) -> SpecBuilder:
         return self._with(None, seed=int(seed))

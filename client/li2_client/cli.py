@@ -353,8 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not hasattr(args, name):
             setattr(args, name, default)
     try:
-        client = Client(args.url, args.token, profile=args.profile)
-        return args.func(client, args)
+        with Client(args.url, args.token, profile=args.profile) as client:
+            return args.func(client, args)
     except BadInput as exc:
         print(f"li2: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,9 +1,14 @@
-"""``Client``: the entry point of the SDK — connect, submit, look up, list, cancel.
+"""``Client``: the entry point of the SDK — connect, submit, look up, list, cancel, fetch results.
 
-    client = Client()                                     # LI2_URL/LI2_TOKEN or the config file
+    with Client() as client:                              # LI2_URL/LI2_TOKEN or the config file
+        exp = client.submit(Spec.cyclic(23).epochs(300))
     client = Client("http://gpu-server:8000", token="...", timeout=30, retries=3)
+    ...
+    client.close()                                        # or let the `with` block do it
 
 Every method raises a typed ``Li2Error`` subclass (see ``li2_client.errors``) on failure.
+The ``Experiment`` and ``Sweep`` handles are built on the public methods here: everything a handle
+can fetch, a script can also fetch by id (``client.timeline(exp_id)``) without making one.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from .builder import SpecBuilder, as_spec_dict
 from .config import resolve
 from .experiments import Experiment
 from .http import Transport
+from .results import Features, Predictions, ScalingLaw, Timeline
 from .sweeps import Sweep
 
 PAGE_SIZE = 100
@@ -46,6 +54,23 @@ class Client:
             max_retry_wait=max_retry_wait,
         )
 
+    # -- lifetime -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the HTTP session and its pooled connections; the client cannot be used afterwards."""
+        self._http.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._http.closed
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
     # -- experiments --------------------------------------------------------------------------
     def submit(
         self, spec: SpecBuilder | dict[str, Any], force: bool = False, idempotency_key: str | None = None
@@ -63,7 +88,11 @@ class Client:
 
     def get(self, experiment_id: str) -> Experiment:
         """The handle of an existing experiment (NotFound if unknown or not yours)."""
-        return Experiment(self, self._http.get_json(f"/experiments/{experiment_id}"))
+        return Experiment(self, self.experiment_data(experiment_id))
+
+    def experiment_data(self, experiment_id: str) -> dict[str, Any]:
+        """``GET /experiments/{id}`` as the server sends it: status, spec, progress, summary, ..."""
+        return dict(self._http.get_json(_experiment_path(experiment_id)))
 
     def list(self, status: str | None = None, sweep_id: str | None = None) -> Iterator[Experiment]:
         """Your experiments, newest first as the server orders them; pages are fetched lazily."""
@@ -72,8 +101,50 @@ class Client:
             yield Experiment(self, item)
 
     def cancel(self, experiment_id: str) -> Experiment:
-        """Cancel by id; returns the handle with the new status."""
-        return Experiment(self, {"id": experiment_id}).cancel()
+        """Cancel by id; a queued run is cancelled at once, a running one within seconds.
+        Returns a handle whose ``status`` is the server's answer (``cancelled`` or ``running``)."""
+        answer = self._http.post_json(_experiment_path(experiment_id, "/cancel"))
+        data = {"id": experiment_id}
+        if isinstance(answer, dict):
+            data.update(answer)
+        return Experiment(self, data)
+
+    # -- one experiment's results (each needs a finished run except predictions) ----------------
+    def metric_columns(self, experiment_id: str) -> dict[str, builtins.list[Any]]:
+        """Every recorded epoch's metrics as ``{column: [values]}`` (``epoch``, ``train_acc``, ...)."""
+        body = self._http.get_json(_experiment_path(experiment_id, "/metrics"))
+        return dict(body.get("columns", body))
+
+    def metrics_csv_text(self, experiment_id: str) -> str:
+        """The metrics as CSV text (the server's rendering: header row, empty cells for NaN)."""
+        path = _experiment_path(experiment_id, "/metrics")
+        return self._http.request("GET", path, params={"format": "csv"}).text
+
+    def timeline(self, experiment_id: str) -> Timeline:
+        """The lazy → independent → interactive stage timeline, with events and censoring."""
+        return Timeline.from_dict(self._http.get_json(_experiment_path(experiment_id, "/timeline")))
+
+    def features(self, experiment_id: str) -> Features:
+        """The learned features: per-node irrep decomposition, spectrum, coverage."""
+        return Features.from_dict(self._http.get_json(_experiment_path(experiment_id, "/features")))
+
+    def predictions(self, experiment_id: str) -> Predictions:
+        """What the theory predicts for the run's spec; available as soon as it is submitted."""
+        return Predictions.from_dict(self._http.get_json(_experiment_path(experiment_id, "/predictions")))
+
+    def checkpoints(self, experiment_id: str) -> builtins.list[dict[str, Any]]:
+        """The run's stored checkpoints: ``[{"epoch", "kind", "size"}]``."""
+        body = self._http.get_json(_experiment_path(experiment_id, "/checkpoints"))
+        return list(body.get("items", body) if isinstance(body, dict) else body)
+
+    def download_checkpoint(self, experiment_id: str, epoch: int, path: str | Path) -> Path:
+        """Save the safetensors checkpoint of ``epoch`` to ``path`` (streamed); return the path."""
+        resp = self._http.request("GET", _experiment_path(experiment_id, f"/checkpoints/{int(epoch)}"), stream=True)
+        out = Path(path)
+        with resp, out.open("wb") as fh:
+            for chunk in resp.iter_content(chunk_size=1 << 16):
+                fh.write(chunk)
+        return out
 
     # -- sweeps ---------------------------------------------------------------------------------
     def submit_sweep(self, base: SpecBuilder | dict[str, Any], grid: dict[str, builtins.list[Any]]) -> Sweep:
@@ -86,11 +157,31 @@ class Client:
         return Sweep(self, self._http.post_json("/sweeps", body))
 
     def get_sweep(self, sweep_id: str) -> Sweep:
-        return Sweep(self, self._http.get_json(f"/sweeps/{sweep_id}"))
+        """The handle of an existing sweep (NotFound if unknown or not yours)."""
+        return Sweep(self, self.sweep_data(sweep_id))
+
+    def sweep_data(self, sweep_id: str) -> dict[str, Any]:
+        """``GET /sweeps/{id}`` as the server sends it: status, n_runs, counts, progress, ..."""
+        return dict(self._http.get_json(_sweep_path(sweep_id)))
 
     def list_sweeps(self) -> Iterator[Sweep]:
+        """Your sweeps, newest first; pages are fetched lazily."""
         for item in self._paginate("/sweeps", {}):
             yield Sweep(self, item)
+
+    def cancel_sweep(self, sweep_id: str) -> Sweep:
+        """Cancel every queued run of the sweep and ask its running runs to stop; the fresh handle."""
+        self._http.post_json(_sweep_path(sweep_id, "/cancel"))
+        return self.get_sweep(sweep_id)
+
+    def sweep_runs(self, sweep_id: str) -> builtins.list[dict[str, Any]]:
+        """The sweep's run entries (id, status, spec, summary) of ``GET /sweeps/{id}/runs``, all pages."""
+        return list(self._paginate(_sweep_path(sweep_id, "/runs"), {}))
+
+    def scaling_law(self, sweep_id: str, partial: bool = False) -> ScalingLaw:
+        """The sweep's fitted n* ≈ c·M·ln M; ``partial=True`` fits now on the runs that have ended."""
+        params = {"partial": "true"} if partial else None
+        return ScalingLaw.from_dict(self._http.get_json(_sweep_path(sweep_id, "/scaling-law"), params))
 
     # -- service --------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -119,4 +210,12 @@ class Client:
             page += 1
 
     def __repr__(self) -> str:
-        return f"<li2_client.Client {self.url}>"
+        return f"<li2_client.Client {self.url}{' (closed)' if self.closed else ''}>"
+
+
+def _experiment_path(experiment_id: str, suffix: str = "") -> str:
+    return f"/experiments/{experiment_id}{suffix}"
+
+
+def _sweep_path(sweep_id: str, suffix: str = "") -> str:
+    return f"/sweeps/{sweep_id}{suffix}"

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import RunFailed
 from .polling import Handle, ProgressBar, wait_for
-from .results import Features, Predictions, Timeline
 
 if TYPE_CHECKING:
-    pass
+    from .results import Features, Predictions, Timeline
 
 
 def columns_to_frame(columns: dict[str, list]) -> Any:
@@ -57,13 +56,9 @@ class Experiment(Handle):
     def error(self) -> str | None:
         return self.data.get("error")
 
-    def _path(self, suffix: str = "") -> str:
-        return f"/experiments/{self.id}{suffix}"
-
     def refresh(self) -> Experiment:
         """Reload status, progress and summary from the server."""
-        fresh = self._client._http.get_json(self._path())
-        self.data.update(fresh)
+        self.data.update(self._client.experiment_data(self.id))
         return self
 
     def wait(
@@ -101,9 +96,7 @@ class Experiment(Handle):
 
     def cancel(self) -> Experiment:
         """Ask the server to cancel; a queued run is cancelled at once, a running one within seconds."""
-        answer = self._client._http.post_json(self._path("/cancel"))
-        if isinstance(answer, dict) and "status" in answer:
-            self.data["status"] = answer["status"]
+        self.data["status"] = self._client.cancel(self.id).status
         return self
 
     # -- results -------------------------------------------------------------------------------
@@ -114,12 +107,11 @@ class Experiment(Handle):
 
     def metric_columns(self) -> dict[str, list]:
         """The metrics as plain ``{column: [values]}`` (no pandas needed)."""
-        body = self._client._http.get_json(self._path("/metrics"))
-        return body.get("columns", body)
+        return self._client.metric_columns(self.id)
 
     def metrics_csv_text(self) -> str:
         """Every metric row as CSV text (the server's rendering: header row, empty cells for NaN)."""
-        return self._client._http.request("GET", self._path("/metrics"), params={"format": "csv"}).text
+        return self._client.metrics_csv_text(self.id)
 
     def metrics_csv(self, path: str | Path) -> Path:
         """Write the metrics as CSV to ``path``; return the path."""
@@ -129,29 +121,23 @@ class Experiment(Handle):
 
     def timeline(self) -> Timeline:
         """The lazy → independent → interactive stage timeline, with events and censoring."""
-        return Timeline.from_dict(self._client._http.get_json(self._path("/timeline")))
+        return self._client.timeline(self.id)
 
     def features(self) -> Features:
         """The learned features: per-node irrep decomposition, spectrum, coverage."""
-        return Features.from_dict(self._client._http.get_json(self._path("/features")))
+        return self._client.features(self.id)
 
     def predictions(self) -> Predictions:
         """What the theory predicts for this spec (critical data size, ...); available at once."""
-        return Predictions.from_dict(self._client._http.get_json(self._path("/predictions")))
+        return self._client.predictions(self.id)
 
     def checkpoints(self) -> list[dict]:
         """Stored checkpoints: ``[{"epoch", "kind", "size"}]``."""
-        body = self._client._http.get_json(self._path("/checkpoints"))
-        return body.get("items", body) if isinstance(body, dict) else body
+        return self._client.checkpoints(self.id)
 
     def download_checkpoint(self, epoch: int, path: str | Path) -> Path:
         """Save the safetensors checkpoint of ``epoch`` to ``path`` (streamed); return the path."""
-        resp = self._client._http.request("GET", self._path(f"/checkpoints/{int(epoch)}"), stream=True)
-        out = Path(path)
-        with out.open("wb") as fh:
-            for chunk in resp.iter_content(chunk_size=1 << 16):
-                fh.write(chunk)
-        return out
+        return self._client.download_checkpoint(self.id, epoch, path)
 
     def plot(self, out_dir: str | Path, *, spectrum: bool = True) -> list[Path]:
         """Save PNGs (training curves with stages shaded; irrep spectrum) into ``out_dir``; return paths."""

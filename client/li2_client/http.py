@@ -71,6 +71,12 @@ class Transport:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self._sleep = sleep
+        self.closed = False
+
+    def close(self) -> None:
+        """Close the HTTP session (its pooled connections); later requests raise ``Li2Error``."""
+        self.closed = True
+        self.session.close()
 
     def _full_url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -90,6 +96,8 @@ class Transport:
         stream: bool = False,
     ) -> requests.Response:
         """Send one request, retrying as the module docstring says; raise a typed error on non-2xx."""
+        if self.closed:
+            raise Li2Error(f"this client for {self.url} is closed; make a new Client")
         method = method.upper()
         idempotent = is_idempotent(method, headers)
         url = self._full_url(path)

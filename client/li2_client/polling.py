@@ -9,17 +9,24 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import WaitTimeout
+
+if TYPE_CHECKING:
+    from .client import Client
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class Handle:
-    """What an experiment and a sweep handle share: the client, the server's JSON and its state."""
+    """What an experiment and a sweep handle share: the client, the server's JSON and its state.
 
-    def __init__(self, client: Any, data: dict[str, Any]):
+    A handle fetches only through the client's public methods (``Client.experiment_data``,
+    ``Client.timeline``, ...), so whatever it can do a script can do by id as well.
+    """
+
+    def __init__(self, client: Client, data: dict[str, Any]):
         self._client = client
         self.data: dict[str, Any] = dict(data)
         self.id: str = str(data["id"])

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .polling import TERMINAL, Handle, ProgressBar, wait_for
-from .results import ScalingLaw
 
 if TYPE_CHECKING:
     from .experiments import Experiment
+    from .results import ScalingLaw
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -52,7 +52,8 @@ class Sweep(Handle):
         return ended / self.n_runs if self.n_runs else 0.0
 
     def refresh(self) -> Sweep:
-        self.data.update(self._client._http.get_json(f"/sweeps/{self.id}"))
+        """Reload status and counts from the server."""
+        self.data.update(self._client.sweep_data(self.id))
         return self
 
     def wait(self, timeout: float | None = 3600, poll: float = 2.0, progress: bool = True) -> Sweep:
@@ -74,12 +75,12 @@ class Sweep(Handle):
 
     def cancel(self) -> Sweep:
         """Cancel every queued run of the sweep and ask its running runs to stop."""
-        self._client._http.post_json(f"/sweeps/{self.id}/cancel")
-        return self.refresh()
+        self.data.update(self._client.cancel_sweep(self.id).data)
+        return self
 
     def run_items(self) -> list[dict]:
         """The raw run entries (spec, status, summary, id) of ``GET /sweeps/{id}/runs``, all pages."""
-        return list(self._client._paginate(f"/sweeps/{self.id}/runs", {}))
+        return self._client.sweep_runs(self.id)
 
     def runs(self) -> Any:
         """One row per run: ``id``, ``status``, spec as dotted columns, ``summary.*`` columns.
@@ -105,8 +106,7 @@ class Sweep(Handle):
     def scaling_law(self, partial: bool = False) -> ScalingLaw:
         """The fitted n* ≈ c·M·ln M law. ``partial=True`` fits now on the runs that have ended
         (the stored fit is only there once the sweep has finished)."""
-        params = {"partial": "true"} if partial else None
-        return ScalingLaw.from_dict(self._client._http.get_json(f"/sweeps/{self.id}/scaling-law", params))
+        return self._client.scaling_law(self.id, partial=partial)
 
     def plot(self, out_dir: str | Path, partial: bool = False) -> list[Path]:
         """Save the scaling-law plot (critical sizes, fitted c·M·ln M, 95 % band) into ``out_dir``."""

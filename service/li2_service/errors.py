@@ -1,9 +1,11 @@
 """JSON errors for every failure: {"code", "status", "message", "errors": {field: [msgs]}}.
 
 One handler formats every HTTPException (ours from `fail`, webargs' 422s, werkzeug's 404/405/413);
-`SpecError` from the core becomes 422 with its field messages; a database outage becomes 503 with
-Retry-After; anything else is logged and answered with a JSON 500 that leaks nothing. Bad input
-must never reach that last handler: tests send hostile bodies and require 4xx.
+`SpecError` from the core becomes 422 with its field messages; a database that cannot answer
+(down, restarting, connection cut, pool exhausted, SQLite locked: `li2_store.db.is_unavailable`)
+becomes 503 with Retry-After on every route, authentication included; anything else is logged and
+answered with a JSON 500 that leaks nothing. Bad input must never reach that last handler: tests
+send hostile bodies and require 4xx.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import logging
 from typing import Any, NoReturn
 
 from flask import Flask, jsonify
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
 
 from li2.errors import SpecError
 from li2.spec.schema import flatten_errors as flatten_marshmallow
+from li2_store.db import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +79,18 @@ def handle_spec_error(exc: SpecError):
     return response
 
 
-def handle_database_down(exc: OperationalError):
-    """The database is unreachable or locked: a temporary condition, say so and when to retry."""
-    log.error("database error: %s", exc)
+DATABASE_RETRY_AFTER_S = 5
+
+
+def handle_database_error(exc: SQLAlchemyError):
+    """The database cannot answer right now: 503 + Retry-After (a temporary condition). Any other
+    database error is a bug, answered like one (500)."""
+    if not is_unavailable(exc):
+        return handle_unexpected(exc)
+    log.error("database unavailable: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     response = jsonify(_payload(503, "Service Unavailable", "the database is unavailable; retry shortly"))
     response.status_code = 503
-    response.headers["Retry-After"] = "5"
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     return response
 
 
@@ -97,7 +106,7 @@ def register_error_handlers(app: Flask) -> None:
     """Install the handlers above; call after flask-smorest's Api so ours replace its default."""
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(SpecError, handle_spec_error)
-    app.register_error_handler(OperationalError, handle_database_down)
+    app.register_error_handler(SQLAlchemyError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)
 
 

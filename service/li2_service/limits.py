@@ -2,22 +2,41 @@
 
 - active runs: a user's queued + running experiments may not exceed MAX_ACTIVE_PER_USER;
 - sweep size: one sweep may not expand to more than MAX_SWEEP_RUNS runs.
-The active count is read, not locked: two racing submits may overshoot by one request's worth,
-which is acceptable for a fairness limit (the database stays consistent either way).
+
+The active-run limit holds exactly under concurrent submits. An admission decision (count, then
+insert) runs inside the submit's transaction after `lock_user`, which takes a lock on the user's
+row: PostgreSQL serialises the user's concurrent submits on that row lock until each commits, and
+SQLite takes its database-wide write lock. So the next submit counts only after the previous one
+has inserted its runs (or rolled back), and two racing submits can no longer both see room for one.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from li2_service.auth import Caller
 from li2_service.errors import fail
 from li2_store import models
+from li2_store.db import changed
 
 ACTIVE = ("queued", "running")
 
 
-def active_runs(session, user: Caller) -> int:
+def lock_user(session: Session, user: Caller) -> None:
+    """Hold the user's lock until `session`'s transaction ends: call it before any admission count.
+
+    A conditional UPDATE that writes the row's own value (so nothing changes): on PostgreSQL it
+    takes the row's lock, which a second transaction's UPDATE waits for; on SQLite any write takes
+    the database's write lock (waited for up to the busy timeout). Other users are not blocked on
+    PostgreSQL. Idempotent within one transaction.
+    """
+    users = models.User
+    if not changed(session, sa.update(users).where(users.id == user.id).values(is_admin=users.is_admin)):
+        fail(401, "this account no longer exists", headers={"WWW-Authenticate": 'Bearer realm="li2lab"'})
+
+
+def active_runs(session: Session, user: Caller) -> int:
     """Number of the user's experiments that are queued or running."""
     return (
         session.scalar(
@@ -29,8 +48,13 @@ def active_runs(session, user: Caller) -> int:
     )
 
 
-def check_active(session, user: Caller, adding: int, config: dict) -> None:
-    """429 when `adding` more runs would take the user past MAX_ACTIVE_PER_USER."""
+def check_active(session: Session, user: Caller, adding: int, config: dict) -> None:
+    """429 when `adding` more runs would take the user past MAX_ACTIVE_PER_USER.
+
+    Locks the user first (`lock_user`), so the count stays true until the caller's transaction
+    commits the runs it admits.
+    """
+    lock_user(session, user)
     limit = config["MAX_ACTIVE_PER_USER"]
     active = active_runs(session, user)
     if active + adding > limit:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +25,7 @@ from li2_service import limits
 from li2_service.auth import Caller
 from li2_service.errors import fail, unprocessable
 from li2_store import models
-from li2_store.db import changed, session_scope, utcnow
+from li2_store.db import changed, database_now, db_now, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ def _idempotency_dedup(key: str) -> str:
     return "k" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:63]
 
 
-def _new_experiment(user: Caller, spec: dict, config: dict, **extra) -> models.Experiment:
+def _new_experiment(user: Caller, spec: dict, config: dict, enqueued_at: datetime, **extra) -> models.Experiment:
+    """A queued run. `enqueued_at` must be the database's clock (`database_now`): the reaper
+    compares it with that clock to find runs whose message was lost."""
     return models.Experiment(
         user_id=user.id,
         spec_json=spec,
@@ -73,7 +76,7 @@ def _new_experiment(user: Caller, spec: dict, config: dict, **extra) -> models.E
         attempt=1,
         max_attempts=config["MAX_ATTEMPTS"],
         epochs=int(spec["training"]["epochs"]),
-        enqueued_at=utcnow(),
+        enqueued_at=enqueued_at,
         **extra,
     )
 
@@ -107,7 +110,7 @@ def submit_experiment(
                         existing.dedup_key = None
                         session.flush()
                 limits.check_active(session, user, 1, state.config)
-                row = _new_experiment(user, spec, state.config, dedup_key=dedup)
+                row = _new_experiment(user, spec, state.config, database_now(session), dedup_key=dedup)
                 session.add(row)
         except IntegrityError:
             continue  # lost the race to an identical submit: the next pass returns its row
@@ -137,7 +140,8 @@ def submit_sweep(state: ServiceState, user: Caller, raw: dict) -> models.Sweep:
         )
         session.add(row)
         session.flush()
-        runs = [_new_experiment(user, spec, state.config, sweep_id=row.id) for spec in specs]
+        now = database_now(session)
+        runs = [_new_experiment(user, spec, state.config, now, sweep_id=row.id) for spec in specs]
         session.add_all(runs)
         session.flush()
         work = batches(runs, state.config)
@@ -154,12 +158,11 @@ def cancel_experiment(session, row: models.Experiment) -> str:
     after committing (`li2_store.sweeps.finalize_sweep`).
     """
     exp = models.Experiment
-    now = utcnow()
     if changed(
         session,
         sa.update(exp)
         .where(exp.id == row.id, exp.status == "queued")
-        .values(status="cancelled", cancel_requested=True, finished_at=now),
+        .values(status="cancelled", cancel_requested=True, finished_at=db_now()),
     ):
         status = "cancelled"
     else:
@@ -177,12 +180,11 @@ def cancel_experiment(session, row: models.Experiment) -> str:
 def cancel_sweep(session, sweep: models.Sweep) -> dict:
     """Cancel every queued run of a sweep now and ask its running runs to stop."""
     exp = models.Experiment
-    now = utcnow()
     cancelled = changed(
         session,
         sa.update(exp)
         .where(exp.sweep_id == sweep.id, exp.status == "queued")
-        .values(status="cancelled", cancel_requested=True, finished_at=now),
+        .values(status="cancelled", cancel_requested=True, finished_at=db_now()),
     )
     stopping = changed(
         session, sa.update(exp).where(exp.sweep_id == sweep.id, exp.status == "running").values(cancel_requested=True)

@@ -4,6 +4,9 @@ Every write a worker makes to a run is conditioned on the run still being *its* 
 'running', the same attempt number and the same ``claimed_by``. So a duplicate or late message
 (same run, old attempt) claims nothing, and a worker whose lease was taken over by the reaper can
 no longer overwrite anything — it only finds out at its next heartbeat and stops that run.
+
+Every time stamped here (claim, heartbeat, finish) is the database's clock (`db_now`), so the
+reaper on another host compares it with the same clock, whatever this host's clock says.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from li2_store.db import changed, session_scope, utcnow
+from li2_store.db import changed, db_now, session_scope
 from li2_store.models import Experiment as E
 
 
@@ -41,13 +44,12 @@ def claim(engine: Engine, run_id: str, attempt: int, worker_id: str) -> Claim | 
     One UPDATE ... WHERE status='queued' AND attempt=... AND NOT cancel_requested: of two workers
     that got the same message, exactly one sees rowcount 1.
     """
-    now = utcnow()
     with session_scope(engine) as s:
         n = changed(
             s,
             sa.update(E)
             .where(E.id == run_id, E.attempt == attempt, E.status == "queued", E.cancel_requested.is_(False))
-            .values(status="running", claimed_by=worker_id, heartbeat_at=now, started_at=now, error=None),
+            .values(status="running", claimed_by=worker_id, heartbeat_at=db_now(), started_at=db_now(), error=None),
         )
         if n != 1:
             return None
@@ -57,11 +59,10 @@ def claim(engine: Engine, run_id: str, attempt: int, worker_id: str) -> Claim | 
 
 def heartbeat(engine: Engine, claims: list[Claim], worker_id: str) -> tuple[set[str], set[str]]:
     """Refresh the lease of every held run; return (cancel requested, lease lost) run ids."""
-    now = utcnow()
     alive: set[str] = set()
     with session_scope(engine) as s:
         for c in claims:
-            if changed(s, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=now)):
+            if changed(s, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=db_now())):
                 alive.add(c.run_id)
         ids = [c.run_id for c in claims]
         cancel = set(s.scalars(sa.select(E.id).where(E.id.in_(ids), E.cancel_requested.is_(True))))
@@ -75,7 +76,7 @@ def touch(session: Session, c: Claim, worker_id: str) -> bool:
     cannot land after the reaper handed the run to a newer attempt.
     """
     return bool(
-        changed(session, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=utcnow()))
+        changed(session, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=db_now()))
     )
 
 
@@ -92,7 +93,7 @@ def write_progress(engine: Engine, progress: dict[Claim, tuple[int, dict]], work
 
 def finish(session: Session, c: Claim, worker_id: str, status: str, **values: Any) -> bool:
     """Move a held run to a terminal `status` (or back to 'queued'); False if the lease was lost."""
-    values.setdefault("finished_at", utcnow() if status != "queued" else None)
+    values.setdefault("finished_at", db_now() if status != "queued" else None)
     return bool(
         changed(session, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(status=status, **values))
     )

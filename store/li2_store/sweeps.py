@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from li2.jsonsafe import json_safe
-from li2_store.db import changed, session_scope, utcnow
+from li2_store.db import changed, db_now, session_scope
 from li2_store.models import TERMINAL, Experiment, Sweep
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,12 @@ def finalize_sweep(engine: Engine, sweep_id: str) -> bool:
             )
         ]
     law = fit_law(runs)
-    now = utcnow()
     with session_scope(engine) as s:
         done = changed(
             s,
             sa.update(Sweep)
             .where(Sweep.id == sweep_id, Sweep.status.not_in(TERMINAL))
-            .values(status=final_status(counts), finished_at=now, scaling_law_json=law, fitted_at=now),
+            .values(status=final_status(counts), finished_at=db_now(), scaling_law_json=law, fitted_at=db_now()),
         )
     if done:
         log.info("sweep %s finished (%s), scaling law stored", sweep_id, final_status(counts))

@@ -3,7 +3,7 @@
 import pytest
 
 from li2_client import Spec, SpecBuilder
-from li2_client.builder import as_spec_dict
+from li2_client.builder import SECTION_FIELDS, as_spec_dict
 
 
 def test_builder_matches_the_design_example():
@@ -59,3 +59,55 @@ def test_as_spec_dict_rejects_other_types():
     assert isinstance(Spec.cyclic(3), SpecBuilder)
     with pytest.raises(TypeError, match="dict or a SpecBuilder"):
         as_spec_dict("cyclic 23")
+
+
+@pytest.mark.parametrize(
+    ("build", "field", "section"),
+    [
+        (lambda: Spec.cyclic(23).model(hiden=64), "hiden", "model"),
+        (lambda: Spec.cyclic(23).optimizer("sgd", momentun=0.9), "momentun", "training"),
+        (lambda: Spec.cyclic(23).schedule("step", stepsize=10), "stepsize", "training"),
+        (lambda: Spec.cyclic(23).training(epoch=10), "epoch", "training"),
+    ],
+)
+def test_unknown_fields_raise_at_once_naming_the_allowed_ones(build, field, section):
+    with pytest.raises(TypeError) as err:
+        build()
+    message = str(err.value)
+    assert repr(field) in message and f"unknown {section} field" in message
+    for allowed in SECTION_FIELDS[section]:
+        assert allowed in message.split("allowed:", 1)[1]
+
+
+def test_a_near_miss_gets_a_suggestion():
+    with pytest.raises(TypeError, match="did you mean 'hidden'"):
+        Spec.cyclic(23).model(hiden=64)
+
+
+def test_every_known_field_is_accepted_and_written():
+    spec = (
+        Spec.cyclic(11)
+        .model(extra_layers=1, ridge_top=1e-3)
+        .optimizer("sgd", momentum=0.5)
+        .schedule("step", step_size=10, gamma=0.5)
+        .training(dense_until=50, diagnostics_every=10)
+        .to_dict()
+    )
+    assert spec["model"] == {"extra_layers": 1, "ridge_top": 1e-3}
+    assert spec["training"] == {
+        "optimizer": "sgd",
+        "momentum": 0.5,
+        "schedule": "step",
+        "step_size": 10,
+        "gamma": 0.5,
+        "dense_until": 50,
+        "diagnostics_every": 10,
+    }
+
+
+def test_the_builder_knows_exactly_the_servers_fields():
+    """The SDK keeps its own list (it installs without the server); it must equal the schema's."""
+    from li2.spec.schema import ModelSchema, TrainingSchema
+
+    assert set(SECTION_FIELDS["model"]) == set(ModelSchema().fields)
+    assert set(SECTION_FIELDS["training"]) == set(TrainingSchema().fields)

@@ -2,12 +2,12 @@
 
 Every fault test gets its own database (tests/conftest.py's `postgres_url`), its own redis-server
 on a free loopback port (never the shared one on 6379, which the tests stop and restart), and the
-short recovery knobs below, so a killed worker's lease expires in seconds instead of a minute.
+short recovery knobs of `stack.FAST_RECOVERY`, so a killed worker's lease expires in seconds instead of a minute.
+A test that restarts the database gets a PostgreSQL server of its own (`private_postgres`).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,25 +16,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import stack` (pytest runs in importlib mode)
 
-from stack import RedisServer, Stack
+from stack import FAST_RECOVERY, RedisServer, Stack, missing, private_postgres
 
-# Recovery knobs of the fault tests (production defaults: 5 s, 60 s, 30 s, 50 epochs, 60 s).
-FAST_RECOVERY = {
-    "LI2_HEARTBEAT_S": 1,
-    "LI2_LEASE_S": 4,
-    "LI2_REQUEUE_AFTER_S": 3,
-    "LI2_CHECKPOINT_EVERY": 100,
-    "LI2_SOFT_SHUTDOWN_S": 20,
-}
+__all__ = ["private_postgres"]  # a fixture defined beside the server it starts (stack.py)
 
 
 @pytest.fixture
 def redis_server(tmp_path):
     """A private redis-server (the tests stop and restart it; the shared one on 6379 is never touched)."""
     if shutil.which("redis-server") is None:
-        if os.environ.get("LI2_REQUIRE_SERVICES") == "1":
-            pytest.fail("redis-server is required (LI2_REQUIRE_SERVICES=1) but not on PATH")
-        pytest.skip("redis-server not on PATH")
+        missing("redis-server on PATH")
     server = RedisServer(tmp_path)
     server.start()
     yield server
@@ -48,3 +39,19 @@ def stack(postgres_url, redis_server, tmp_path):
     s.start_api()
     yield s
     s.close()
+
+
+@pytest.fixture
+def stack_with(postgres_url, redis_server, tmp_path):
+    """`stack_with(**LI2_settings)`: like `stack`, with settings of the test's own (e.g. limits)."""
+    made: list[Stack] = []
+
+    def make(**settings):
+        s = Stack(postgres_url, redis_server.url, tmp_path, **{**FAST_RECOVERY, **settings})
+        made.append(s)
+        s.start_api()
+        return s
+
+    yield make
+    for s in made:
+        s.close()

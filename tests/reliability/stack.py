@@ -20,13 +20,30 @@ import time
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import pytest
 import requests
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+
+# Recovery knobs of the fault tests (production defaults: 5 s, 60 s, 30 s, 50 epochs, 60 s).
+FAST_RECOVERY = {
+    "LI2_HEARTBEAT_S": 1,
+    "LI2_LEASE_S": 4,
+    "LI2_REQUEUE_AFTER_S": 3,
+    "LI2_CHECKPOINT_EVERY": 100,
+    "LI2_SOFT_SHUTDOWN_S": 20,
+}
+
+
+def missing(what: str) -> NoReturn:
+    """Skip the test for lack of `what`; in CI (LI2_REQUIRE_SERVICES=1) fail it instead."""
+    if os.environ.get("LI2_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} is required (LI2_REQUIRE_SERVICES=1)")
+    pytest.skip(f"{what} is not available")
 
 
 def free_port() -> int:
@@ -107,6 +124,48 @@ def curves_mismatch(got: dict[str, list], want: dict[str, list], upto_epoch: int
         elif not np.array_equal(column(got, name)[keep_g], column(want, name)[keep_w], equal_nan=True):
             bad.append(name)
     return bad
+
+
+# Installed as `sitecustomize` in a process whose host clock must be wrong by LI2_TEST_CLOCK_OFFSET_S
+# seconds: Python runs it at start-up, before any application import, so every reader of the wall
+# clock (time.time, time.time_ns, datetime.now/utcnow/today, logging) in the process and in its
+# forked pool children sees the skewed time. Monotonic clocks are left alone, like NTP would.
+SKEWED_CLOCK = """
+import datetime as _dt
+import os as _os
+import time as _time
+
+_offset = float(_os.environ["LI2_TEST_CLOCK_OFFSET_S"])
+_real_time, _real_time_ns = _time.time, _time.time_ns
+_time.time = lambda: _real_time() + _offset
+_time.time_ns = lambda: _real_time_ns() + int(_offset * 1e9)
+
+
+class _SkewedDatetime(_dt.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return cls.fromtimestamp(_time.time(), tz)
+
+    @classmethod
+    def utcnow(cls):
+        return cls.fromtimestamp(_time.time(), _dt.timezone.utc).replace(tzinfo=None)
+
+    @classmethod
+    def today(cls):
+        return cls.fromtimestamp(_time.time())
+
+
+_dt.datetime = _SkewedDatetime
+"""
+
+
+def skewed_clock_env(workdir: Path, offset_s: float, env: dict[str, str]) -> dict[str, str]:
+    """`env` for a process whose host clock is `offset_s` seconds off (see SKEWED_CLOCK)."""
+    folder = workdir / f"clock{offset_s:+g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(SKEWED_CLOCK)
+    path = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH", "")) if p)
+    return {**env, "PYTHONPATH": path, "LI2_TEST_CLOCK_OFFSET_S": str(offset_s)}
 
 
 class Proc:
@@ -211,6 +270,89 @@ class RedisServer:
             self.proc = None
 
 
+class PostgresServer:
+    """A private PostgreSQL server on a free loopback port (never the shared one on 5432).
+
+    `initdb` into a fresh folder under the system temp dir, then `pg_ctl start`/`stop`, so a test
+    can stop and restart the database under a running stack. PostgreSQL refuses to run as root;
+    as root the commands run as the `postgres` OS user (`runuser`), which owns the folder. fsync is
+    off: the tests restart the server cleanly (`pg_ctl stop -m fast`, which ends every session at
+    once, as a restart or failover does), they do not test the disk.
+    """
+
+    def __init__(self) -> None:
+        import glob
+        import tempfile
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            raise FileNotFoundError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+        self.bin = Path(bins[-1]).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="li2-pg-"))
+        self.data = self.dir / "data"
+        self.log_path = self.dir / "postgres.log"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+
+    def _run(self, tool: str, *args: str, timeout: float = 120) -> None:
+        done = subprocess.run(
+            [*self._as_postgres, str(self.bin / tool), *args], capture_output=True, text=True, timeout=timeout
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """A fast shutdown: every session is terminated at once, then the server exits."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def create_database(self, name: str) -> str:
+        """A new database on this server; its URL."""
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as c:
+                c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        finally:
+            engine.dispose()
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+    def close(self) -> None:
+        import shutil
+
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL server of the test's own on a free port (the test may stop and restart it).
+
+    A fixture (import it into a conftest or a test module), kept beside the server it starts.
+    """
+    try:
+        server = PostgresServer()
+    except (FileNotFoundError, KeyError) as exc:  # no server binaries, no `postgres` OS user
+        missing(f"a PostgreSQL server install ({exc})")
+    server.start()
+    yield server
+    server.close()
+
+
 class Api:
     """A minimal HTTP client for /api/v1 (the tests check raw status codes, so not the SDK)."""
 
@@ -309,10 +451,15 @@ class Stack:
             self.api_proc.stop()
             self.api_proc = None
 
-    def start_worker(self, name: str, **extra_env: Any) -> Proc:
-        """Start one `li2lab worker` (Celery, prefork, concurrency 1) on the CPU."""
+    def start_worker(self, name: str, clock_offset_s: float | None = None, **extra_env: Any) -> Proc:
+        """Start one `li2lab worker` (Celery, prefork, concurrency 1) on the CPU.
+
+        `clock_offset_s`: the worker's host clock is that many seconds off (SKEWED_CLOCK).
+        """
         env = dict(self.env)
         env.update({k: str(v) for k, v in extra_env.items()})
+        if clock_offset_s is not None:
+            env = skewed_clock_env(self.workdir, clock_offset_s, env)
         argv = [PYTHON, "-m", "li2lab", "worker", "--device", "cpu"]
         proc = Proc(f"worker-{name}", argv, env, self.logs)
         self.workers[name] = proc

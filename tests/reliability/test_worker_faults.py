@@ -93,7 +93,6 @@ def test_sigterm_checkpoints_and_the_run_resumes_elsewhere(stack, tmp_path):
     # worker writes because it was told to stop.
     api = stack.api(stack.create_user("alice"))
     stack.start_worker("a", LI2_CHECKPOINT_EVERY=10_000)
-    stack.start_worker("b", LI2_CHECKPOINT_EVERY=10_000)
     spec = small_spec(EPOCHS, seed=4)
     r = api.post("/experiments", json=spec)
     exp_id = r.json()["id"]
@@ -104,10 +103,16 @@ def test_sigterm_checkpoints_and_the_run_resumes_elsewhere(stack, tmp_path):
     stack.note(f"SIGTERM to worker {victim}'s main process at epoch >= {seen}")
     stack.workers[victim].send(signal.SIGTERM)  # to the main process only, as `docker stop` does
     assert stack.workers[victim].wait(60) is not None, "the worker did not exit after SIGTERM"
+    # No other worker exists yet, so nothing can resume the run and replace this checkpoint before
+    # it is read (with a second worker already running, the resumed run could finish first and
+    # leave its final epoch here).
     ckpt_epoch = stack.resume_checkpoint_epoch(exp_id)
     assert ckpt_epoch is not None and seen <= ckpt_epoch < EPOCHS, (
         f"after SIGTERM at epoch >= {seen} the newest checkpoint is at {ckpt_epoch}\n{stack.tail_logs()}"
     )
+    row = stack.experiment(exp_id)
+    assert (row["status"], row["attempt"], row["claimed_by"]) == ("queued", 2, None), row  # requeued by the victim
+    stack.start_worker("b", LI2_CHECKPOINT_EVERY=10_000)  # takes the message the victim sent
 
     body = assert_finished_once_from_checkpoint(stack, api, exp_id, victim, ckpt_epoch, tmp_path, spec)
     assert body["max_attempts"] >= 3  # a graceful stop does not use up a retry

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from li2.batching import batch_key
 from li2.spec import spec_hash, validate_spec
-from li2_store.db import init_db, make_engine, session_scope, utcnow
+from li2_store.db import database_now, init_db, make_engine, session_scope
 from li2_store.models import Experiment, Sweep, User
 from li2_worker.settings import load_settings
 
@@ -58,7 +58,7 @@ def add_run(engine, user_id: int, spec: dict, sweep_id: str | None = None, max_a
             epochs=spec["training"]["epochs"],
             status="queued",
             max_attempts=max_attempts,
-            enqueued_at=utcnow(),
+            enqueued_at=database_now(s),
         )
         s.add(exp)
         s.flush()

@@ -17,7 +17,7 @@ import redis
 
 from li2_store import lease, sweeps
 from li2_store.config import ConfigError
-from li2_store.db import session_scope, utcnow
+from li2_store.db import database_now, session_scope
 from li2_store.models import Checkpoint, Result, Sweep
 from li2_store.producer import send_batch
 from li2_worker import reaper
@@ -195,7 +195,7 @@ def test_reaper_requeues_fails_and_cancels_stale_leases(db, redis_url):
     url, engine = db
     user = add_user(engine)
     settings = settings_for(url, redis_url, LI2_LEASE_S=2)
-    stale = utcnow() - timedelta(seconds=10)
+    stale = database_now(engine) - timedelta(seconds=10)
     retry, exhausted, cancel, fresh = (add_run(engine, user, tiny_spec(seed=i)) for i in range(4))
     for run in (retry, exhausted, cancel, fresh):
         lease.claim(engine, run, 1, W)
@@ -215,7 +215,7 @@ def test_reaper_resends_lost_messages_only_when_the_queue_is_empty(db, redis_url
     url, engine = db
     user = add_user(engine)
     settings = settings_for(url, redis_url, LI2_REQUEUE_AFTER_S=1)
-    old = utcnow() - timedelta(seconds=30)
+    old = database_now(engine) - timedelta(seconds=30)
     lost = [add_run(engine, user, tiny_spec(seed=i)) for i in range(3)]
     for run in lost:
         update(engine, run, enqueued_at=old)

@@ -15,20 +15,30 @@ reapers (one per worker host) can run at once without double work:
 3. **cancels that raced a requeue** — a queued run with cancel_requested (no worker will claim
    it) becomes cancelled.
 4. **sweep fan-in** — sweeps whose runs have all ended get their scaling law (sweeps.py).
+
+Every age is measured on the database's clock (cutoffs from `database_now`, stamps by `db_now`),
+the same clock the workers' heartbeats are stamped with, so hosts whose clocks disagree never make
+each other's live runs look stale.
+
+While the database is unreachable no worker can heartbeat, so an old heartbeat proves nothing.
+When a pass fails because the database is unavailable, the loop (`run_forever`) notes the
+database time at which it answers again and judges no lease stale until a whole lease has passed
+since: the workers get a full lease to reconnect and refresh theirs, and keep their runs.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from li2.batching import pack_batches
 from li2_store import sweeps
-from li2_store.db import changed, session_scope, utcnow
+from li2_store.db import changed, database_now, db_now, is_unavailable, session_scope
 from li2_store.models import Experiment as E
 from li2_store.producer import producer_app, send_batch
 from li2_worker.settings import WorkerSettings
@@ -60,12 +70,19 @@ def _send_batches(runs: list[tuple[str, dict, str, int]], settings: WorkerSettin
         send_batch(items, settings.broker_url)
 
 
-def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int]:
-    """Requeue, fail or cancel running runs whose heartbeat is older than the lease."""
-    now = utcnow()
-    cutoff = now - timedelta(seconds=settings.lease_s)
-    stale = sa.and_(E.status == "running", sa.or_(E.heartbeat_at < cutoff, E.heartbeat_at.is_(None)))
+def reap_stale_leases(
+    engine: Engine, settings: WorkerSettings, reachable_since: datetime | None = None
+) -> dict[str, int]:
+    """Requeue, fail or cancel running runs whose heartbeat is older than the lease.
+
+    `reachable_since` (database time) is when the database answered again after an outage: until a
+    lease has passed since then, nothing is judged stale (module docstring).
+    """
     counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+    cutoff = database_now(engine) - timedelta(seconds=settings.lease_s)
+    if reachable_since is not None and cutoff < reachable_since:
+        return counts
+    stale = sa.and_(E.status == "running", sa.or_(E.heartbeat_at < cutoff, E.heartbeat_at.is_(None)))
     requeued: list[tuple[str, dict, str, int]] = []
     sweep_ids: set[str] = set()
     with session_scope(engine) as s:
@@ -76,14 +93,15 @@ def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int
         ).all()
     for r in rows:
         this = sa.and_(E.id == r.id, E.attempt == r.attempt, stale)  # still stale, still that attempt
+        values: dict[str, Any]
         if r.cancel_requested:
-            kind, values = "cancelled", {"status": "cancelled", "finished_at": now}
+            kind, values = "cancelled", {"status": "cancelled", "finished_at": db_now()}
         elif r.attempt >= r.max_attempts:
             kind, values = (
                 "failed",
                 {
                     "status": "failed",
-                    "finished_at": now,
+                    "finished_at": db_now(),
                     "error": f"lost: heartbeat expired after {r.attempt} attempts",
                 },
             )
@@ -95,7 +113,7 @@ def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int
                     "attempt": r.attempt + 1,
                     "claimed_by": None,
                     "heartbeat_at": None,
-                    "enqueued_at": now,
+                    "enqueued_at": db_now(),
                 },
             )
         with session_scope(engine) as s:
@@ -115,8 +133,7 @@ def reap_stale_leases(engine: Engine, settings: WorkerSettings) -> dict[str, int
 
 def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
     """Re-enqueue queued runs left unclaimed for LI2_REQUEUE_AFTER_S while the queue is empty."""
-    now = utcnow()
-    cutoff = now - timedelta(seconds=settings.requeue_after_s)
+    cutoff = database_now(engine) - timedelta(seconds=settings.requeue_after_s)
     waiting = sa.and_(
         E.status == "queued", E.cancel_requested.is_(False), sa.func.coalesce(E.enqueued_at, E.created_at) < cutoff
     )
@@ -127,7 +144,8 @@ def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
     resend = []
     for r in rows:
         with session_scope(engine) as s:  # stamp first: a concurrent reaper then skips this run
-            if changed(s, sa.update(E).where(E.id == r.id, E.attempt == r.attempt, waiting).values(enqueued_at=now)):
+            this = sa.and_(E.id == r.id, E.attempt == r.attempt, waiting)
+            if changed(s, sa.update(E).where(this).values(enqueued_at=db_now())):
                 resend.append((r.batch_key, r.spec_json, r.id, r.attempt))
     if resend:
         log.warning("re-enqueueing %d queued runs whose message was lost", len(resend))
@@ -144,15 +162,16 @@ def cancel_queued_on_request(engine: Engine) -> int:
     target = sa.and_(E.status == "queued", E.cancel_requested.is_(True))
     with session_scope(engine) as s:
         sweep_ids = {sid for sid in s.scalars(sa.select(E.sweep_id).where(target)) if sid is not None}
-        n = changed(s, sa.update(E).where(target).values(status="cancelled", finished_at=utcnow()))
+        n = changed(s, sa.update(E).where(target).values(status="cancelled", finished_at=db_now()))
     for sweep_id in sweep_ids:
         sweeps.finalize_sweep(engine, sweep_id)
     return n
 
 
-def reap_once(engine: Engine, settings: WorkerSettings) -> dict[str, int]:
-    """One full pass; returns what it did (for logs and tests)."""
-    done = reap_stale_leases(engine, settings)
+def reap_once(engine: Engine, settings: WorkerSettings, reachable_since: datetime | None = None) -> dict[str, int]:
+    """One full pass; returns what it did (for logs and tests). `reachable_since`: see
+    `reap_stale_leases`."""
+    done = reap_stale_leases(engine, settings, reachable_since)
     done["cancelled_queued"] = cancel_queued_on_request(engine)
     done["resent"] = resend_lost_messages(engine, settings)
     done["sweeps_closed"] = len(sweeps.finalize_ready_sweeps(engine))
@@ -165,11 +184,22 @@ def reaper_interval(settings: WorkerSettings) -> float:
 
 
 def run_forever(engine: Engine, settings: WorkerSettings, stop: threading.Event) -> None:
-    """The reaper loop (a thread of `li2lab worker`'s main process); errors are logged, not fatal."""
+    """The reaper loop (a thread of `li2lab worker`'s main process); errors are logged, not fatal.
+
+    It remembers database outages it saw: after one, `reachable_since` is the database time of the
+    first pass that reached it again (module docstring).
+    """
+    outage = False
+    reachable_since: datetime | None = None
     while not stop.wait(reaper_interval(settings)):
         try:
-            done = reap_once(engine, settings)
+            if outage:
+                reachable_since = database_now(engine)
+                outage = False
+                log.warning("reaper: database reachable again; judging leases from one lease after %s", reachable_since)
+            done = reap_once(engine, settings, reachable_since)
             if any(done.values()):
                 log.info("reaper: %s", done)
         except Exception as exc:
+            outage = outage or is_unavailable(exc)
             log.warning("reaper pass failed (will retry): %s", exc)

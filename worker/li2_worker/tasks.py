@@ -12,6 +12,12 @@ Flow of one message ``[[run_id, attempt], ...]`` (runs of one li2.batching.batch
    a run is never silently lost), or back to queued with attempt+1 when the worker is being shut
    down (SIGTERM) — the message is re-sent and another worker resumes from the checkpoint;
 5. fan in: close any sweep whose runs have all ended (sweeps.finalize_sweep).
+
+The database may restart or be cut off under a running batch. Training goes on meanwhile:
+heartbeats and progress are retried at their next period, and every other write (claim,
+checkpoint, final state, sweep fan-in) is retried with backoff for up to li2_store.db.DB_RETRY_S
+(`retrying`) instead of failing the batch. Each of them is conditioned on the lease, so a repeat
+of a commit whose answer was lost changes nothing.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from li2.jsonsafe import json_safe
 from li2_store import lease, results, sweeps
-from li2_store.db import make_engine, session_scope, utcnow
+from li2_store.db import db_now, is_unavailable, make_engine, retrying, session_scope
 from li2_store.producer import TASK_NAME, send_batch
 from li2_worker.heartbeat import Heartbeat
 from li2_worker.settings import WorkerSettings, load_settings
@@ -97,7 +104,7 @@ class BatchJob:
 
     # -- the task -------------------------------------------------------------------------
     def run(self, pairs: list[tuple[str, int]]) -> None:
-        self.claims = [c for c in (lease.claim(self.engine, rid, att, self.worker_id) for rid, att in pairs) if c]
+        self.claims = [c for c in (self._claim(rid, att) for rid, att in pairs) if c]
         log.info(
             "li2.run_batch: claimed %d of %d runs %s",
             len(self.claims),
@@ -106,9 +113,7 @@ class BatchJob:
         )
         if not self.claims:
             return
-        with session_scope(self.engine) as s:
-            for sweep_id in {c.sweep_id for c in self.claims if c.sweep_id}:
-                sweeps.mark_running(s, sweep_id)
+        retrying("marking sweeps running", self._mark_sweeps_running)
         self.heartbeat = Heartbeat(self.engine, self.claims, self.worker_id, self.settings.heartbeat_s)
         self.heartbeat.start()
         self.term.install()
@@ -127,8 +132,21 @@ class BatchJob:
         finally:
             self.term.restore()
             self.heartbeat.stop()
-        for sweep_id in {c.sweep_id for c in self.claims if c.sweep_id}:
-            sweeps.finalize_sweep(self.engine, sweep_id)
+        for sweep_id in self._sweep_ids():
+            retrying(f"sweep {sweep_id} fan-in", partial(sweeps.finalize_sweep, self.engine, sweep_id))
+
+    def _claim(self, run_id: str, attempt: int) -> lease.Claim | None:
+        return retrying(
+            f"claim of run {run_id}#{attempt}", lambda: lease.claim(self.engine, run_id, attempt, self.worker_id)
+        )
+
+    def _sweep_ids(self) -> set[str]:
+        return {c.sweep_id for c in self.claims if c.sweep_id}
+
+    def _mark_sweeps_running(self) -> None:
+        with session_scope(self.engine) as s:
+            for sweep_id in self._sweep_ids():
+                sweeps.mark_running(s, sweep_id)
 
     def _train(self) -> list[dict]:
         resume = [self._resume_blob(c) for c in self.claims]
@@ -146,7 +164,7 @@ class BatchJob:
     def _resume_blob(self, c: lease.Claim) -> bytes | None:
         if c.attempt == 1:
             return None
-        found = results.load_resume(self.engine, c.run_id)
+        found = retrying(f"loading run {c.run_id}'s checkpoint", lambda: results.load_resume(self.engine, c.run_id))
         if found is None:
             log.info("run %s attempt %d: no checkpoint, starting over", c.run_id, c.attempt)
             return None
@@ -175,15 +193,27 @@ class BatchJob:
         return {i for i, c in enumerate(self.claims) if c.run_id in stop}
 
     def on_checkpoint(self, index: int, epoch: int, blob: bytes) -> None:
+        """Store a checkpoint with the lease refreshed in the same transaction; training waits
+        while the database is unavailable. If it stays unavailable past DB_RETRY_S this
+        checkpoint is skipped (the run goes on; the previous one still stands)."""
         c = self.claims[index]
         training = c.spec.get("training", {})
         snapshot = epoch in {0, training.get("epochs", c.epochs), *training.get("checkpoint_epochs", [])}
-        with session_scope(self.engine) as s:
-            if not lease.touch(s, c, self.worker_id):
-                return  # not ours any more: the newer attempt owns the checkpoints
-            results.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "resume")
-            if snapshot:
-                results.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "snapshot")
+
+        def write() -> None:
+            with session_scope(self.engine) as s:
+                if not lease.touch(s, c, self.worker_id):
+                    return  # not ours any more: the newer attempt owns the checkpoints
+                results.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "resume")
+                if snapshot:
+                    results.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "snapshot")
+
+        try:
+            retrying(f"checkpoint of run {c.run_id} at epoch {epoch}", write)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.error("run %s: checkpoint at epoch %d not stored, the database stayed unavailable", c.run_id, epoch)
 
     # -- final states -------------------------------------------------------------------------
     def _record(self, outcomes: list[dict]) -> None:
@@ -193,42 +223,49 @@ class BatchJob:
         heartbeat.beat()  # the newest cancel/lost view before deciding
         requeued = []
         for c, result in zip(self.claims, outcomes, strict=False):
-            summary = json_safe(result.get("summary") or {})
-            epoch = self._epochs_run(summary, result, c)
-            with session_scope(self.engine) as s:
-                if c.run_id in heartbeat.lost:
-                    log.warning("run %s: lease lost, result discarded", c.run_id)
-                elif not summary.get("stopped"):
-                    if lease.finish(s, c, self.worker_id, "succeeded", summary_json=summary, progress_epoch=epoch):
-                        results.add_result(s, c.run_id, result)
-                elif self.term.fired and c.run_id not in heartbeat.cancelled:
-                    if lease.finish(
-                        s,
-                        c,
-                        self.worker_id,
-                        "queued",
-                        attempt=c.attempt + 1,
-                        max_attempts=lease.E.max_attempts + 1,  # a graceful stop costs no retry
-                        claimed_by=None,
-                        heartbeat_at=None,
-                        enqueued_at=utcnow(),
-                    ):
-                        requeued.append((c.run_id, c.attempt + 1))
-                elif c.run_id in heartbeat.cancelled:
-                    if lease.finish(s, c, self.worker_id, "cancelled", summary_json=summary, progress_epoch=epoch):
-                        results.add_result(s, c.run_id, result)
-                else:
-                    lease.finish(
-                        s,
-                        c,
-                        self.worker_id,
-                        "failed",
-                        summary_json=summary,
-                        error="the core stopped the run without a cancel request",
-                    )
+            if retrying(f"final state of run {c.run_id}", partial(self._write_final, c, result)):
+                requeued.append((c.run_id, c.attempt + 1))
         if requeued:
             log.warning("requeued %d runs after SIGTERM: %s", len(requeued), requeued)
             send_batch(requeued, self.settings.broker_url)
+
+    def _write_final(self, c: lease.Claim, result: dict) -> bool:
+        """One run's final state (and result row) in one transaction; True if it was requeued."""
+        heartbeat = self.heartbeat
+        assert heartbeat is not None
+        summary = json_safe(result.get("summary") or {})
+        epoch = self._epochs_run(summary, result, c)
+        with session_scope(self.engine) as s:
+            if c.run_id in heartbeat.lost:
+                log.warning("run %s: lease lost, result discarded", c.run_id)
+            elif not summary.get("stopped"):
+                if lease.finish(s, c, self.worker_id, "succeeded", summary_json=summary, progress_epoch=epoch):
+                    results.add_result(s, c.run_id, result)
+            elif self.term.fired and c.run_id not in heartbeat.cancelled:
+                return lease.finish(
+                    s,
+                    c,
+                    self.worker_id,
+                    "queued",
+                    attempt=c.attempt + 1,
+                    max_attempts=lease.E.max_attempts + 1,  # a graceful stop costs no retry
+                    claimed_by=None,
+                    heartbeat_at=None,
+                    enqueued_at=db_now(),
+                )
+            elif c.run_id in heartbeat.cancelled:
+                if lease.finish(s, c, self.worker_id, "cancelled", summary_json=summary, progress_epoch=epoch):
+                    results.add_result(s, c.run_id, result)
+            else:
+                lease.finish(
+                    s,
+                    c,
+                    self.worker_id,
+                    "failed",
+                    summary_json=summary,
+                    error="the core stopped the run without a cancel request",
+                )
+        return False
 
     @staticmethod
     def _epochs_run(summary: dict, result: dict, c: lease.Claim) -> int:
@@ -240,9 +277,13 @@ class BatchJob:
 
     def _fail_all(self, message: str) -> None:
         self._flush_progress()
-        with session_scope(self.engine) as s:
-            for c in self.claims:
-                lease.finish(s, c, self.worker_id, "failed", error=message)
+
+        def write() -> None:
+            with session_scope(self.engine) as s:
+                for c in self.claims:
+                    lease.finish(s, c, self.worker_id, "failed", error=message)
+
+        retrying("marking the batch failed", write)
 
 
 @shared_task(name=TASK_NAME, bind=True)

@@ -12,6 +12,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 
 from li2_service import schemas
+from li2_service.errors import DATABASE_RETRY_AFTER_S
 
 log = logging.getLogger(__name__)
 
@@ -59,4 +60,6 @@ def readyz():
             log.warning("readiness check %s failed: %s", name, exc)
             checks[name] = f"unreachable: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    return {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+    if ok:
+        return {"status": "ok", "checks": checks}, 200
+    return {"status": "unavailable", "checks": checks}, 503, {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
