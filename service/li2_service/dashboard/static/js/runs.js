@@ -179,6 +179,8 @@ function renderQueue(queue) {
     ["run", "task", "position", "waiting for"],
     waiting.map((r, i) => [runLink(r.id), taskLabel(r.spec?.task), String(i + 1), ago(r.created_at)]),
   );
+  if (!running.length) $("queue-running").append(el("caption", {}, "nothing running"));
+  if (!waiting.length) $("queue-waiting").append(el("caption", {}, "nothing waiting"));
 }
 
 // -- load -----------------------------------------------------------------------------------------
