@@ -170,6 +170,7 @@ def test_a_finished_run_shows_its_stages_timeline_and_spectrum_with_its_real_val
         page.click("#metrics-csv")
     text = open(download.value.path(), encoding="utf-8").read().splitlines()
     assert text[0].startswith("epoch,train_acc,test_acc") and len(text) == 1 + len(metrics["epoch"])
+    assert page.evaluate("window.__csp") == []  # the page, Plotly included, lives within its CSP
     screenshot(page, shots, "dashboard-run", publish=True)
     page.set_viewport_size({"width": 2400, "height": 1300})  # a wide monitor: panels side by side
     page.wait_for_timeout(300)
