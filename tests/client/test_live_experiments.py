@@ -1,6 +1,7 @@
 """The SDK against the real service: submit → wait → metrics, timeline, features, predictions,
 checkpoints, plots; cached and forced resubmits; cancel; listing."""
 
+import contextlib
 import json
 import struct
 
@@ -125,12 +126,16 @@ def test_follow_yields_the_rows_while_the_run_trains_and_they_are_its_curves(cli
     together they are exactly the curves of the run's (here: cancelled) result."""
     exp = client.submit(tiny(epochs=20000, seed=7), force=True)
     rows, status_at = [], {}
-    for row in exp.follow(poll=0.3, timeout=300):
-        rows.append(row)
-        if len(rows) in (1, 300):
-            status_at[len(rows)] = client.get(exp.id).status
-        if len(rows) == 300:
-            exp.cancel()
+    try:
+        for row in exp.follow(poll=0.3, timeout=300):
+            rows.append(row)
+            if len(rows) in (1, 300):
+                status_at[len(rows)] = client.get(exp.id).status
+            if len(rows) == 300:
+                exp.cancel()
+    finally:  # never leave the long run to block the worker for the other tests
+        with contextlib.suppress(Conflict):
+            client.cancel(exp.id)
     assert status_at == {1: "running", 300: "running"}  # live, long before the 20000th epoch
     assert exp.status == "cancelled"
     epochs = [r["epoch"] for r in rows]
