@@ -4,12 +4,15 @@
 # 1. a throwaway SQLite database under var/demo/ (removed and made anew on every run),
 # 2. a user `demo` and its API token (`li2lab users create`),
 # 3. the service in embedded mode (`li2lab serve`: API + SQLite broker + one local worker),
-# 4. examples/quickstart.py submits a small Z_23 experiment through the Python SDK, waits for it,
+# 4. the dashboard's address and the token to sign in with, so the run can be watched in a browser
+#    while it trains,
+# 5. examples/quickstart.py submits a small Z_23 experiment through the Python SDK, waits for it,
 #    and prints its stage timeline (lazy -> independent -> interactive) and the paths of its plots.
-# The server is stopped on every exit path. Needs the venv that `make install` builds.
+# The server is stopped on every exit path (with DEMO_KEEP=1, only after Ctrl-C, so the dashboard can
+# be looked at). Needs the venv that `make install` builds.
 #
 # Settings: DEMO_PORT (8765), DEMO_OUT (demo-out), DEMO_READY_S (how long to wait for /readyz, 120),
-# DEMO_DIR (var/demo: the throwaway database, broker and server log).
+# DEMO_DIR (var/demo: the throwaway database, broker and server log), DEMO_KEEP (1: keep serving).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -85,9 +88,16 @@ then
   exit 1
 fi
 
+echo "demo: dashboard: http://127.0.0.1:$PORT/  (sign in with the token of user 'demo': $TOKEN)"
+echo "demo: API docs:  http://127.0.0.1:$PORT/api/v1/docs"
 echo "demo: service ready; running examples/quickstart.py through the SDK"
 if ! LI2_URL="http://127.0.0.1:$PORT" LI2_TOKEN="$TOKEN" "$BIN/python" examples/quickstart.py --out "$OUT"; then
   echo "demo: the example failed; server log (last 40 lines):" >&2
   tail -n 40 "$LOG" >&2 || true
   exit 1
+fi
+
+if [[ ${DEMO_KEEP:-0} == 1 ]]; then
+  echo "demo: the dashboard stays up at http://127.0.0.1:$PORT/ until Ctrl-C"
+  wait "$SERVER_PID" || true
 fi

@@ -184,8 +184,16 @@ def cmd_timeline(client: Client, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+LIVE_COLUMNS = ("epoch", "train_acc", "test_acc", "train_loss", "test_loss")
+
+
 def cmd_metrics(client: Client, a: argparse.Namespace) -> int:
     exp = client.get(a.id)
+    if a.follow:  # one line per measured row, as the worker stores them, until the run ends
+        for row in exp.follow(poll=1.0):
+            print("  ".join(f"{k}={cell(row.get(k))}" for k in LIVE_COLUMNS if k in row), flush=True)
+        print(f"{exp.id}: {exp.status}")
+        return EXIT_OK if exp.status == "succeeded" else EXIT_ERROR
     if a.csv:
         if a.csv == "-":
             sys.stdout.write(exp.metrics_csv_text())
@@ -326,8 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sweep", help="only runs of this sweep id")
     add("cancel", cmd_cancel, "cancel an experiment").add_argument("id")
     add("timeline", cmd_timeline, "the stage timeline of a finished experiment").add_argument("id")
-    s = add("metrics", cmd_metrics, "metrics of a finished experiment (every epoch)")
+    s = add("metrics", cmd_metrics, "metrics of an experiment (every epoch; the rows so far while it trains)")
     s.add_argument("id")
+    s.add_argument("--follow", action="store_true", help="print each new row while the run trains, until it ends")
     s.add_argument("--csv", metavar="FILE", help="write every row as CSV to FILE (- for stdout)")
     add("health", cmd_health, "is the service ready?")
 

@@ -110,10 +110,16 @@ class Client:
         return Experiment(self, data)
 
     # -- one experiment's results (each needs a finished run except predictions) ----------------
-    def metric_columns(self, experiment_id: str) -> dict[str, builtins.list[Any]]:
-        """Every recorded epoch's metrics as ``{column: [values]}`` (``epoch``, ``train_acc``, ...)."""
-        body = self._http.get_json(_experiment_path(experiment_id, "/metrics"))
-        return dict(body.get("columns", body))
+    def metric_columns(self, experiment_id: str, since: int | None = None) -> dict[str, builtins.list[Any]]:
+        """The metrics measured so far as ``{column: [values]}`` (``epoch``, ``train_acc``, ...);
+        ``since``: only the rows measured after that epoch."""
+        return dict(self.metrics_page(experiment_id, since).get("columns") or {})
+
+    def metrics_page(self, experiment_id: str, since: int | None = None) -> dict[str, Any]:
+        """The server's metrics answer ``{"columns", "status", "complete", "last_epoch"}``, also while
+        the run trains; ``since``: only the rows measured after that epoch."""
+        params = {} if since is None else {"since": int(since)}
+        return dict(self._http.get_json(_experiment_path(experiment_id, "/metrics"), params))
 
     def metrics_csv_text(self, experiment_id: str) -> str:
         """The metrics as CSV text (the server's rendering: header row, empty cells for NaN)."""

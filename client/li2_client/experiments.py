@@ -1,17 +1,21 @@
 """``Experiment``: a handle on one run of the service, and everything you can ask about it.
 
 A handle holds the last answer of ``GET /experiments/{id}`` (``.data``); ``refresh()`` reloads it.
-Results (``metrics``, ``timeline``, ``features``) exist once the run has finished; asking earlier
-raises ``Conflict`` with the server's message. ``predictions()`` is available right after submit.
+``metrics()`` works at any time: while the run trains it holds the rows measured so far, and
+``follow()`` yields each new row as the worker stores it (about once a second). ``timeline`` and
+``features`` exist once the run has finished; asking earlier raises ``Conflict`` with the server's
+message. ``predictions()`` is available right after submit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import RunFailed
+from .errors import RunFailed, WaitTimeout
 from .polling import Handle, ProgressBar, wait_for
 
 if TYPE_CHECKING:
@@ -102,12 +106,40 @@ class Experiment(Handle):
     # -- results -------------------------------------------------------------------------------
     def metrics(self) -> Any:
         """Every recorded epoch's metrics (not a sample) as a pandas DataFrame, one column per metric
-        (``epoch, train_acc, test_acc, train_loss, test_loss, ...``); a dict of lists without pandas."""
+        (``epoch, train_acc, test_acc, train_loss, test_loss, ...``); a dict of lists without pandas.
+        While the run trains: the rows measured so far."""
         return columns_to_frame(self.metric_columns())
 
-    def metric_columns(self) -> dict[str, list]:
-        """The metrics as plain ``{column: [values]}`` (no pandas needed)."""
-        return self._client.metric_columns(self.id)
+    def metric_columns(self, since: int | None = None) -> dict[str, list]:
+        """The metrics as plain ``{column: [values]}`` (no pandas needed); ``since``: only the rows
+        measured after that epoch."""
+        return self._client.metric_columns(self.id, since)
+
+    def follow(self, poll: float = 1.0, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """Yield each measured row ``{"epoch": ..., "train_acc": ..., ...}`` as the run trains, from
+        its first epoch, until it has ended (then its status is current in ``.status``).
+
+            for row in exp.follow():
+                print(row["epoch"], row["test_acc"])
+
+        Raises ``WaitTimeout`` when the run has not ended after ``timeout`` seconds.
+        """
+        since: int | None = None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            page = self._client.metrics_page(self.id, since)
+            columns = page.get("columns") or {}
+            for i in range(len(columns.get("epoch") or [])):
+                yield {name: values[i] for name, values in columns.items()}
+            since = page.get("last_epoch", since)
+            if page.get("complete"):
+                self.refresh()
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"experiment {self.id} did not finish within {timeout:g} s (status {page.get('status')!r})"
+                )
+            time.sleep(poll)
 
     def metrics_csv_text(self) -> str:
         """Every metric row as CSV text (the server's rendering: header row, empty cells for NaN)."""

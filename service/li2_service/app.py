@@ -5,8 +5,11 @@
                       "ENQUEUE": record_calls})          # record enqueues instead of sending
 
 Routes: /api/v1/experiments..., /api/v1/sweeps..., /healthz, /readyz; the OpenAPI 3 document at
-/api/v1/openapi.json (also /openapi.json), Swagger UI at /api/v1/docs and ReDoc at /api/v1/redoc.
-Every route except health, readiness and the docs needs `Authorization: Bearer TOKEN`.
+/api/v1/openapi.json (also /openapi.json), Swagger UI at /api/v1/docs and ReDoc at /api/v1/redoc
+(their scripts from /assets/vendor, out of installed packages: no CDN); the researchers' dashboard
+at / (li2_service.dashboard). Every API route except health, readiness and the docs needs
+`Authorization: Bearer TOKEN`; the dashboard's pages are empty shells whose scripts call the API
+with the token the user signed in with.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from li2.spec import ExperimentSpecSchema
-from li2_service import auth, errors, schemas
+from li2_service import assets, auth, dashboard, errors, schemas
 from li2_service.blueprints import experiments, health, sweeps
 from li2_service.config import load_config
 from li2_service.runs import ServiceState
@@ -39,9 +42,10 @@ def _openapi_settings() -> dict:
         "OPENAPI_URL_PREFIX": API_PREFIX,
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "OPENAPI_SWAGGER_UI_URL": assets.SWAGGER_UI_URL,  # served by this process: the docs work offline
+        "OPENAPI_SWAGGER_UI_CONFIG": assets.SWAGGER_UI_CONFIG,
         "OPENAPI_REDOC_PATH": "redoc",
-        "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
+        "OPENAPI_REDOC_URL": assets.REDOC_URL,
         "API_SPEC_OPTIONS": {
             "security": [{"bearerAuth": []}],
             "info": {
@@ -76,6 +80,10 @@ def create_app(config: dict | None = None) -> Flask:
     def openapi_json_alias():
         """The OpenAPI document outside the prefix too (docs/design.md names both)."""
         return api.spec.to_dict()
+
+    app.register_blueprint(assets.bp)
+    app.register_blueprint(dashboard.bp)
+    app.after_request(assets.docs_only_from_here)
 
     app.before_request(auth.authenticate)
     errors.register_error_handlers(app)

@@ -22,9 +22,11 @@ from li2_service.errors import fail
 from li2_store import models
 from li2_store.db import session_scope
 
-# Endpoints reachable without a token. flask-smorest names its docs endpoints "api-docs.*".
+# Endpoints reachable without a token. flask-smorest names its docs endpoints "api-docs.*"; the
+# vendored docs/chart scripts ("assets.*") and the dashboard's pages ("dashboard.*", shells that
+# hold no data: their scripts call the API with the signed-in user's token) are public too.
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "static", "openapi_json_alias"}
-PUBLIC_PREFIXES = ("api-docs.",)
+PUBLIC_PREFIXES = ("api-docs.", "assets.", "dashboard.")
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,10 @@ class SweepRunsQuery(PageQuery):
 
 class MetricsQuery(_Query):
     format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv"), error="must be json or csv"))
+    since = fields.Integer(
+        validate=validate.Range(0, 2**31 - 1),
+        metadata={"description": "only the rows measured after this epoch (poll with the last epoch you hold)"},
+    )
 
 
 class ScalingLawQuery(_Query):

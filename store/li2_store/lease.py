@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from li2_store import metric_rows
 from li2_store.db import changed, db_now, session_scope
 from li2_store.models import Experiment as E
 
@@ -80,15 +81,24 @@ def touch(session: Session, c: Claim, worker_id: str) -> bool:
     )
 
 
-def write_progress(engine: Engine, progress: dict[Claim, tuple[int, dict]], worker_id: str) -> None:
-    """Store each run's latest (epoch, metrics) — the API's progress answer — in one transaction."""
+def write_progress(engine: Engine, progress: dict[Claim, list[tuple[int, dict]]], worker_id: str) -> None:
+    """Store each run's rows measured since the last call, in one transaction: the newest row as the
+    progress answer (progress_epoch, latest_metrics_json) and every row as a live metric row — only
+    for runs whose lease this worker still holds."""
     with session_scope(engine) as s:
-        for c, (epoch, metrics) in progress.items():
-            s.execute(
+        held = []
+        for c, rows in progress.items():
+            if not rows:
+                continue
+            epoch, metrics = rows[-1]
+            if changed(
+                s,
                 sa.update(E)
                 .where(owned(c.run_id, c.attempt, worker_id))
-                .values(progress_epoch=epoch, latest_metrics_json=metrics)
-            )
+                .values(progress_epoch=epoch, latest_metrics_json=metrics),
+            ):
+                held.append((c.run_id, rows))
+        metric_rows.write(s, held)
 
 
 def finish(session: Session, c: Claim, worker_id: str, status: str, **values: Any) -> bool:

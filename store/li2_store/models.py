@@ -1,4 +1,4 @@
-"""SQLAlchemy models: users, experiments, sweeps, results and checkpoints.
+"""SQLAlchemy models: users, experiments, sweeps, results, checkpoints and live metric rows.
 
 The experiments table is the record of truth for every run's lifecycle
 (queued → running → succeeded | failed | cancelled). Celery messages only carry
@@ -112,3 +112,17 @@ class Checkpoint(Base):
     kind: Mapped[str] = mapped_column(sa.String(16))  # "resume" (newest only) | "snapshot"
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)  # safetensors bytes, never pickle
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MetricRow(Base):
+    """One measurement of a run while it trains (what the worker's progress flush writes).
+
+    The API serves these as the partial curves of a running (or failed) run; once the run's result
+    row exists, that holds the full curves and these rows are dropped (`li2_store.metric_rows`).
+    """
+
+    __tablename__ = "metric_rows"
+
+    experiment_id: Mapped[str] = mapped_column(sa.ForeignKey("experiments.id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(primary_key=True)
+    row_json: Mapped[dict] = mapped_column(sa.JSON)  # {column: value}: one row of li2.trainer.COLUMNS

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from li2.jsonsafe import json_safe
+from li2_store import metric_rows
 from li2_store.db import session_scope
 from li2_store.models import Checkpoint, Result
 
@@ -38,7 +39,8 @@ def load_resume(engine: Engine, run_id: str) -> tuple[int, bytes] | None:
 
 
 def add_result(session: Session, run_id: str, result: dict) -> None:
-    """Insert the run's one results row (primary key = run id) from a runner result dict."""
+    """Insert the run's one results row (primary key = run id) from a runner result dict, and drop its
+    live metric rows: the result's metrics hold every row now."""
     result = json_safe(result)
     session.add(
         Result(
@@ -50,3 +52,4 @@ def add_result(session: Session, run_id: str, result: dict) -> None:
             predictions_json=result.get("predictions") or {},
         )
     )
+    metric_rows.discard(session, run_id)

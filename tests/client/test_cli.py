@@ -40,6 +40,14 @@ def test_status_list_timeline_metrics_as_json(li2, finished_exp, tmp_path):
     assert code == 0 and len(json.loads(out)["columns"]["epoch"]) == len(out_lines(tmp_path / "m.csv")) - 1
 
 
+def test_metrics_follow_prints_one_line_per_row_then_the_status(li2, finished_exp):
+    code, out, _ = li2("metrics", finished_exp.id, "--follow")
+    lines = out.splitlines()
+    epochs = finished_exp.metric_columns()["epoch"]
+    assert code == 0 and lines[-1] == f"{finished_exp.id}: succeeded" and len(lines) == len(epochs) + 1
+    assert [line.split()[0] for line in lines[:-1]] == [f"epoch={e}" for e in epochs]
+
+
 def out_lines(path):
     return path.read_text().splitlines()
 

@@ -1,6 +1,7 @@
 """The SDK against the real service: submit → wait → metrics, timeline, features, predictions,
 checkpoints, plots; cached and forced resubmits; cancel; listing."""
 
+import contextlib
 import json
 import struct
 
@@ -96,7 +97,7 @@ def test_forced_run_times_out_then_cancels(client, finished_exp, tiny):
     with pytest.raises(WaitTimeout, match=exp.id):
         exp.wait(timeout=0.5, poll=0.2, progress=False)
     with pytest.raises(Conflict, match="finished"):
-        exp.metrics()
+        exp.timeline()
     exp.cancel()
     assert exp.status in ("cancelled", "running")
     with pytest.raises(RunFailed, match="cancelled"):
@@ -118,3 +119,28 @@ def test_same_idempotency_key_gives_the_same_run_even_forced(client, tiny):
     finally:
         first.cancel().wait(timeout=120, poll=0.5, progress=False, raise_on_failure=False)
     assert first.status == "cancelled"
+
+
+def test_follow_yields_the_rows_while_the_run_trains_and_they_are_its_curves(client, tiny):
+    """Live metrics: rows arrive while the run is still running, each once, in epoch order, and
+    together they are exactly the curves of the run's (here: cancelled) result."""
+    exp = client.submit(tiny(epochs=20000, seed=7), force=True)
+    rows, status_at = [], {}
+    try:
+        for row in exp.follow(poll=0.3, timeout=300):
+            rows.append(row)
+            if len(rows) in (1, 300):
+                status_at[len(rows)] = client.get(exp.id).status
+            if len(rows) == 300:
+                exp.cancel()
+    finally:  # never leave the long run to block the worker for the other tests
+        with contextlib.suppress(Conflict):
+            client.cancel(exp.id)
+    assert status_at == {1: "running", 300: "running"}  # live, long before the 20000th epoch
+    assert exp.status == "cancelled"
+    epochs = [r["epoch"] for r in rows]
+    assert epochs == sorted(set(epochs)) and epochs[0] == 0 and len(epochs) >= 300
+    final = exp.metric_columns()  # the cancelled run's result
+    assert final["epoch"] == epochs
+    assert final["train_acc"] == [r["train_acc"] for r in rows]
+    assert final["test_loss"] == [r["test_loss"] for r in rows]

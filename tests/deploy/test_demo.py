@@ -59,6 +59,7 @@ def test_make_demo_ends_with_the_stage_timeline_and_plot_paths(tmp_path):
         done.stdout[-3000:] + done.stderr[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
     )
     out = done.stdout
+    assert f"dashboard: http://127.0.0.1:{port}/ " in out, "the dashboard's address is printed"
     assert re.search(r"\blazy\b", out), "the stage timeline is printed"
     tail = out.strip().splitlines()[-10:]
     plots = [Path(p) for line in tail for p in re.findall(r"(\S+\.png)\b", line)]

@@ -25,6 +25,17 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("/api/v1/docs", "GET"): PUBLIC,
     ("/api/v1/redoc", "GET"): PUBLIC,
     ("/static/<path:filename>", "GET"): PUBLIC,
+    # The dashboard's pages are shells without data (their scripts call the API with the user's
+    # token) and the vendored scripts are public files: no token, nothing to protect.
+    ("/assets/vendor/<path:name>", "GET"): PUBLIC,
+    ("/assets/dashboard/<path:filename>", "GET"): PUBLIC,
+    ("/", "GET"): PUBLIC,
+    ("/runs/<run_id>", "GET"): PUBLIC,
+    ("/compare", "GET"): PUBLIC,
+    ("/sweeps", "GET"): PUBLIC,
+    ("/sweeps/<sweep_id>", "GET"): PUBLIC,
+    ("/signin", "GET"): PUBLIC,
+    ("/signin", "POST"): PUBLIC,
     ("/api/v1/experiments", "POST"): USER,
     ("/api/v1/experiments", "GET"): USER,
     ("/api/v1/experiments/<exp_id>", "GET"): USER,
@@ -71,6 +82,8 @@ def concrete(rule: str, world) -> str:
         .replace("<sweep_id>", world.sweep_id)
         .replace("<int:epoch>", str(world.checkpoint_epoch))
         .replace("<path:filename>", "nothing.css")
+        .replace("<run_id>", world.experiment_id)
+        .replace("<path:name>", "plotly.min.js")
     )
 
 

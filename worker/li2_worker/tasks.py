@@ -6,7 +6,9 @@ Flow of one message ``[[run_id, attempt], ...]`` (runs of one li2.batching.batch
    superseded by a newer attempt are skipped, so duplicate and late messages are harmless;
 2. load each run's newest "resume" checkpoint when its attempt is > 1 (the reaper requeued it);
 3. start the heartbeat thread and a SIGTERM handler, import li2.runner *here*, inside the pool
-   child (CUDA is never initialised in Celery's parent process), and run the batch;
+   child (CUDA is never initialised in Celery's parent process), and run the batch; every measured
+   row is written, batched at most about once a second, as progress and live metric rows
+   (li2_store.metric_rows), so the API can serve a running run's curves;
 4. write each run's final state, guarded by its lease: succeeded (+ result row), cancelled
    (stopped on request; partial result kept), failed (the core raised: the error text is stored,
    a run is never silently lost), or back to queued with attempt+1 when the worker is being shut
@@ -99,7 +101,7 @@ class BatchJob:
         self.claims: list[lease.Claim] = []
         self.heartbeat: Heartbeat | None = None
         self.term = TermFlag()
-        self._pending: dict[lease.Claim, tuple[int, dict]] = {}
+        self._pending: dict[lease.Claim, list[tuple[int, dict]]] = {}  # rows measured since the last flush
         self._last_progress = 0.0
 
     # -- the task -------------------------------------------------------------------------
@@ -173,7 +175,8 @@ class BatchJob:
 
     # -- runner callbacks ---------------------------------------------------------------------
     def on_progress(self, index: int, epoch: int, metrics: dict) -> None:
-        self._pending[self.claims[index]] = (int(epoch), json_safe(dict(metrics)))
+        """Keep every measured row; flush them all (progress + live metric rows) at most once a second."""
+        self._pending.setdefault(self.claims[index], []).append((int(epoch), json_safe(dict(metrics))))
         if time.monotonic() - self._last_progress >= PROGRESS_EVERY_S:
             self._flush_progress()
 
@@ -183,8 +186,11 @@ class BatchJob:
         if pending:
             try:
                 lease.write_progress(self.engine, pending, self.worker_id)
-            except Exception as exc:
+            except Exception as exc:  # the database is away: keep the rows for the next flush
                 log.warning("progress write failed: %s", exc)
+                for claim, rows in self._pending.items():
+                    pending.setdefault(claim, []).extend(rows)
+                self._pending = pending
 
     def should_stop(self) -> set[int]:
         if self.term.fired:

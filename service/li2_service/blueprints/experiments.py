@@ -1,8 +1,9 @@
 """/api/v1/experiments: submit, list, status, results, checkpoints, cancel.
 
-Views parse and authorise; `li2_service.runs` does the work. Results (metrics, timeline,
-features) exist once a run has ended and answer 409 before; predictions are computed from the spec
-and exist from the moment of submit.
+Views parse and authorise; `li2_service.runs` does the work. Metrics are served while a run trains
+(the rows the worker stores as it measures, `li2_store.metric_rows`; ?since=EPOCH for the new ones)
+and from the result once it has ended. Timeline and features exist once a run has ended and answer
+409 before; predictions are computed from the spec and exist from the moment of submit.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from li2_service import auth, runs, schemas
 from li2_service.body import json_object
 from li2_service.errors import fail, unprocessable
 from li2_service.listing import fetch_page, page_response, visible_rows
-from li2_store import models
+from li2_store import metric_rows, models
 from li2_store import sweeps as sweeps_store
 from li2_store.db import session_scope
 
@@ -152,34 +153,73 @@ def _cell(column, i: int):
     return schemas.json_safe(value)
 
 
+METRICS_ANSWER = {
+    "type": "object",
+    "properties": {
+        "columns": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "number", "nullable": True}},
+            "description": "{name: [values]}, one value per measured epoch (null: not measured then)",
+        },
+        "status": {"type": "string", "description": "the run's status when these rows were read"},
+        "complete": {
+            "type": "boolean",
+            "description": "true once the run has ended: no more rows will come; false while queued or running",
+        },
+        "last_epoch": {
+            "type": "integer",
+            "nullable": True,
+            "description": "the newest epoch in `columns` (else the `since` you sent): pass it as ?since= next time",
+        },
+    },
+}
+
+
 @blp.route("/<exp_id>/metrics", methods=["GET"])
 @blp.arguments(schemas.MetricsQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.response(200, description="JSON columns, or text/csv with ?format=csv")
 @blp.doc(
     responses={
         "200": {
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "columns": {"type": "object", "additionalProperties": {"type": "array", "items": {}}}
-                        },
-                    }
-                },
-                "text/csv": {"schema": {"type": "string"}},
-            }
+            "description": (
+                "JSON columns, or text/csv with ?format=csv. While the run trains: the rows measured so far "
+                "(the worker stores them about once a second), complete=false; poll with ?since=last_epoch "
+                "for the new rows only. Once it has ended: the full curves of its result, complete=true."
+            ),
+            "content": {"application/json": {"schema": METRICS_ANSWER}, "text/csv": {"schema": {"type": "string"}}},
         }
     }
 )
-@blp.alt_response(409, description="not finished yet")
-def metrics(exp_id: str, format: str):
-    """Training curves as columns {name: [values]} (epoch, train_acc, test_acc, losses, diagnostics)."""
+def metrics(exp_id: str, format: str, since: int | None = None):
+    """Training curves as columns {name: [values]} (epoch, train_acc, test_acc, losses, diagnostics),
+    also while the run trains; ?since=EPOCH returns only the rows after that epoch."""
     with session_scope(_state().engine) as session:
-        columns = _finished_result(session, exp_id, "metrics").metrics_json or {}
-        if format == "csv":
-            return _csv(columns)
-        return {"columns": schemas.json_safe(columns)}
+        row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
+        result = session.get(models.Result, row.id)
+        if result is not None and row.status in models.TERMINAL:
+            columns = _rows_after(result.metrics_json or {}, since)
+        else:  # queued, running, or ended without a result (failed): the rows stored while it trained
+            columns = metric_rows.columns_since(session, row.id, since)
+        status = row.status
+    if format == "csv":
+        return _csv(columns)
+    epochs = columns.get("epoch") or []
+    answer = {
+        "columns": schemas.json_safe(columns),
+        "status": status,
+        "complete": status in models.TERMINAL,
+        "last_epoch": epochs[-1] if epochs else since,
+    }
+    return answer, 200, {"Cache-Control": "no-store"}
+
+
+def _rows_after(columns: dict, since: int | None) -> dict:
+    """The columns cut to the rows whose epoch is > `since` (epochs ascend); all when since is None."""
+    if since is None:
+        return columns
+    first = next((i for i, e in enumerate(columns.get("epoch") or []) if e is not None and e > since), None)
+    if first is None:
+        return {}
+    return {name: values[first:] if isinstance(values, list) else values for name, values in columns.items()}
 
 
 def _result_json(exp_id: str, name: str) -> dict:
