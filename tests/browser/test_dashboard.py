@@ -88,7 +88,7 @@ def watch_it_grow_and_cancel(page, service, alice, run_id, sign_in, screenshot, 
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     page.wait_for_function("() => document.body.dataset.state === 'live'")
     first_points = "() => (document.getElementById('chart-acc').data || [{}])[0].x?.length > 0"
-    page.wait_for_function(first_points, timeout=120_000)
+    page.wait_for_function(first_points, timeout=300_000)
     counts = [points(page, "chart-acc")]
     for _ in range(2):  # two more live updates, each adding points
         page.wait_for_function(
