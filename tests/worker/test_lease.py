@@ -194,8 +194,8 @@ def test_sigterm_checkpoints_and_requeues_with_next_attempt(db, redis_url):
 def test_reaper_requeues_fails_and_cancels_stale_leases(db, redis_url):
     url, engine = db
     user = add_user(engine)
-    settings = settings_for(url, redis_url, LI2_LEASE_S=2)
-    stale = database_now(engine) - timedelta(seconds=10)
+    settings = settings_for(url, redis_url, LI2_LEASE_S=30)  # long enough that `fresh` stays fresh on a busy host
+    stale = database_now(engine) - timedelta(seconds=60)
     retry, exhausted, cancel, fresh = (add_run(engine, user, tiny_spec(seed=i)) for i in range(4))
     for run in (retry, exhausted, cancel, fresh):
         lease.claim(engine, run, 1, W)
