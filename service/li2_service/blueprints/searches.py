@@ -248,7 +248,7 @@ def search_runs(search_id: str, page: int, page_size: int):
             .order_by(sw.search_round, exp.created_at, exp.id)
         )
         rows, total = fetch_page(session, stmt, page, page_size)
-        rounds = dict(session.execute(sa.select(sw.id, sw.search_round).where(sw.search_id == search.id)))
+        rounds = dict(session.execute(sa.select(sw.id, sw.search_round).where(sw.search_id == search.id)).all())
         items = [{**schemas.experiment_view(r), "round": rounds.get(r.sweep_id)} for r in rows]
     return page_response(items, page, page_size, total)
 
