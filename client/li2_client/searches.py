@@ -15,7 +15,7 @@ from typing import Any
 
 from .polling import Handle, ProgressBar, wait_for
 from .results import ScalingLaw
-from .sweeps import flatten
+from .sweeps import run_table
 
 
 class Search(Handle):
@@ -88,17 +88,7 @@ class Search(Handle):
     def runs(self) -> Any:
         """One row per run: ``id``, ``round``, ``status``, spec as dotted columns, ``summary.*``.
         A pandas DataFrame; a list of dicts without pandas."""
-        rows = []
-        for item in self.run_items():
-            row = {"id": item.get("id"), "round": item.get("round"), "status": item.get("status")}
-            row.update(flatten(item.get("spec") or {}))
-            row.update(flatten(item.get("summary") or {}, "summary"))
-            rows.append(row)
-        try:
-            import pandas as pd
-        except ImportError:
-            return rows
-        return pd.DataFrame(rows)
+        return run_table(self.run_items(), ("id", "round", "status"))
 
     def scaling_law(self, partial: bool = False) -> ScalingLaw:
         """The joint law n* = c·M·ln M over every run. ``partial=True`` fits now while it runs."""
