@@ -200,13 +200,12 @@ def _close(
     law = fit_search_law(runs)
     if note:
         law["search_note"] = note
-    now = utcnow()
     values: dict = {
         "status": status,
         "stop_reason": reason,
         "scaling_law_json": law,
-        "finished_at": now,
-        "fitted_at": now,
+        "finished_at": db_now(),
+        "fitted_at": db_now(),
     }
     if progress is not None:
         values["progress_json"] = json_safe(progress)
