@@ -1,4 +1,4 @@
-"""The local commands: `li2lab run`, `sweep` and `landscape` train and analyse on this machine.
+"""The local commands: `li2lab run`, `sweep`, `search` and `landscape` train and analyse on this machine.
 
 They need no server: specs in (JSON or YAML files), result files out. torch is imported only inside
 the commands, so `li2lab --help` and the service commands never load it.
@@ -115,30 +115,19 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from li2.batching import batch_key, pack_batches
     from li2.spec import expand_sweep, validate_sweep
 
     specs = expand_sweep(validate_sweep(load_document(args.sweep)))
     device = _device(args)
-    from li2.runner import run_batch
-
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    results: list[dict] = [{} for _ in specs]
     progress = Progress(specs)
     try:
-        entries = [(batch_key(spec), spec, i) for i, spec in enumerate(specs)]
-        for batch in pack_batches(entries, args.batch_size, args.batch_memory_mb << 20):
-
-            def report(j: int, epoch: int, metrics: dict, batch: list[int] = batch) -> None:
-                progress(batch[j], epoch, metrics)
-
-            local = run_batch([specs[i] for i in batch], device, on_progress=report)
-            for i, result in zip(batch, local, strict=False):
-                results[i] = result
-                write_json(out / "runs" / f"{i}.json", result)
+        results = _train_batches(specs, device, args, progress)
     finally:
         progress.close()
+    for i, result in enumerate(results):
+        write_json(out / "runs" / f"{i}.json", result)
     runs = [
         {"index": i, "spec": r["spec"], "summary": r["summary"], "dataset": r["dataset"]} for i, r in enumerate(results)
     ]
@@ -150,6 +139,81 @@ def cmd_sweep(args) -> int:
         _plots(sweep, out, "plot_sweep")
     grokked = sum(1 for r in runs if r["summary"].get("grokked"))
     print(f"wrote {out / 'sweep.json'}: {len(runs)} runs, {grokked} grokked")
+    return 0
+
+
+def _train_batches(specs: list[dict], device: str, args, progress: Progress, on_result=None) -> list[dict]:
+    """Train specs in li2.batching's batches (one stacked model per batch); results in input order.
+    `on_result(i, result)` is called as soon as spec i's batch has finished."""
+    from li2.batching import batch_key, pack_batches
+    from li2.runner import run_batch
+
+    results: list[dict] = [{} for _ in specs]
+    entries = [(batch_key(spec), spec, i) for i, spec in enumerate(specs)]
+    for batch in pack_batches(entries, args.batch_size, args.batch_memory_mb << 20):
+
+        def report(j: int, epoch: int, metrics: dict, batch: list[int] = batch) -> None:
+            progress(batch[j], epoch, metrics)
+
+        for i, result in zip(batch, run_batch([specs[i] for i in batch], device, on_progress=report), strict=True):
+            results[i] = result
+            if on_result is not None:
+                on_result(i, result)
+    return results
+
+
+def cmd_search(args) -> int:
+    """The adaptive search for n*(M) on this machine: the same planner the service runs at fan-in.
+
+    Every trained run is kept as DIR/runs/<spec hash>.json, so running the command again with the
+    same --out resumes: runs already there are read back, not trained again.
+    """
+    import time
+
+    from li2.search import run_search, validate_search
+    from li2.spec import spec_hash
+
+    request = validate_search(load_document(args.search))
+    device = _device(args)
+    out = Path(args.out)
+    run_dir = out / "runs"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    state: dict = {"request": request, "rounds": [], "trained": 0, "reused": 0}
+
+    def train(specs: list[dict]) -> list[dict]:
+        paths = [run_dir / f"{spec_hash(spec)}.json" for spec in specs]
+        todo = [i for i, p in enumerate(paths) if not p.exists()]
+        state["reused"] += len(specs) - len(todo)
+        progress = Progress([specs[i] for i in todo])
+        try:  # each result is kept as soon as its batch ends, so an interrupted round loses little
+            _train_batches([specs[i] for i in todo], device, args, progress, lambda j, r: write_json(paths[todo[j]], r))
+        finally:
+            progress.close()
+        state["trained"] += len(todo)
+        return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+
+    def on_round(plan, results) -> None:
+        phases = ", ".join(f"M={o['order']}: {o['phase']}" for o in plan.orders)
+        print(f"round {plan.round}: {len(results)} runs ({phases}); {time.monotonic() - started:.0f} s", flush=True)
+        state["rounds"].append({"round": plan.round, "orders": plan.orders, "n_runs": len(results)})
+        write_json(out / "search.json", {**state, "wall_s": time.monotonic() - started})
+
+    result = run_search(request, train, on_round=on_round)
+    doc = {**state, **result, "wall_s": time.monotonic() - started}
+    write_json(out / "search.json", doc)
+    if args.plots:
+        _plots({"runs": result["runs"], "scaling_law": result["scaling_law"]}, out, "plot_sweep")
+    law = result["scaling_law"]
+    lo, hi = law["ci95"]
+    c = "—" if law["c"] is None else f"{law['c']:.4g}"
+    print(
+        f"wrote {out / 'search.json'}: {result['n_runs']} runs in {len(result['rounds']) - 1} rounds, "
+        f"stopped by {result['stop']}; c = {c} [{lo}, {hi}] ({law['status']})"
+    )
+    if law["status"] != "fitted":
+        print(f"no fit: {law.get('note', '')}", file=sys.stderr)
+        return 1
     return 0
 
 

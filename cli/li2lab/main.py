@@ -2,6 +2,7 @@
 
     li2lab run SPEC --out DIR [--device auto|cpu|cuda] [--plots]        train one experiment here
     li2lab sweep SWEEP --out DIR [--device ...] [--plots] [--batch-size N]
+    li2lab search SEARCH --out DIR [--device ...] [--plots]            the adaptive search for n*(M)
     li2lab landscape SPEC --out DIR [--starts N] [--device ...]
     li2lab serve [--host H] [--port P]        the HTTP API (li2lab.serve)
     li2lab worker [--device ...]              a Celery worker (li2_worker.main)
@@ -21,7 +22,7 @@ import importlib
 import sys
 
 from li2.errors import SpecError
-from li2lab.local import BadInput, cmd_landscape, cmd_run, cmd_sweep
+from li2lab.local import BadInput, cmd_landscape, cmd_run, cmd_search, cmd_sweep
 
 EXIT_BAD_INPUT = 2
 
@@ -75,6 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="device memory one batch may take, by li2.batching's estimate (default 8192)",
     )
     p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser(
+        "search", help="find n*(M) by adaptive rounds of runs; writes DIR/search.json and DIR/runs/ (resumable)"
+    )
+    p.add_argument(
+        "search", help='search file {"base": SPEC, "orders": [M, ...], "seeds", "tolerance", "max_runs", ...}'
+    )
+    p.add_argument("--out", required=True, help="output directory (run it again to resume)")
+    p.add_argument("--device", default="auto", choices=devices)
+    p.add_argument("--plots", action="store_true", help="also write the scaling-law figure (li2.plots)")
+    p.add_argument("--batch-size", type=int, default=256, help="most runs trained together (default 256)")
+    p.add_argument("--batch-memory-mb", type=int, default=8192, help="device memory one batch may take (8192)")
+    p.set_defaults(handler=cmd_search)
 
     p = sub.add_parser("landscape", help="local maxima of one hidden node's energy; writes DIR/landscape.json")
     p.add_argument("spec", help="experiment spec, JSON or YAML")

@@ -30,6 +30,7 @@ from .errors import (
 )
 from .experiments import Experiment
 from .results import Features, Predictions, ScalingLaw, Stage, Timeline
+from .searches import Search
 from .sweeps import Sweep
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "QuotaExceeded",
     "RunFailed",
     "ScalingLaw",
+    "Search",
     "ServerError",
     "Spec",
     "SpecBuilder",

@@ -4,10 +4,11 @@
     li2 status ID | li2 list --status running | li2 cancel ID
     li2 timeline ID | li2 metrics ID --csv curves.csv
     li2 sweep submit sweep.json --wait | li2 sweep status ID | li2 sweep law ID
+    li2 search start search.json --wait | li2 search status ID | li2 search law ID | li2 search cancel ID
 
 Connection: ``--url/--token/--profile``, else LI2_URL/LI2_TOKEN, else ~/.config/li2lab/config.toml.
 ``--json`` prints machine-readable JSON instead of tables. Exit codes: 0 ok, 1 error (service,
-network, failed run), 2 bad input (unreadable spec file, invalid spec, bad arguments).
+network, failed run, a scaling law that is not a fit), 2 bad input (unreadable spec file, invalid spec, bad arguments).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 from .client import Client
 from .errors import Li2Error, ValidationError
 from .experiments import Experiment
+from .results import ScalingLaw
+from .searches import Search
 from .sweeps import Sweep, flatten
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
@@ -259,35 +262,109 @@ def cmd_sweep_runs(client: Client, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_sweep_law(client: Client, a: argparse.Namespace) -> int:
-    sweep = client.get_sweep(a.id)
-    law = sweep.scaling_law(partial=a.partial)
-    if a.plot:
+def _fmt(v: float | None, spec: str = ".4g", open_end: str = "—") -> str:
+    return open_end if v is None else format(v, spec)
+
+
+def print_law(law: ScalingLaw, a: argparse.Namespace, plot: str | None = None) -> int:
+    """Print a scaling law (or its JSON) and say plainly when it is not a fit: exit 1 then."""
+    if plot:
         from .plots import plot_scaling_law
 
-        path = plot_scaling_law(law, a.plot)
+        path = plot_scaling_law(law, plot)
         if not a.json:
             print(f"plot: {path}")
     if a.json:
         emit_json(law.raw)
-        return EXIT_OK
+        return EXIT_OK if law.fitted else EXIT_ERROR
     lo, hi = law.ci95
-    print(f"form: {law.form}")
+    print(f"form: {law.form}   status: {law.status}")
+    if law.fitted:
+        print(f"c = {_fmt(law.c)}   95% CI [{_fmt(lo)}, {_fmt(hi)}] (profile likelihood)   s = {_fmt(law.s, '.3g')}")
+    else:
+        print(f"no fit: {law.reason}")
+        print(f"c is only known to lie in [{_fmt(lo, open_end='0')}, {_fmt(hi, open_end='∞')}]")
+    if law.converged != "unknown" or law.convergence_note:
+        print(f"budget: {law.converged}" + (f" — {law.convergence_note}" if law.convergence_note else ""))
+    rows = [[p.M, p.n_star, p.ci95[0], p.ci95[1], p.free_n_star, p.p_star] for p in law.critical]
+    print(format_table(["M", "n_star", "lo", "hi", "own n_star", "p_star"], rows))
+    if law.alternatives and isinstance(law.alternatives, list):
+        print("\nalternatives (same likelihood):")
+        alt_rows = [[x.get("form"), x.get("loglik"), x.get("delta_aic"), x.get("weight")] for x in law.alternatives]
+        print(format_table(["form", "loglik", "dAIC", "weight"], alt_rows))
+        if law.comparison.get("verdict"):
+            print(law.comparison["verdict"])
+    gof = law.goodness_of_fit
+    if gof.get("p_value") is not None:
+        print(f"goodness of fit: {gof.get('test')}: p = {_fmt(gof['p_value'], '.3g')}")
+    return EXIT_OK if law.fitted else EXIT_ERROR
+
+
+def cmd_sweep_law(client: Client, a: argparse.Namespace) -> int:
+    law = client.get_sweep(a.id).scaling_law(partial=a.partial)
+    return print_law(law, a, a.plot)
+
+
+def _print_search(search: Search, a: argparse.Namespace) -> int:
+    if a.json:
+        emit_json(search.data)
+        return EXIT_OK
+    counts = "  ".join(f"{k}={v}" for k, v in search.counts.items() if v)
     print(
-        f"c = {law.c if law.c is None else f'{law.c:.4g}'}   95% CI [{lo if lo is None else f'{lo:.4g}'}, "
-        f"{hi if hi is None else f'{hi:.4g}'}]   r2 = {law.r2 if law.r2 is None else f'{law.r2:.3f}'}"
+        f"search {search.id}: {search.status}, round {search.round}, {search.n_runs}/{search.max_runs} runs, "
+        f"{search.progress:.0%} ended  {counts}".rstrip()
     )
-    print(format_table(["M", "n_star", "p_star"], [[p.M, p.n_star, p.p_star] for p in law.critical]))
-    if law.alternatives:
-        print("\nalternatives:")
-        alts = (
-            law.alternatives
-            if isinstance(law.alternatives, list)
-            else [{"form": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in law.alternatives.items()]
-        )
-        for alt in alts:
-            print("  " + ", ".join(f"{k}={cell(v)}" for k, v in flatten(alt).items()))
+    if search.stop_reason:
+        print(f"stopped by: {search.stop_reason}")
+    rows = [[o.get("order"), o.get("phase"), o.get("n_star"), *(o.get("ci95") or [None, None])] for o in search.orders]
+    if rows:
+        print(format_table(["M", "phase", "n_star", "lo", "hi"], rows))
     return EXIT_OK
+
+
+def cmd_search_start(client: Client, a: argparse.Namespace) -> int:
+    doc = read_document(a.search_file)
+    if "base" not in doc or "orders" not in doc:
+        raise BadInput(f'{a.search_file} must hold {{"base": SPEC, "orders": [M, ...], ...}}')
+    options = {k: v for k, v in doc.items() if k not in ("base", "orders")}
+    search = client.find_critical_size(doc["base"], doc["orders"], **options)
+    if a.wait:
+        search.wait(timeout=a.timeout, progress=not a.json)
+    return _print_search(search, a)
+
+
+def cmd_search_status(client: Client, a: argparse.Namespace) -> int:
+    return _print_search(client.get_search(a.id), a)
+
+
+def cmd_search_runs(client: Client, a: argparse.Namespace) -> int:
+    items = client.get_search(a.id).run_items()
+    if a.json:
+        emit_json(items)
+        return EXIT_OK
+    rows = [
+        [
+            it.get("id"),
+            it.get("round"),
+            it.get("status"),
+            (it.get("spec") or {}).get("task", {}).get("order"),
+            (it.get("spec") or {}).get("data", {}).get("train_size"),
+            (it.get("spec") or {}).get("seed"),
+            (it.get("summary") or {}).get("grokked"),
+            (it.get("summary") or {}).get("test_acc"),
+        ]
+        for it in items
+    ]
+    print(format_table(["id", "round", "status", "M", "n", "seed", "grokked", "test_acc"], rows))
+    return EXIT_OK
+
+
+def cmd_search_law(client: Client, a: argparse.Namespace) -> int:
+    return print_law(client.get_search(a.id).scaling_law(partial=a.partial), a, a.plot)
+
+
+def cmd_search_cancel(client: Client, a: argparse.Namespace) -> int:
+    return _print_search(client.get_search(a.id).cancel(), a)
 
 
 def cmd_health(client: Client, a: argparse.Namespace) -> int:
@@ -349,11 +426,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=3600)
     add("status", cmd_sweep_status, "show one sweep", sw).add_argument("id")
     add("runs", cmd_sweep_runs, "the sweep's runs: varying spec fields and summaries", sw).add_argument("id")
-    s = add("law", cmd_sweep_law, "the fitted scaling law n* = c·M·ln M", sw)
+    s = add("law", cmd_sweep_law, "the fitted scaling law n* = c·M·ln M; exits 1 when there is no fit", sw)
     s.add_argument("id")
     s.add_argument("--partial", action="store_true", help="fit now on the runs that have ended")
     s.add_argument("--plot", metavar="PNG", help="also save the scaling-law plot here")
+    add_search_commands(sub, add)
     return p
+
+
+def add_search_commands(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """`li2 search start|status|runs|law|cancel`: the adaptive search for n*(M)."""
+    se = sub.add_parser("search", help="searches for n*(M): start, status, runs, law, cancel").add_subparsers(
+        dest="search_command", required=True, metavar="SEARCH_COMMAND"
+    )
+    s = add("start", cmd_search_start, "start a search file {base, orders, seeds, tolerance, max_runs, ...}", se)
+    s.add_argument("search_file")
+    s.add_argument("--wait", action="store_true", help="wait until the search ends (progress on stderr)")
+    s.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait with --wait (21600)")
+    add("status", cmd_search_status, "show one search: round, runs, each order's state", se).add_argument("id")
+    add("runs", cmd_search_runs, "every run of every round", se).add_argument("id")
+    s = add("law", cmd_search_law, "the joint law n* = c·M·ln M; exits 1 when there is no fit", se)
+    s.add_argument("id")
+    s.add_argument("--partial", action="store_true", help="fit now on the runs that have ended")
+    s.add_argument("--plot", metavar="PNG", help="also save the scaling-law plot here")
+    add("cancel", cmd_search_cancel, "stop a search", se).add_argument("id")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

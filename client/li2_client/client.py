@@ -25,6 +25,7 @@ from .config import resolve
 from .experiments import Experiment
 from .http import Transport
 from .results import Features, Predictions, ScalingLaw, Timeline
+from .searches import Search
 from .sweeps import Sweep
 
 PAGE_SIZE = 100
@@ -189,6 +190,60 @@ class Client:
         params = {"partial": "true"} if partial else None
         return ScalingLaw.from_dict(self._http.get_json(_sweep_path(sweep_id, "/scaling-law"), params))
 
+    # -- searches -------------------------------------------------------------------------------
+    def find_critical_size(
+        self,
+        base: SpecBuilder | dict[str, Any],
+        orders: builtins.list[int],
+        seeds: int = 2,
+        tolerance: float = 0.05,
+        max_runs: int = 200,
+        **options: Any,
+    ) -> Search:
+        """Start an adaptive search for the critical training size n*(M) at each order.
+
+        Rounds of runs are placed by the service where each n*(M) is still uncertain, until every
+        one is known to ±``tolerance`` (its 95 % interval) or ``max_runs`` runs have been used.
+        ``options`` are the other request fields: ``order_kind``, ``epochs``, ``prior_c``,
+        ``initial_points``, ``initial_spread``, ``points_per_round``, ``max_rounds``,
+        ``early_stopping``. Returns the handle at once; ``.wait()`` blocks until it ends. Not
+        retried after a network error (look at ``list_searches()`` first).
+        """
+        body = {
+            "base": as_spec_dict(base),
+            "orders": list(orders),
+            "seeds": seeds,
+            "tolerance": tolerance,
+            "max_runs": max_runs,
+            **options,
+        }
+        return Search(self, self._http.post_json("/searches", body))
+
+    def get_search(self, search_id: str) -> Search:
+        return Search(self, self.search_data(search_id))
+
+    def search_data(self, search_id: str) -> dict[str, Any]:
+        """``GET /searches/{id}``: status, round, runs counted by status, each order's state."""
+        return dict(self._http.get_json(_search_path(search_id)))
+
+    def list_searches(self) -> Iterator[Search]:
+        for item in self._paginate("/searches", {}):
+            yield Search(self, item)
+
+    def cancel_search(self, search_id: str) -> Search:
+        """Stop a search (no further round; queued runs cancelled, running ones stopped); the fresh handle."""
+        self._http.post_json(_search_path(search_id, "/cancel"))
+        return self.get_search(search_id)
+
+    def search_runs(self, search_id: str) -> builtins.list[dict[str, Any]]:
+        """Every run entry of every round (id, round, status, spec, summary), all pages."""
+        return list(self._paginate(_search_path(search_id, "/runs"), {}))
+
+    def search_scaling_law(self, search_id: str, partial: bool = False) -> ScalingLaw:
+        """The joint law over every run of the search; ``partial=True`` fits now while it runs."""
+        params = {"partial": "true"} if partial else None
+        return ScalingLaw.from_dict(self._http.get_json(_search_path(search_id, "/scaling-law"), params))
+
     # -- service --------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """``GET /readyz``: whether the database and broker are reachable (raises ServerError if not)."""
@@ -225,3 +280,7 @@ def _experiment_path(experiment_id: str, suffix: str = "") -> str:
 
 def _sweep_path(sweep_id: str, suffix: str = "") -> str:
     return f"/sweeps/{sweep_id}{suffix}"
+
+
+def _search_path(search_id: str, suffix: str = "") -> str:
+    return f"/searches/{search_id}{suffix}"

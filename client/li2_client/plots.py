@@ -106,27 +106,43 @@ def plot_spectrum(features: Features, path: str | Path, title: str = "") -> Path
     return _save(fig, path)
 
 
+REFERENCE_C = 2.7482  # the reference code's constant, drawn for comparison
+
+
 def plot_scaling_law(law: ScalingLaw, path: str | Path, title: str = "") -> Path:
-    """Measured n*(M) points, the fitted c·M·ln M, and the band from ``ci95`` of c."""
+    """Each order's own n* with its 95 % interval, the law c·M·ln M with the band of c's interval
+    (or, when there is no fit, only the band of what the data allow), and 2.7482·M·ln M."""
     plt = _pyplot()
-    pts = [(p.M, p.n_star) for p in law.critical if p.n_star is not None and p.M > 1]
     fig, ax = plt.subplots(figsize=(6, 4))
-    if pts:
-        ax.plot([m for m, _ in pts], [n for _, n in pts], "o", color="k", label="measured n*")
+    own = [(p.M, p.free_n_star, *p.free_ci95) for p in law.critical if p.free_n_star is not None and p.M > 1]
+    if own:
+        ax.errorbar(
+            [m for m, *_ in own],
+            [n for _, n, _, _ in own],
+            yerr=[
+                [n - (lo if lo is not None else n) for _, n, lo, _ in own],
+                [(hi if hi is not None else n) - n for _, n, _, hi in own],
+            ],
+            fmt="o",
+            color="k",
+            capsize=3,
+            label="each order's own n* (95 %)",
+        )
     ms = sorted({p.M for p in law.critical if p.M > 1})
-    if law.c is not None and ms:
+    if ms:
         lo, hi = ms[0], ms[-1]
         grid = [lo + (hi - lo) * i / 50 for i in range(51)] if hi > lo else [lo]
         f = [m * math.log(m) for m in grid]
-        ax.plot(grid, [law.c * v for v in f], "-", color="#1f78b4", label=f"{law.c:.3g}·M·ln M")
         c_lo, c_hi = law.ci95
         if c_lo is not None and c_hi is not None:
-            ax.fill_between(
-                grid, [c_lo * v for v in f], [c_hi * v for v in f], color="#1f78b4", alpha=0.2, label="95 % CI of c"
-            )
+            label = "95 % interval of c" if law.fitted else "c the data allow (no fit)"
+            ax.fill_between(grid, [c_lo * v for v in f], [c_hi * v for v in f], color="#1f78b4", alpha=0.2, label=label)
+        if law.fitted and law.c is not None:
+            ax.plot(grid, [law.c * v for v in f], "-", color="#1f78b4", label=f"{law.c:.3g}·M·ln M")
+        ax.plot(grid, [REFERENCE_C * v for v in f], "--", color="0.4", label=f"{REFERENCE_C}·M·ln M (reference)")
     ax.set_xlabel("group order M")
     ax.set_ylabel("critical train size n*")
-    ax.set_title(title or "scaling law")
+    ax.set_title(title or ("scaling law" if law.fitted else f"scaling law: {law.status}"))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)

@@ -182,26 +182,59 @@ class Predictions:
         )
 
 
+def _interval(value: Any) -> tuple[float | None, float | None]:
+    """[lo, hi] from JSON (None = open end) → a pair of floats or None."""
+    if isinstance(value, (list, tuple)) and len(value) >= 2:
+        return _num(value[0]), _num(value[1])
+    return None, None
+
+
 @dataclass(frozen=True)
 class CriticalPoint:
-    """The measured critical data size for one group order M: ``n_star`` samples (``p_star`` as a
-    fraction of all M² pairs) is the smallest size at which runs generalise."""
+    """The critical data size for one group order M.
+
+    ``n_star`` is the law's value c·M·ln M (None when the law is not fitted) with its 95 %
+    interval ``ci95``; ``free_n_star`` / ``free_ci95`` are this order's own estimate from its runs
+    alone, and ``bracket`` the largest failing and smallest succeeding sizes tried. ``p_star`` is
+    n*/M² (a fraction of all pairs).
+    """
 
     M: int
     n_star: float | None
     p_star: float | None
+    ci95: tuple[float | None, float | None] = (None, None)
+    free_n_star: float | None = None
+    free_ci95: tuple[float | None, float | None] = (None, None)
+    bracket: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> CriticalPoint:
         m = d.get("M", d.get("order", d.get("m")))
-        return cls(M=int(m) if m is not None else 0, n_star=_num(d.get("n_star")), p_star=_num(d.get("p_star")), raw=d)
+        free = d.get("free") or {}
+        return cls(
+            M=int(m) if m is not None else 0,
+            n_star=_num(d.get("n_star")),
+            p_star=_num(d.get("p_star")),
+            ci95=_interval(d.get("ci95")),
+            free_n_star=_num(free.get("n_star")),
+            free_ci95=_interval(free.get("ci95")),
+            bracket=dict(free.get("bracket") or {}),
+            raw=d,
+        )
 
 
 @dataclass(frozen=True)
 class ScalingLaw:
-    """Fit of n* ≈ c·M·ln M over a sweep. ``ci95`` is the bootstrap 95 % interval of ``c``;
-    ``alternatives`` are competing forms (e.g. power law) with their goodness of fit."""
+    """The joint fit of n* = c·M·ln M over every run of a sweep or search.
+
+    ``status`` is "fitted" only when c is bounded on both sides and its 95 % profile-likelihood
+    interval is narrow enough; then ``c`` is a number. Otherwise ("unresolved", "bounded",
+    "no_data") ``c`` is None, ``ci95`` is the range of c the data allow (None = open end),
+    ``note`` says why and ``missing`` lists what data would resolve it. ``converged`` is the
+    verdict of refitting at half the budget ("converged", "not_converged" or "unknown").
+    ``alternatives`` and ``comparison`` hold the other forms fitted on the same likelihood.
+    """
 
     form: str
     c: float | None
@@ -209,26 +242,60 @@ class ScalingLaw:
     critical: list[CriticalPoint]
     r2: float | None
     alternatives: Any
+    status: str = "fitted"
+    note: str | None = None
+    missing: list[str] = field(default_factory=list)
+    c_mle: float | None = None
+    s: float | None = None
+    converged: str = "unknown"
+    convergence_note: str | None = None
+    by_budget: list[dict[str, Any]] = field(default_factory=list)
+    comparison: dict[str, Any] = field(default_factory=dict)
+    goodness_of_fit: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict) -> ScalingLaw:
-        ci = d.get("ci95") or [None, None]
         crit = d.get("critical") or []
         if isinstance(crit, dict):  # {"23": {...}} → list
             crit = [{"M": k, **v} for k, v in crit.items()]
+        c = _num(d.get("c"))
+        status = str(d.get("status") or ("fitted" if c is not None else "no_data"))
+        convergence = d.get("convergence") or {}
         return cls(
             form=str(d.get("form") or "c*M*ln(M)"),
-            c=_num(d.get("c")),
-            ci95=(_num(ci[0]), _num(ci[1])) if len(ci) >= 2 else (None, None),
+            c=c,
+            ci95=_interval(d.get("ci95")),
             critical=[CriticalPoint.from_dict(p) for p in crit],
             r2=_num(d.get("r2")),
             alternatives=d.get("alternatives"),
+            status=status,
+            note=d.get("note"),
+            missing=[str(m) for m in d.get("missing") or []],
+            c_mle=_num(d.get("c_mle")),
+            s=_num(d.get("s")),
+            converged=str(convergence.get("verdict") or "unknown"),
+            convergence_note=convergence.get("note"),
+            by_budget=list(d.get("by_budget") or []),
+            comparison=dict(d.get("comparison") or {}),
+            goodness_of_fit=dict(d.get("goodness_of_fit") or {}),
             raw=d,
         )
 
+    @property
+    def fitted(self) -> bool:
+        """True only when the law is a fit: ``c`` is a number with a narrow enough interval."""
+        return self.status == "fitted" and self.c is not None
+
+    @property
+    def reason(self) -> str:
+        """Why there is no fit (empty when there is one)."""
+        if self.fitted:
+            return ""
+        return self.note or "; ".join(self.missing) or f"status {self.status}"
+
     def predict(self, M: int) -> float | None:
-        """n*(M) = c·M·ln M with the fitted c."""
+        """n*(M) = c·M·ln M with the fitted c (None when the law is not fitted)."""
         import math
 
-        return None if self.c is None else self.c * M * math.log(M)
+        return None if not self.fitted or self.c is None else self.c * M * math.log(M)

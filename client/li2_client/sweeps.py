@@ -29,6 +29,22 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def run_table(items: list[dict], leading: tuple[str, ...] = ("id", "status")) -> Any:
+    """One row per run entry: the `leading` keys, the spec as dotted columns, ``summary.*``
+    columns. A pandas DataFrame; a list of dicts without pandas."""
+    rows = []
+    for item in items:
+        row = {key: item.get(key) for key in leading}
+        row.update(flatten(item.get("spec") or {}))
+        row.update(flatten(item.get("summary") or {}, "summary"))
+        rows.append(row)
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows)
+
+
 class Sweep(Handle):
     """A sweep. ``id``, ``status``, ``n_runs``, ``counts`` (runs per status) read ``.data``."""
 
@@ -85,17 +101,7 @@ class Sweep(Handle):
     def runs(self) -> Any:
         """One row per run: ``id``, ``status``, spec as dotted columns, ``summary.*`` columns.
         A pandas DataFrame; a list of dicts without pandas."""
-        rows = []
-        for item in self.run_items():
-            row = {"id": item.get("id"), "status": item.get("status")}
-            row.update(flatten(item.get("spec") or {}))
-            row.update(flatten(item.get("summary") or {}, "summary"))
-            rows.append(row)
-        try:
-            import pandas as pd
-        except ImportError:
-            return rows
-        return pd.DataFrame(rows)
+        return run_table(self.run_items())
 
     def experiments(self) -> list[Experiment]:
         """Handles on the sweep's runs (for per-run metrics and timelines)."""

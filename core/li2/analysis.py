@@ -3,7 +3,11 @@
 `analyze_run` is what `li2.runner` calls for every finished (or stopped) run. It returns the
 `summary`, `timeline` and `features` sections of result.json:
 
-* summary   final accuracies, memorized/generalized epochs, grokking delay (li2.timeline.summarize)
+* summary   final accuracies, memorized/generalized epochs, grokking delay (li2.timeline.summarize);
+            `grokked` is the spec's success rule (li2.scaling.success: by default test accuracy
+            ≥ 0.99 held over the last 10 % of the budget), `epoch_generalized` stays the first
+            crossing, `generalization_lost` flags a run that crossed and ended below, and
+            `success_by_budget` judges the same curve at T/4, T/2 and T
 * timeline  the three stages and events (li2.timeline.build_timeline)
 * features  per-node irreps, concentration, pairing, coverage (li2.features.node_features), plus the
             energies E(ŵ_j) of the largest nodes on the training set and on the full data set, next to
@@ -18,6 +22,7 @@ from li2 import energy as energy_mod
 from li2 import features as features_mod
 from li2 import irreps as irreps_mod
 from li2 import timeline as timeline_mod
+from li2.scaling.success import summarize_success
 
 MAX_ENERGY_ROWS = 65536  # skip node energies when the full data set is larger than this
 
@@ -29,8 +34,10 @@ def analyze_run(task, spec: dict, params: dict, metrics: dict) -> dict:
     features = features_mod.node_features(task, W, operands)
     if features.get("group"):
         features["energies"] = _node_energies(task, spec, W, features)
+    summary = timeline_mod.summarize(metrics)
+    summary.update(summarize_success(metrics, spec))  # the success rule replaces "any crossing"
     return {
-        "summary": timeline_mod.summarize(metrics),
+        "summary": summary,
         "timeline": timeline_mod.build_timeline(metrics),
         "features": features,
     }

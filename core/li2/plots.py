@@ -178,15 +178,22 @@ def plot_run(result: dict, out_dir: str) -> list[str]:
     ]
 
 
-def plot_sweep(sweep: dict, out_dir: str) -> list[str]:
-    """Scaling-law figure from sweep.json ({"runs", "scaling_law"}); returns the written paths."""
+def plot_sweep(sweep: dict, out_dir: str, name: str = "scaling_law.png") -> list[str]:
+    """Scaling-law figure from sweep.json or search.json ({"runs", "scaling_law"}); returns the paths.
+
+    Left: every run (o generalized, x not) in the (M, n) plane, each order's own n* with its 95 %
+    interval, the law c·M·ln M with the band of c's interval (when there is no fit, only the band
+    of what the data allow) and the reference 2.7482·M·ln M. Middle: c refitted at T/4, T/2 and T.
+    Right: time to grok against n/n*.
+    """
     law = sweep.get("scaling_law") or {}
     crit = law.get("critical") or []
     if not crit:
         return []
     from li2.scaling import order_and_size
+    from li2.theory import C_CRIT
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax, ax_t, ax_g) = plt.subplots(1, 3, figsize=(15, 4.2))
     for run in sweep.get("runs", []):
         try:
             M, n = order_and_size(run)
@@ -194,45 +201,61 @@ def plot_sweep(sweep: dict, out_dir: str) -> list[str]:
             continue
         ok = bool((run.get("summary") or {}).get("grokked"))
         ax.scatter(M, n, marker="o" if ok else "x", c="tab:green" if ok else "tab:red", s=14, alpha=0.5, zorder=2)
-    fitted = [c for c in crit if c.get("n_star") is not None]
-    if fitted:
-        ax.scatter(
-            [c["order"] for c in fitted],
-            [c["n_star"] for c in fitted],
+    own = [c for c in crit if (c.get("free") or {}).get("n_star") is not None]
+    if own:
+        ns = np.array([c["free"]["n_star"] for c in own])
+        lo = np.array([c["free"]["ci95"][0] for c in own], dtype=float)
+        hi = np.array([c["free"]["ci95"][1] for c in own], dtype=float)
+        ax.errorbar(
+            [c["order"] for c in own],
+            ns,
+            yerr=[ns - lo, hi - ns],
+            fmt="D",
             c="k",
-            s=40,
-            marker="D",
+            ms=5,
+            capsize=3,
             zorder=3,
-            label="n*(M)",
+            label="each order's own n* (95 %)",
         )
-        ax2.scatter([c["order"] for c in fitted], [c["p_star"] for c in fitted], c="k", marker="D")
-    for c in crit:
-        b = c.get("bound") or {}
-        if "upper" in b:
-            ax.scatter(c["order"], b["upper"], marker="v", c="tab:blue", s=40, zorder=3)
-        if "lower" in b:
-            ax.scatter(c["order"], b["lower"], marker="^", c="tab:blue", s=40, zorder=3)
-    if law.get("c") and law.get("curve"):
-        Ms = np.array([p["order"] for p in law["curve"]])
+    curve = law.get("curve") or []
+    if curve:
+        Ms = np.array([p["order"] for p in curve])
         base = Ms * np.log(Ms)
-        ax.plot(Ms, law["c"] * base, "k-", label=f"c·M·ln M, c = {law['c']:.3g}")
-        ax2.plot(Ms, law["c"] * base / Ms**2, "k-")
-        lo, hi = law.get("ci95") or [None, None]
-        if lo is not None and hi is not None:
-            ax.fill_between(Ms, lo * base, hi * base, color="k", alpha=0.15, label=f"95 % [{lo:.3g}, {hi:.3g}]")
-            ax2.fill_between(Ms, lo * base / Ms**2, hi * base / Ms**2, color="k", alpha=0.15)
-        for alt in law.get("alternatives", []):
-            if alt["form"].startswith("n* = a"):
-                a, b = alt["params"]["a"], alt["params"]["b"]
-                ax.plot(Ms, a * Ms**b, "--", color="tab:purple", label=f"a·M^b, b = {b:.3g}")
+        c_lo, c_hi = law.get("ci95") or [None, None]
+        if c_lo is not None and c_hi is not None:
+            label = f"95 % of c: [{c_lo:.3g}, {c_hi:.3g}]" if law.get("c") else f"c allowed: [{c_lo:.3g}, {c_hi:.3g}]"
+            ax.fill_between(Ms, c_lo * base, c_hi * base, color="tab:blue", alpha=0.18, label=label)
+        if law.get("c"):
+            ax.plot(Ms, law["c"] * base, "-", c="tab:blue", label=f"c·M·ln M, c = {law['c']:.3g}")
+        ax.plot(Ms, C_CRIT * base, "--", c="0.35", label=f"{C_CRIT}·M·ln M (reference)")
     ax.set_xlabel("group order M")
     ax.set_ylabel("training size n")
-    ax.set_title("success (o) / failure (x) and critical size", fontsize=9)
+    status = law.get("status", "fitted" if law.get("c") else "not fitted")
+    ax.set_title(f"runs (o generalized, x not) and the law: {status}", fontsize=9)
     ax.legend(fontsize=7)
-    ax2.set_xlabel("group order M")
-    ax2.set_ylabel("p* = n*/M²")
-    ax2.set_title("critical training fraction", fontsize=9)
-    return [_save(fig, out_dir, "scaling_law.png")]
+    budgets = [b for b in law.get("by_budget") or [] if b.get("c_mle") is not None]
+    if budgets:
+        f = [b["fraction"] for b in budgets]
+        mid = np.array([b["c_mle"] for b in budgets])
+        lo = np.array([b["ci95"][0] if b["ci95"][0] is not None else np.nan for b in budgets])
+        hi = np.array([b["ci95"][1] if b["ci95"][1] is not None else np.nan for b in budgets])
+        ax_t.errorbar(f, mid, yerr=[mid - lo, hi - mid], fmt="o-", c="tab:blue", capsize=4)
+        ax_t.axhline(C_CRIT, ls="--", c="0.35", label=f"{C_CRIT}")
+        ax_t.set_xticks(f, [{0.25: "T/4", 0.5: "T/2", 1.0: "T"}.get(x, f"{x:g}T") for x in f])
+        verdict = (law.get("convergence") or {}).get("verdict", "")
+        ax_t.set_title(f"c refitted at shorter budgets ({verdict})", fontsize=9)
+        ax_t.set_ylabel("c (95 % profile interval)")
+        ax_t.legend(fontsize=7)
+    pts = (law.get("time_to_grok") or {}).get("points") or []
+    if pts:
+        ax_g.scatter([p["ratio"] for p in pts], [p["epoch"] for p in pts], s=14, c="tab:green", alpha=0.7)
+        ax_g.axvline(1.0, ls="--", c="0.35")
+        rho = law["time_to_grok"].get("spearman")
+        ax_g.set_title(f"time to grok vs n/n* (Spearman {rho:.2f})" if rho is not None else "time to grok", fontsize=9)
+        ax_g.set_xlabel("n / n*")
+        ax_g.set_ylabel("first epoch with test acc ≥ threshold")
+    fig.tight_layout()
+    return [_save(fig, out_dir, name)]
 
 
 __all__ = ["plot_curves", "plot_energies", "plot_run", "plot_spectrum", "plot_sweep"]

@@ -4,7 +4,7 @@
     app = create_app({"DATABASE_URL": "sqlite:///t.db",  # tests: override any key, and
                       "ENQUEUE": record_calls})          # record enqueues instead of sending
 
-Routes: /api/v1/experiments..., /api/v1/sweeps..., /healthz, /readyz; the OpenAPI 3 document at
+Routes: /api/v1/experiments..., /api/v1/sweeps..., /api/v1/searches..., /healthz, /readyz; the OpenAPI 3 document at
 /api/v1/openapi.json (also /openapi.json), Swagger UI at /api/v1/docs and ReDoc at /api/v1/redoc
 (their scripts from /assets/vendor, out of installed packages: no CDN); the researchers' dashboard
 at / (li2_service.dashboard). Every API route except health, readiness and the docs needs
@@ -19,7 +19,7 @@ from flask_smorest import Api
 
 from li2.spec import ExperimentSpecSchema
 from li2_service import assets, auth, dashboard, errors, schemas
-from li2_service.blueprints import experiments, health, sweeps
+from li2_service.blueprints import experiments, health, searches, sweeps
 from li2_service.config import load_config
 from li2_service.runs import ServiceState
 from li2_store.config import check_secrets
@@ -73,7 +73,8 @@ def create_app(config: dict | None = None) -> Flask:
     api.spec.components.schema("ExperimentSpec", schema=ExperimentSpecSchema)
     api.spec.components.schema("Submit", schema=schemas.SubmitSchema)
     api.spec.components.schema("SweepSubmit", schema=schemas.SweepSubmitSchema)
-    for blueprint in (experiments.blp, sweeps.blp, health.blp):
+    api.spec.components.schema("SearchSubmit", schema=searches.SearchSubmitSchema)
+    for blueprint in (experiments.blp, sweeps.blp, searches.blp, health.blp):
         api.register_blueprint(blueprint)
 
     @app.get("/openapi.json", endpoint="openapi_json_alias")

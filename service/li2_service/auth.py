@@ -38,7 +38,7 @@ class Caller:
     is_admin: bool
 
 
-Row = TypeVar("Row", models.Experiment, models.Sweep)
+Row = TypeVar("Row", models.Experiment, models.Sweep, models.Search)
 
 
 def hash_token(token: str) -> str:

@@ -19,13 +19,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from li2.batching import batch_key, pack_batches
+from li2.batching import pack_batches
 from li2.spec import expand_sweep, spec_hash, validate_sweep
 from li2_service import limits
 from li2_service.auth import Caller
 from li2_service.errors import fail, unprocessable
 from li2_store import models
 from li2_store.db import changed, database_now, db_now, session_scope
+from li2_store.searches import new_experiment
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +68,7 @@ def _idempotency_dedup(key: str) -> str:
 def _new_experiment(user: Caller, spec: dict, config: dict, enqueued_at: datetime, **extra) -> models.Experiment:
     """A queued run. `enqueued_at` must be the database's clock (`database_now`): the reaper
     compares it with that clock to find runs whose message was lost."""
-    return models.Experiment(
-        user_id=user.id,
-        spec_json=spec,
-        spec_hash=spec_hash(spec),
-        batch_key=batch_key(spec),
-        status="queued",
-        attempt=1,
-        max_attempts=config["MAX_ATTEMPTS"],
-        epochs=int(spec["training"]["epochs"]),
-        enqueued_at=enqueued_at,
-        **extra,
-    )
+    return new_experiment(user.id, spec, config["MAX_ATTEMPTS"], enqueued_at, **extra)
 
 
 def submit_experiment(

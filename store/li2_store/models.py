@@ -1,4 +1,4 @@
-"""SQLAlchemy models: users, experiments, sweeps, results, checkpoints and live metric rows.
+"""SQLAlchemy models: users, experiments, sweeps, searches, results, checkpoints and live metric rows.
 
 The experiments table is the record of truth for every run's lifecycle
 (queued → running → succeeded | failed | cancelled). Celery messages only carry
@@ -40,8 +40,32 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Search(Base):
+    """An adaptive search for n*(M) (li2.search): its request, the round in flight, and its law.
+
+    Each round is a Sweep with `search_id` and `search_round`; `round` is the round in flight.
+    """
+
+    __tablename__ = "searches"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    request_json: Mapped[dict] = mapped_column(sa.JSON)  # li2.search.validate_search's normalised request
+    status: Mapped[str] = mapped_column(sa.String(16), default="running", index=True)
+    round: Mapped[int] = mapped_column(default=0)
+    n_runs: Mapped[int] = mapped_column(default=0)  # runs created so far, over all rounds
+    max_runs: Mapped[int] = mapped_column(default=0)
+    stop_reason: Mapped[str | None] = mapped_column(sa.String(32), default=None)
+    progress_json: Mapped[list | None] = mapped_column(sa.JSON, default=None)  # per-order state of the last plan
+    scaling_law_json: Mapped[dict | None] = mapped_column(sa.JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    fitted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class Sweep(Base):
     __tablename__ = "sweeps"
+    __table_args__ = (sa.UniqueConstraint("search_id", "search_round", name="uq_sweeps_search_round"),)
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
@@ -53,6 +77,8 @@ class Sweep(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     scaling_law_json: Mapped[dict | None] = mapped_column(sa.JSON, default=None)
     fitted_at: Mapped[datetime | None] = mapped_column(default=None)
+    search_id: Mapped[str | None] = mapped_column(sa.ForeignKey("searches.id"), index=True, default=None)
+    search_round: Mapped[int | None] = mapped_column(default=None)  # this sweep is that round of the search
 
 
 class Experiment(Base):

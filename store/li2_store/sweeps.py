@@ -4,11 +4,15 @@ A sweep is finished when none of its runs is queued or running. Whoever notices 
 worker that wrote a run's last state, or the reaper's periodic pass (which also covers runs the
 API cancelled while queued) — fits the scaling law on the succeeded runs and stores it. The final
 UPDATE is conditioned on the sweep not being terminal yet, so concurrent finishers store it once.
+
+A sweep that is a round of a search (li2_store.searches) stores no law of its own: closing it
+hands over to the search, which plans its next round or closes itself with the law of all rounds.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -17,6 +21,8 @@ from sqlalchemy.orm import Session
 from li2.jsonsafe import json_safe
 from li2_store.db import changed, db_now, session_scope
 from li2_store.models import TERMINAL, Experiment, Sweep
+
+Enqueue = Callable[[list[tuple[str, int]], str], None]  # (items, broker_url): li2_store.producer.send_batch
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +47,7 @@ def fit_law(runs: list[dict]) -> dict:
     """li2.scaling's fit on [{spec, summary}, ...]; a fit that cannot be made is stored as {"error"}."""
     if not runs:
         return {"error": "no run of the sweep succeeded, nothing to fit"}
-    from li2.scaling import fit_scaling_law  # numpy/scipy only, no torch
+    from li2.scaling import fit_scaling_law  # numpy only, no torch
 
     try:
         return json_safe(fit_scaling_law(runs))
@@ -50,10 +56,16 @@ def fit_law(runs: list[dict]) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def finalize_sweep(engine: Engine, sweep_id: str) -> bool:
-    """If every run of the sweep has ended, fit the law and close the sweep; True if this call did."""
+def finalize_sweep(engine: Engine, sweep_id: str, config: dict | None = None, enqueue: Enqueue | None = None) -> bool:
+    """If every run of the sweep has ended, fit the law and close the sweep; True if this call did.
+
+    For a round of a search, the search then advances (`config` and `enqueue` are the settings and
+    sender for its next round: the API passes its own; workers read the LI2_* environment).
+    """
     with session_scope(engine) as s:
-        sweep = s.execute(sa.select(Sweep.status, Sweep.n_runs).where(Sweep.id == sweep_id)).first()
+        sweep = s.execute(
+            sa.select(Sweep.status, Sweep.n_runs, Sweep.search_id, Sweep.search_round).where(Sweep.id == sweep_id)
+        ).first()
         if sweep is None or sweep.status in TERMINAL:
             return False
         counts = dict(
@@ -73,7 +85,13 @@ def finalize_sweep(engine: Engine, sweep_id: str) -> bool:
                 .order_by(Experiment.created_at, Experiment.id)
             )
         ]
-    law = fit_law(runs)
+    if sweep.search_id is not None:
+        law = {
+            "error": f"this sweep is round {sweep.search_round} of search {sweep.search_id}; "
+            f"the scaling law is the search's: GET /api/v1/searches/{sweep.search_id}/scaling-law"
+        }
+    else:
+        law = fit_law(runs)
     with session_scope(engine) as s:
         done = changed(
             s,
@@ -83,6 +101,10 @@ def finalize_sweep(engine: Engine, sweep_id: str) -> bool:
         )
     if done:
         log.info("sweep %s finished (%s), scaling law stored", sweep_id, final_status(counts))
+    if sweep.search_id is not None:
+        from li2_store.searches import advance
+
+        advance(engine, sweep.search_id, config, enqueue)
     return bool(done)
 
 
@@ -91,4 +113,8 @@ def finalize_ready_sweeps(engine: Engine) -> list[str]:
     active = sa.select(Experiment.id).where(Experiment.sweep_id == Sweep.id, Experiment.status.in_(ACTIVE))
     with session_scope(engine) as s:
         ids = list(s.scalars(sa.select(Sweep.id).where(Sweep.status.not_in(TERMINAL), ~sa.exists(active))))
-    return [sid for sid in ids if finalize_sweep(engine, sid)]
+    closed = [sid for sid in ids if finalize_sweep(engine, sid)]
+    from li2_store.searches import advance_ready
+
+    advance_ready(engine)  # searches whose round closed but whose next round was never planned
+    return closed

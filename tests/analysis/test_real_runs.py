@@ -86,8 +86,11 @@ def test_zero_weight_decay_run_is_censored():
     assert tl["events"]["memorized"] is not None  # it overfits, then stalls
 
 
-def test_small_cpu_sweep_gives_a_finite_c_with_interval():
-    """Z_11, Z_17, Z_23 at 0.7×, 1.15× and 1.6× the reference critical size, two seeds each."""
+def test_small_cpu_sweep_brackets_c_honestly():
+    """Z_11, Z_17, Z_23 at 0.7×, 1.15× and 1.6× the reference critical size, two seeds each.
+
+    Three sizes 1.4× apart cannot pin c to ±10 %: the law must say so, give the range the runs
+    allow (covering every order's bracket) and name the sizes that would resolve it."""
     sweep = validate_sweep(
         {
             "base": {
@@ -110,15 +113,22 @@ def test_small_cpu_sweep_gives_a_finite_c_with_interval():
         }
     )
     results = run_batch(expand_sweep(sweep), "cpu")
-    runs = [{"spec": r["spec"], "summary": r["summary"]} for r in results]
-    law = fit_scaling_law(runs, bootstrap=200)
-    fitted = [c for c in law["critical"] if c["n_star"] is not None]
-    assert len(fitted) >= 2
-    assert law["c"] is not None and 0.5 < law["c"] < 10
+    runs = [{"spec": r["spec"], "summary": r["summary"], "dataset": r["dataset"]} for r in results]
+    law = fit_scaling_law(runs, bootstrap=50)
+    assert law["n_runs"] == 18 and law["c"] is None and law["status"] in ("unresolved", "bounded")
+    assert law["missing"] and law["note"]
     lo, hi = law["ci95"]
-    assert lo is not None and hi is not None and lo <= law["c"] <= hi
-    for c in fitted:  # n* lies between the tried sizes
-        sizes = [r for r in runs if r["spec"]["task"]["order"] == c["order"]]
-        assert len(sizes) == 6
-        assert 0.7 * 2.7482 * c["order"] * math.log(c["order"]) * 0.99 <= c["n_star"]
-        assert c["n_star"] <= 1.6 * 2.7482 * c["order"] * math.log(c["order"]) * 1.01
+    fails = [
+        c["free"]["bracket"]["largest_failing"] / (c["order"] * math.log(c["order"]))
+        for c in law["critical"]
+        if c["free"]["bracket"]["largest_failing"] is not None
+    ]
+    wins = [
+        c["free"]["bracket"]["smallest_succeeding"] / (c["order"] * math.log(c["order"]))
+        for c in law["critical"]
+        if c["free"]["bracket"]["smallest_succeeding"] is not None
+    ]
+    if fails and wins and max(fails) < min(wins):  # separated: the interval covers all the runs allow
+        assert lo is None or lo <= max(fails) * (1 + 1e-9)
+        assert hi is None or hi >= min(wins) * (1 - 1e-9)
+    assert all(r["summary"]["success_rule"]["rule"] == "held" for r in results)

@@ -1,4 +1,4 @@
-"""`li2lab run` / `sweep`: files written, bad specs rejected with exit 2 and nothing written."""
+"""`li2lab run` / `sweep` / `search`: files written, bad specs rejected with exit 2 and nothing written."""
 
 import json
 import subprocess
@@ -81,6 +81,53 @@ def test_sweep_packs_by_shape_and_writes_sweep_json(tmp_path):
     assert len(doc["runs"]) == 6 and "scaling_law" in doc
     assert [r["spec"]["task"]["order"] for r in doc["runs"]] == [5, 5, 5, 7, 7, 7]
     assert sorted(p.name for p in (tmp_path / "s" / "runs").iterdir()) == [f"{i}.json" for i in range(6)]
+
+
+@pytest.mark.slow
+def test_search_runs_rounds_locally_and_resumes_without_retraining(tmp_path, capsys):
+    """`li2lab search`: the service's planner in a local loop; a second call reuses every run."""
+    search = {
+        "base": {
+            "model": {"hidden": 32},
+            "training": {
+                "optimizer": "adam",
+                "lr": 0.05,
+                "weight_decay": 1e-3,
+                "epochs": 120,
+                "eval_every": 10,
+                "dense_until": 0,
+                "diagnostics": False,
+            },
+            "seed": 1,
+        },
+        "orders": [11],
+        "seeds": 1,
+        "tolerance": 0.3,
+        "max_runs": 8,
+        "initial_points": 3,
+        "points_per_round": 2,
+    }
+    path = tmp_path / "search.json"
+    path.write_text(json.dumps(search))
+    out = tmp_path / "s"
+    code = main(["search", str(path), "--out", str(out), "--device", "cpu"])
+    doc = json.loads((out / "search.json").read_text())
+    law = doc["scaling_law"]
+    assert code == (0 if law["status"] == "fitted" else 1)
+    assert 3 < doc["n_runs"] <= 8 and doc["trained"] == doc["n_runs"] and doc["reused"] == 0
+    assert len(doc["rounds"]) >= 3 and doc["stop"] in ("tolerance", "max_runs", "max_rounds")  # two trained rounds
+    assert len(list((out / "runs").iterdir())) == doc["n_runs"]
+    assert "round 0: 3 runs" in capsys.readouterr().out
+    main(["search", str(path), "--out", str(out), "--device", "cpu"])
+    again = json.loads((out / "search.json").read_text())
+    assert again["trained"] == 0 and again["reused"] == doc["n_runs"] and again["scaling_law"]["ci95"] == law["ci95"]
+
+
+def test_search_with_a_bad_request_exits_2_naming_the_field(tmp_path, capsys):
+    path = tmp_path / "search.json"
+    path.write_text(json.dumps({"base": SPEC, "orders": [11], "tolerance": 0}))
+    assert main(["search", str(path), "--out", str(tmp_path / "s")]) == 2
+    assert "tolerance" in capsys.readouterr().err and not (tmp_path / "s").exists()
 
 
 def test_cli_import_does_not_import_torch():

@@ -105,9 +105,12 @@ def test_sweep_status_runs_and_law(li2, finished_sweep, tmp_path):
     assert code == 0 and "task.order" in out.splitlines()[0] and len(out.splitlines()) == 2 + 8
     code, out, _ = li2("sweep", "law", finished_sweep.id, "--json")
     law = json.loads(out)
-    assert code == 0 and law["c"] > 0 and {p["order"] for p in law["critical"]} == {11, 13}
+    # Two sizes per order bracket n* but do not resolve c: the JSON says so and the exit code is 1.
+    assert code == 1 and law["c"] is None and law["status"] == "unresolved"
+    assert {p["order"] for p in law["critical"]} == {11, 13}
     code, out, _ = li2("sweep", "law", finished_sweep.id, "--plot", str(tmp_path / "law.png"))
-    assert code == 0 and "c = " in out and (tmp_path / "law.png").exists()
+    assert code == 1 and "no fit: " in out and "needs sizes between" in out and (tmp_path / "law.png").exists()
+    assert "c = " not in out
 
 
 def test_console_script_runs_as_a_process(live_service, alice, finished_exp):

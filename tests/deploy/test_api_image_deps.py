@@ -51,6 +51,15 @@ run = answer.get_json()["id"]
 for path in (f"/api/v1/experiments/{run}", f"/api/v1/experiments/{run}/predictions", "/readyz"):
     got = client.get(path, headers=auth)
     assert got.status_code == 200, (path, got.status_code, got.get_data(as_text=True))
+search = client.post("/api/v1/searches", json={"base": {"model": {"hidden": 16}, "training": {"epochs": 20}},
+                     "orders": [11, 13], "seeds": 1, "max_runs": 40}, headers=auth)
+assert search.status_code == 202, (search.status_code, search.get_data(as_text=True))
+from li2.scaling import fit_scaling_law     # the API fits laws (partial fits, fan-in on reads): numpy only
+law = fit_scaling_law([{"spec": {"task": {"group": "cyclic", "order": m, "operands": 2},
+                                 "data": {"train_size": n}, "seed": k},
+                        "summary": {"grokked": n > 3 * m * __import__("math").log(m)}}
+                       for m in (11, 17, 23) for n in range(20, 400, 20) for k in (1, 2)])
+assert law["status"] == "fitted", law["status"]
 leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 assert not leaked, leaked
 print("api image OK")

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import security_spe
 
 from security_specs import VALID_SPEC
 
-COUNTED_TABLES = ("users", "sweeps", "experiments", "results", "checkpoints")
+COUNTED_TABLES = ("users", "searches", "sweeps", "experiments", "results", "checkpoints")
 
 
 @dataclass
@@ -35,6 +35,7 @@ class World:
     sweep_id: str  # alice's
     checkpoint_epoch: int  # a snapshot epoch of experiment_id
     checkpoint_bytes: bytes
+    search_id: str = ""  # alice's
 
 
 def safetensors_blob() -> bytes:
@@ -108,6 +109,10 @@ def world(app, engine, client) -> World:
     r = client.post("/api/v1/sweeps", json={"base": VALID_SPEC, "grid": {"seed": [2, 3]}}, headers=bearer(alice))
     assert r.status_code == 202, r.get_json()
     sweep_id = r.get_json()["id"]
+    search = {"base": VALID_SPEC, "orders": [11], "seeds": 1, "max_runs": 6, "initial_points": 3}
+    r = client.post("/api/v1/searches", json=search, headers=bearer(alice))
+    assert r.status_code == 202, r.get_json()
+    search_id = r.get_json()["id"]
 
     # Finish alice's experiment the way a worker would: a result row and stored checkpoints.
     blob = safetensors_blob()
@@ -128,7 +133,7 @@ def world(app, engine, client) -> World:
         )
         s.add(models.Checkpoint(experiment_id=exp_id, epoch=10, kind="snapshot", data=blob))
         s.add(models.Checkpoint(experiment_id=exp_id, epoch=20, kind="resume", data=blob))
-    return World(alice, bob, root, exp_id, sweep_id, 10, blob)
+    return World(alice, bob, root, exp_id, sweep_id, 10, blob, search_id)
 
 
 @pytest.fixture(scope="module")

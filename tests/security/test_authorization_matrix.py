@@ -52,6 +52,12 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("/api/v1/sweeps/<sweep_id>/runs", "GET"): USER,
     ("/api/v1/sweeps/<sweep_id>/cancel", "POST"): USER,
     ("/api/v1/sweeps/<sweep_id>/scaling-law", "GET"): USER,
+    ("/api/v1/searches", "POST"): USER,
+    ("/api/v1/searches", "GET"): USER,
+    ("/api/v1/searches/<search_id>", "GET"): USER,
+    ("/api/v1/searches/<search_id>/runs", "GET"): USER,
+    ("/api/v1/searches/<search_id>/cancel", "POST"): USER,
+    ("/api/v1/searches/<search_id>/scaling-law", "GET"): USER,
 }
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -80,6 +86,7 @@ def concrete(rule: str, world) -> str:
     return (
         rule.replace("<exp_id>", world.experiment_id)
         .replace("<sweep_id>", world.sweep_id)
+        .replace("<search_id>", world.search_id)
         .replace("<int:epoch>", str(world.checkpoint_epoch))
         .replace("<path:filename>", "nothing.css")
         .replace("<run_id>", world.experiment_id)

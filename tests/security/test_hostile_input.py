@@ -252,6 +252,9 @@ ID_ROUTES = [
     "/api/v1/sweeps/{id}",
     "/api/v1/sweeps/{id}/runs",
     "/api/v1/sweeps/{id}/scaling-law",
+    "/api/v1/searches/{id}",
+    "/api/v1/searches/{id}/runs",
+    "/api/v1/searches/{id}/scaling-law",
 ]
 
 

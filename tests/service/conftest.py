@@ -22,7 +22,7 @@ SPEC = {
     "training": {"epochs": 20},
     "seed": 1,
 }
-TABLES = ("users", "sweeps", "experiments", "results", "checkpoints", "metric_rows")
+TABLES = ("users", "searches", "sweeps", "experiments", "results", "checkpoints", "metric_rows")
 
 
 def spec(**changes) -> dict:

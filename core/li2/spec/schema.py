@@ -29,6 +29,10 @@ ACTIVATIONS = ("sqr", "relu", "silu", "relusqr")
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 LOSSES = ("mse", "nll")
 SCHEDULES = ("none", "step", "multistep", "exponential", "cosine")
+# The success rule's choices and defaults (applied by li2.scaling.success).
+SUCCESS_RULES = ("held", "final", "ever")
+SUCCESS_THRESHOLD = 0.99
+SUCCESS_WINDOW = 0.1
 
 # Which task fields each group kind takes (besides `group` and `operands`).
 GROUP_FIELDS = {
@@ -130,6 +134,12 @@ class TrainingSchema(_Strict):
     # The Li2 diagnostics (ridge solve, repulsion, irreps) cost ~25 ms per run on a CPU, so they run
     # at measurement epochs that are multiples of this (and the last), not at every dense epoch.
     diagnostics_every = _int(1, 1 << 30, load_default=5)
+    # What counts as generalized for `summary.grokked` and the scaling laws (li2.scaling.success):
+    # test accuracy ≥ success_threshold, held over the last success_window share of the budget
+    # ("held"), at the last measurement ("final") or at any measurement ("ever", the old rule).
+    success_threshold = _float(0.0, 1.0, min_inclusive=False, load_default=SUCCESS_THRESHOLD)
+    success_rule = fields.String(load_default="held", validate=validate.OneOf(SUCCESS_RULES))
+    success_window = _float(0.0, 1.0, min_inclusive=False, load_default=SUCCESS_WINDOW)
 
 
 class ExperimentSpecSchema(_Strict):
