@@ -40,24 +40,11 @@ N_TRAIN = 476  # 90 % of 23²
 
 
 def z23(weight_decay=1e-4, epochs=1000, ridge_top=None) -> dict:
-    return validate_spec(
-        {
-            "task": {"group": "cyclic", "order": 23},
-            "data": {"train_fraction": 0.9},
-            "model": {"hidden": 512, "activation": "sqr", "ridge_top": ridge_top},
-            "training": {
-                "optimizer": "adam",
-                "lr": 0.01,
-                "weight_decay": weight_decay,
-                "epochs": epochs,
-                "loss": "mse",
-                "dense_until": 200,
-                "eval_every": 10,
-                "diagnostics_every": 5,
-            },
-            "seed": 5,
-        }
-    )
+    """The reference run's spec (examples/reference_z23.json) with the given changes."""
+    raw = json.loads((ROOT / "examples" / "reference_z23.json").read_text())
+    raw["model"]["ridge_top"] = ridge_top
+    raw["training"].update(weight_decay=weight_decay, epochs=epochs)
+    return validate_spec(raw)
 
 
 RUNS = {

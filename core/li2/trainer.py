@@ -152,9 +152,8 @@ class BatchTrainer:
         self.splits = [make_split(self.task, self.operands, self.n_train, s["seed"]) for s in specs]
         self.ridge = m["ridge_top"] is not None
         self.diagnostics = diag.batch_diagnostics if self.training["diagnostics"] else None
-        n_test = len(self.splits[0].test_idx)
         self.diagnostics_every = self.training["diagnostics_every"] or diag.auto_every(
-            self.n_train, n_test, self.shape.hidden, self.task.order
+            self.n_train, self.shape.hidden, self.task.order
         )
 
         dev, R = self.device, len(specs)

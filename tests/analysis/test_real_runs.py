@@ -9,7 +9,9 @@ epochs), with ridge_top (V solved at every step, 150 epochs) and with weight dec
 orders and two seeds.
 """
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,25 +26,16 @@ from li2.timeline import FIXED_SIGNAL_MIN, GAP_CONVERGED, PERSIST
 pytestmark = pytest.mark.slow
 
 
+REFERENCE = Path(__file__).resolve().parents[2] / "examples" / "reference_z23.json"
+
+
 def z23(weight_decay=1e-4, train_fraction=0.9, epochs=1000, ridge_top=None):
-    return validate_spec(
-        {
-            "task": {"group": "cyclic", "order": 23},
-            "data": {"train_fraction": train_fraction},
-            "model": {"hidden": 512, "activation": "sqr", "ridge_top": ridge_top},
-            "training": {
-                "optimizer": "adam",
-                "lr": 0.01,
-                "weight_decay": weight_decay,
-                "epochs": epochs,
-                "loss": "mse",
-                "dense_until": 200,
-                "eval_every": 10,
-                "diagnostics_every": 5,
-            },
-            "seed": 5,
-        }
-    )
+    """The reference run's spec (examples/reference_z23.json) with the given changes."""
+    raw = json.loads(REFERENCE.read_text())
+    raw["data"] = {"train_fraction": train_fraction}
+    raw["model"]["ridge_top"] = ridge_top
+    raw["training"].update(weight_decay=weight_decay, epochs=epochs)
+    return validate_spec(raw)
 
 
 @pytest.fixture(scope="module")
