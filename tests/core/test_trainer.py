@@ -85,6 +85,19 @@ def test_resume_from_a_checkpoint_continues_exactly(make_spec):
     assert resumed["metrics"] == straight["metrics"]
 
 
+def test_resume_keeps_the_diagnostics_and_the_nodes_emergence(make_spec):
+    """Emergence epochs are run state: a resumed run reports the same ones as a straight run."""
+    spec = make_spec(epochs=40, seed=3, diagnostics=True, training={"diagnostics_every": 5})
+    straight = run_batch([spec], "cpu")[0]
+    blobs = {}
+    run_batch([spec], "cpu", on_checkpoint=lambda i, e, b: blobs.__setitem__(e, b), checkpoint_every=20)
+    resumed = run_batch([spec], "cpu", resume=[blobs[20]])[0]
+    assert resumed["metrics"] == straight["metrics"]
+    emergence = straight["features"]["nodes"]["emergence_epoch"]
+    assert resumed["features"]["nodes"]["emergence_epoch"] == emergence
+    assert any(e is not None for e in emergence) and straight["timeline"]["emergence"]["nodes"] > 0
+
+
 def test_a_stopped_run_leaves_the_batch_and_says_so(make_spec):
     specs = [make_spec(seed=1, epochs=40), make_spec(seed=2, epochs=40)]
     asked = {"n": 0}
