@@ -5,7 +5,8 @@ Reference run (the reference code's logged run): Z_23, K = 512, σ = x², MSE, A
 wd 1e-4, 90 % train, seed 5, 1000 epochs; measured every epoch up to 200, then every 10;
 diagnostics every 5 epochs. Controls: the same run with weight decay 0 (on half the data, 200
 epochs), with ridge_top (V solved at every step, 150 epochs) and with weight decay 2e-4 and 4e-4
-(300 epochs, one batch). The sweep is the small CPU sweep of docs/scaling-laws.md, cut to three
+(300 epochs, one batch); and a scarce-data run that memorizes (15 % of the pairs, lr 0.05). The
+sweep is the small CPU sweep of docs/scaling-laws.md, cut to three
 orders and two seeds.
 """
 
@@ -17,11 +18,13 @@ import numpy as np
 import pytest
 
 from li2.diagnostics import COLUMNS, MARKS, marked_values
+from li2.features import MEMORIZATION_SHARE, live_nodes, memorization, node_features
 from li2.plots import plot_run
 from li2.runner import run_batch
 from li2.scaling import fit_scaling_law
 from li2.spec import expand_sweep, validate_spec, validate_sweep
 from li2.timeline import FIXED_SIGNAL_MIN, GAP_CONVERGED, PERSIST
+from li2.trainer import BatchTrainer
 
 pytestmark = pytest.mark.slow
 
@@ -156,6 +159,27 @@ def test_stage_two_lasts_about_one_over_eta(reference, stronger_decay):
     slope = np.polyfit(np.log(wd), np.log(duration), 1)[0]
     print(f"Stage II duration {duration.tolist()} at wd {wd.tolist()}: slope {slope:.2f}")
     assert -1.5 < slope < -0.5
+
+
+def test_scarce_data_and_a_large_step_grow_memorization_nodes_on_training_pairs():
+    """Thm 5 / §4.5: with too little data (15 %) and lr 0.05 the nodes converge to memorization
+    maxima w ≈ (e_a, e_b)/√2. None at random initialisation; after training many, and the pair (a, b)
+    each one sits on is a training pair (15 % of all pairs would be by chance)."""
+    raw = json.loads(REFERENCE.read_text())
+    raw["data"] = {"train_fraction": 0.15}
+    raw["training"].update(lr=0.05, epochs=400, diagnostics=False)
+    spec = validate_spec(raw)
+    trainer = BatchTrainer([spec])
+    task, M = trainer.task, trainer.task.order
+    assert node_features(task, trainer.params["W"][0].detach().double().numpy(), 2)["memorization"]["nodes"] == 0
+    W = trainer.train()[0].params["W"]
+    report = node_features(task, W, 2)["memorization"]
+    assert report["nodes"] >= 50 and report["norm2_share"] >= 0.1
+    score, _ = memorization(W, task, M)
+    flagged = (score >= MEMORIZATION_SHARE) & live_nodes((W**2).sum(0))
+    a, b = np.abs(W[:M]).argmax(0)[flagged], np.abs(W[M:]).argmax(0)[flagged]
+    train_pairs = {tuple(p) for p in trainer.splits[0].x_train.tolist()}
+    assert np.mean([(int(x), int(y)) in train_pairs for x, y in zip(a, b, strict=True)]) >= 0.9
 
 
 def test_reference_run_plots(reference, tmp_path):
