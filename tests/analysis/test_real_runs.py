@@ -4,8 +4,8 @@ outcome the theory fixes (docs/stages.md shows the same runs as figures).
 Reference run (the reference code's logged run): Z_23, K = 512, σ = x², MSE, Adam lr 0.01,
 wd 1e-4, 90 % train, seed 5, 1000 epochs; measured every epoch up to 200, then every 10;
 diagnostics every 5 epochs. Controls: the same run with weight decay 0 (on half the data, 200
-epochs), with ridge_top (V solved at every step, 150 epochs) and with weight decay 2e-4 and 4e-4
-(300 epochs, one batch); and a scarce-data run that memorizes (15 % of the pairs, lr 0.05). The
+epochs), with ridge_top (V solved at every step, 40 epochs) and with weight decay 2e-4 and 4e-4
+(120 epochs, one batch); and a scarce-data run that memorizes (15 % of the pairs, lr 0.05). The
 sweep is the small CPU sweep of docs/scaling-laws.md, cut to three
 orders and two seeds.
 """
@@ -49,7 +49,7 @@ def reference():
 @pytest.fixture(scope="module")
 def stronger_decay():
     """wd 2e-4 and 4e-4 in one batch (a run's curve does not depend on its batch-mates)."""
-    return run_batch([z23(2e-4, epochs=300), z23(4e-4, epochs=300)], "cpu")
+    return run_batch([z23(2e-4, epochs=120), z23(4e-4, epochs=120)], "cpu")
 
 
 def col(result, name):
@@ -140,7 +140,7 @@ def test_zero_weight_decay_stalls_in_the_lazy_stage():
 
 
 def test_ridge_top_makes_stage_one_immediate():
-    r = run_batch([z23(ridge_top=476 * 1e-4 / 2, epochs=150)], "cpu")[0]
+    r = run_batch([z23(ridge_top=476 * 1e-4 / 2, epochs=40)], "cpu")[0]
     lazy = r["timeline"]["stages"][0]
     assert (lazy["start_epoch"], lazy["end_epoch"], lazy["criterion"]) == (0, 0, "top_layer_converged")
     assert np.nanmax(col(r, "v_gap")) < 1e-4  # V is the fixed point at every diagnostic
