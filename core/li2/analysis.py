@@ -8,10 +8,12 @@
             ≥ 0.99 held over the last 10 % of the budget), `epoch_generalized` stays the first
             crossing, `generalization_lost` flags a run that crossed and ended below, and
             `success_by_budget` judges the same curve at T/4, T/2 and T
-* timeline  the three stages and events (li2.timeline.build_timeline)
-* features  per-node irreps, concentration, pairing, coverage (li2.features.node_features), plus the
-            energies E(ŵ_j) of the largest nodes on the training set and on the full data set, next to
-            the corrected Thm 2 values when σ = x² (li2.energy). Non-groups: {"group": False, "note"}.
+* timeline  the three stages and events (li2.timeline.build_timeline), plus `emergence`: when the
+            nodes concentrated (li2.timeline.emergence_summary), when the trainer tracked it
+* features  per-node irreps, concentration, pairing, memorization score, emergence epoch, coverage
+            (li2.features.node_features), plus the energies E(ŵ_j) of the largest nodes on the
+            training set and on the full data set, next to the corrected Thm 2 values when σ = x²
+            (li2.energy). Non-groups: {"group": False, "note"}.
 """
 
 from __future__ import annotations
@@ -28,19 +30,18 @@ MAX_ENERGY_ROWS = 65536  # skip node energies when the full data set is larger t
 
 
 def analyze_run(task, spec: dict, params: dict, metrics: dict) -> dict:
-    """{"summary", "timeline", "features"} for one run; params {"W": (d, K), "V": (K, M)} numpy."""
+    """{"summary", "timeline", "features"} for one run; params {"W": (d, K), "V": (K, M)} numpy and,
+    when the trainer tracked it, "node_emergence" (K,) (−1: not concentrated at the end)."""
     operands = spec["task"]["operands"]
     W = np.asarray(params["W"], dtype=np.float64)  # (d, K)
-    features = features_mod.node_features(task, W, operands)
+    features = features_mod.node_features(task, W, operands, emergence=params.get("node_emergence"))
+    timeline = timeline_mod.build_timeline(metrics)
     if features.get("group"):
         features["energies"] = _node_energies(task, spec, W, features)
+        timeline["emergence"] = timeline_mod.emergence_summary(features["nodes"].get("emergence_epoch"))
     summary = timeline_mod.summarize(metrics)
     summary.update(summarize_success(metrics, spec))  # the success rule replaces "any crossing"
-    return {
-        "summary": summary,
-        "timeline": timeline_mod.build_timeline(metrics),
-        "features": features,
-    }
+    return {"summary": summary, "timeline": timeline, "features": features}
 
 
 def _node_energies(task, spec: dict, W: np.ndarray, features: dict) -> dict | None:

@@ -5,8 +5,9 @@ pre(a, b) = W[a] + W[M + b]. No one-hot matrix is ever built. Optional parts, as
 reference code (`modular_addition_simple2.py`):
 
 - `extra_layers` L: residual hidden layers x ← σ(x + x·U_l), U_l (K, K), no bias;
-- `embedding_trainable`: an (M, M) embedding E, initialised to the identity (one-hot) and trained;
-  pre = Σ_j (E·W_j)[a_j] with W_j the j-th (M, K) block of W;
+- `embedding_trainable`: an (M, M) embedding E, trained; pre = Σ_j (E·W_j)[a_j] with W_j the j-th
+  (M, K) block of W. It starts as the reference's `nn.Embedding(M, M)` does, from N(0, 1) entries
+  (row a is token a's embedding); the frozen default is the identity, i.e. one-hot inputs;
 - `top_init_scale`: V's initial values × this (0 = zero-init); `output_scale` β multiplies the output.
 
 Parameters live in a dict of tensors whose first axis is the run (R):
@@ -17,8 +18,9 @@ Parameters live in a dict of tensors whose first axis is the run (R):
     E   (R, M, M)      only when embedding_trainable
 
 Initialisation is PyTorch's `nn.Linear` default (kaiming-uniform, a=√5, i.e. U(-1/√fan_in, 1/√fan_in)),
-drawn for each run from its own CPU `torch.Generator(seed)` in the order W, U_1..U_L, V, so a run's
-initial weights never depend on its batch-mates or the device.
+drawn for each run from its own CPU `torch.Generator(seed)` in the order W, U_1..U_L, V (then E,
+from N(0, 1)), so a run's initial weights never depend on its batch-mates or the device, and the
+optional embedding leaves W and V as they are without it.
 """
 
 from __future__ import annotations
@@ -76,17 +78,19 @@ def init_params(
     shape: Shape, seeds: list[int], top_init_scales: list[float], device: torch.device | str = "cpu"
 ) -> dict[str, torch.Tensor]:
     """Initial parameters for len(seeds) runs; each run from torch.Generator().manual_seed(seed)."""
-    W, U, V = [], [], []
+    W, U, V, E = [], [], [], []
     for seed, scale in zip(seeds, top_init_scales, strict=False):
         gen = torch.Generator().manual_seed(int(seed))
         W.append(_linear_init(gen, shape.hidden, shape.d).T)  # (d, K)
         U.append([_linear_init(gen, shape.hidden, shape.hidden).T for _ in range(shape.extra_layers)])
         V.append(_linear_init(gen, shape.order, shape.hidden).T * float(scale))  # (K, M)
+        if shape.embedding_trainable:
+            E.append(torch.randn(shape.order, shape.order, generator=gen))  # (M, M), nn.Embedding's init
     params = {"W": torch.stack(W), "Vt": torch.stack(V)}
     if shape.extra_layers:
         params["U"] = torch.stack([torch.stack(u) for u in U])  # (R, L, K, K)
     if shape.embedding_trainable:
-        params["E"] = torch.eye(shape.order).expand(len(seeds), -1, -1).clone()  # (R, M, M)
+        params["E"] = torch.stack(E)  # (R, M, M)
     return {k: v.contiguous().to(device) for k, v in params.items()}
 
 
@@ -172,6 +176,12 @@ def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def ridge_top(f: torch.Tensor, y: torch.Tensor, order: int, eta: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """V solving min ‖βFV − Y_c‖² + η‖V‖² with uncentred F and Y_c = one-hot − 1/M (reference's V_ridge).
+
+    The output scale β is inside the objective, so β·V is the ridge fit (FᵀF + η/β² I)⁻¹FᵀY_c of the
+    output the loss sees, the minimiser of App. C.3's J = ½‖Ỹ − βF̃V‖² + ½η‖V‖². The reference's
+    `set_weight_reg` solves without β and then multiplies the output by β, so its output is β times
+    the ridge fit: the same at β = 1 (its default, and every ridge run in the paper), and not a
+    minimiser of any loss otherwise; we keep β inside on purpose.
 
     f (R, n, K), y (R, n), eta and beta (R, 1, 1) -> Vt (R, K, M).
     """

@@ -1,7 +1,11 @@
 """Matplotlib PNGs of a run or a sweep, drawn from the JSON result dicts alone (the SDK reuses them).
 
 `plot_run(result, out_dir)` writes
-    curves.png    accuracy and loss with the three stages shaded, plus the stage diagnostics
+    curves.png    accuracy and loss with the three stages shaded, plus the stage diagnostics: the top
+                  layer's (Stage I), Fig. 3's Gram checks (Stage II → III) and the features' and
+                  fixed-point gradient's, each boundary's threshold dotted
+    emergence.png per-node emergence: each concentrated node's emergence epoch, by dominant irrep,
+                  and the running count, with the stages shaded
     spectrum.png  per-node irrep power shares (largest-norm nodes, grouped by dominant irrep)
     energies.png  node energies E(ŵ_j), training set vs full data, coloured by concentration
                   (over time instead, when the result carries `node_energies` snapshots)
@@ -63,33 +67,43 @@ def plot_curves(result: dict, out_dir: str) -> str | None:
     return None if fig is None else _save(fig, out_dir, "curves.png")
 
 
+TOP_LAYER_DIAGNOSTICS = ("v_gap", "gf_fixed_ratio", "v_ridge_dist")  # Stage I, log scale
+GRAM_DIAGNOSTICS = ("fft_dist_ideal", "p1fft_offdiag_ratio", "ftf_offdiag_ratio")  # Fig. 3, log scale
+FEATURE_DIAGNOSTICS = (
+    "mean_concentration",
+    "coverage",
+    "gf_key_cos",
+    "gf_interaction",
+    "residual_modulation",
+    "gf_coupling",
+)
+PANELS = (
+    ("top layer", TOP_LAYER_DIAGNOSTICS, "log"),
+    ("Gram (Fig. 3)", GRAM_DIAGNOSTICS, "log"),
+    ("features, G*", FEATURE_DIAGNOSTICS, "linear"),
+)
+
+
 def curves_figure(result: dict):
-    """The figure of `plot_curves` (None without curves): axes accuracy, loss[, diagnostics]."""
+    """The figure of `plot_curves` (None without curves): accuracy, loss and the diagnostic panels
+    of `PANELS` that have data, each boundary's threshold dotted in the panel of its test."""
     m = result.get("metrics") or {}
     if not m.get("epoch"):
         return None
     ep = np.asarray(m["epoch"], dtype=float)
     tl = result.get("timeline")
-    diag = [
-        (k, _col(m, k))
-        for k in (
-            "gf_key_cos",
-            "coverage",
-            "mean_concentration",
-            "ftf_offdiag_ratio",
-            "v_ridge_dist",
-            "missing_residual_share",
-        )
-    ]
-    diag = [(k, v) for k, v in diag if v is not None]
-    rows = 3 if diag else 2
-    fig, axes = plt.subplots(rows, 1, figsize=(7, 2.2 * rows), sharex=True)
+    panels = []
+    for title, names, scale in PANELS:
+        lines = [(k, v) for k in names if (v := _col(m, k)) is not None]
+        if lines:
+            panels.append((title, lines, scale))
+    fig, axes = plt.subplots(2 + len(panels), 1, figsize=(7, 2.1 * (2 + len(panels))), sharex=True)
     for ax in axes:
         _shade(ax, tl)
-    for k, style in (("train_acc", "-"), ("test_acc", "-")):
+    for k in ("train_acc", "test_acc"):
         v = _col(m, k)
         if v is not None:
-            axes[0].plot(ep, v, style, label=k)
+            axes[0].plot(ep, v, label=k)
     axes[0].set_ylabel("accuracy")
     axes[0].set_ylim(-0.02, 1.02)
     if axes[0].get_legend_handles_labels()[0]:
@@ -102,20 +116,60 @@ def curves_figure(result: dict):
     axes[1].set_ylabel("loss")
     if axes[1].get_legend_handles_labels()[0]:
         axes[1].legend(loc="upper right", fontsize=7)
-    if diag:
-        for k, v in diag:
-            ok = np.isfinite(v)  # diagnostics are measured every diagnostics_every epochs only
-            axes[2].plot(ep[ok], v[ok], label=k, lw=1)
-        axes[2].set_ylabel("diagnostics")
-        axes[2].legend(loc="center right", fontsize=6, ncol=2)
+    thresholds = (tl or {}).get("thresholds") or {}
+    for ax, (title, lines, scale) in zip(axes[2:], panels, strict=False):
+        for k, v in lines:
+            ok = np.isfinite(v)  # diagnostics are measured at the diagnostic epochs only
+            y = np.clip(v[ok], 1e-6, None) if scale == "log" else v[ok]
+            ax.plot(ep[ok], y, label=k, lw=1, marker="." if ok.sum() < 40 else None, ms=3)
+            if k == "v_gap" and "gap_converged" in thresholds:
+                ax.axhline(thresholds["gap_converged"], color="tab:blue", ls=":", lw=0.8)
+            if k == "fft_dist_ideal" and "gram_rise" in thresholds and ok.any():
+                ax.axhline((1 + thresholds["gram_rise"]) * v[ok][0], color="tab:blue", ls=":", lw=0.8)
+        ax.set_yscale(scale)
+        ax.set_ylabel(title, fontsize=8)
+        ax.legend(loc="center right", fontsize=6, ncol=2)
     axes[-1].set_xlabel("epoch")
-    if tl and tl.get("stages") and ep[-1] > 100 and tl["stages"][-1]["start_epoch"] < 0.1 * ep[-1]:
+    ends = [s["end_epoch"] for s in (tl or {}).get("stages", [])]
+    if ends and ep[-1] > 100 and min(ends) < 0.1 * ep[-1]:
         axes[-1].set_xscale("symlog", linthresh=10)  # early stages stay visible
         axes[-1].set_xlabel("epoch (linear to 10, log beyond)")
     if tl and tl.get("stages"):
         names = " → ".join(f"{s['name']} [{s['start_epoch']}, {s['end_epoch']}]" for s in tl["stages"])
         axes[0].set_title(names + ("  (censored)" if tl.get("censored") else ""), fontsize=8)
     return fig
+
+
+def plot_emergence(result: dict, out_dir: str) -> str | None:
+    """Per-node emergence: epoch each concentrated node emerged, by dominant irrep; writes emergence.png."""
+    feats = result.get("features") or {}
+    nodes = feats.get("nodes") or {}
+    em = nodes.get("emergence_epoch")
+    if not em or all(e is None for e in em):
+        return None
+    dominant = nodes.get("dominant") or ["?"] * len(em)
+    pairs = sorted((e, d) for e, d in zip(em, dominant, strict=False) if e is not None)
+    epochs = np.array([e for e, _ in pairs], dtype=float)
+    labels = sorted({d for _, d in pairs}, key=lambda s: (len(s), s))
+    row = {lab: i for i, lab in enumerate(labels)}
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True, height_ratios=(2, 1))
+    for a in (ax, ax2):
+        _shade(a, result.get("timeline"))
+    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(pairs))
+    ax.scatter(epochs, [row[d] for _, d in pairs] + jitter, s=8, c=[row[d] for _, d in pairs], cmap="tab20")
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=6 if len(labels) > 15 else 8)
+    ax.set_ylabel("dominant irrep")
+    ax.set_title(f"emergence of the {len(pairs)} nodes concentrated at the end", fontsize=9)
+    ax2.step(epochs, np.arange(1, len(epochs) + 1), where="post")
+    ax2.set_ylabel("emerged nodes")
+    last = max(float(epochs.max()), float(((result.get("metrics") or {}).get("epoch") or [0])[-1]))
+    ax2.set_xlim(0, last)
+    ax2.set_xlabel("epoch (a diagnostic epoch)")
+    if last > 100:
+        ax2.set_xscale("symlog", linthresh=10)
+        ax2.set_xlabel("epoch (a diagnostic epoch; linear to 10, log beyond)")
+    return _save(fig, out_dir, "emergence.png")
 
 
 def plot_spectrum(result: dict, out_dir: str) -> str | None:
@@ -173,9 +227,13 @@ def plot_energies(result: dict, out_dir: str) -> str | None:
 
 def plot_run(result: dict, out_dir: str) -> list[str]:
     """All run figures that the result's data allow; returns the written paths."""
-    return [
-        p for p in (plot_curves(result, out_dir), plot_spectrum(result, out_dir), plot_energies(result, out_dir)) if p
-    ]
+    made = (
+        plot_curves(result, out_dir),
+        plot_emergence(result, out_dir),
+        plot_spectrum(result, out_dir),
+        plot_energies(result, out_dir),
+    )
+    return [p for p in made if p]
 
 
 def plot_sweep(sweep: dict, out_dir: str, name: str = "scaling_law.png") -> list[str]:
@@ -258,4 +316,4 @@ def plot_sweep(sweep: dict, out_dir: str, name: str = "scaling_law.png") -> list
     return [_save(fig, out_dir, name)]
 
 
-__all__ = ["plot_curves", "plot_energies", "plot_run", "plot_spectrum", "plot_sweep"]
+__all__ = ["plot_curves", "plot_emergence", "plot_energies", "plot_run", "plot_spectrum", "plot_sweep"]

@@ -1,21 +1,26 @@
 """The paper's three stages and the grokking events, read off a run's metric columns.
 
 Input is `result["metrics"]`: a dict of equal-length lists keyed by column name (docs/design.md, "result.json"),
-any of which may be missing or hold None/NaN. Output is plain JSON. The exact criteria, and why,
-are documented in docs/stages.md; in short (first measurement epoch at which any listed test fires):
+any of which may be missing or hold None/NaN. Output is plain JSON. Each boundary tests the
+assumption that defines the stage it ends (docs/stages.md has the paper's statements, the formulas,
+the calibration of every constant and the figures). Both tests read the `li2.diagnostics` columns at
+the diagnostic epochs only, and both need the test to hold at PERSIST consecutive diagnostic epochs;
+the boundary is the first epoch of that window, so one noisy sample never decides it.
 
-Stage I — lazy (from the first epoch). Ends when the top layer has done its job:
-    memorized      train_acc ≥ 0.99
-    v_near_ridge   v_ridge_dist ≤ 0.1 (V at the ridge solution of the current features)
-    w_overtakes_v  w_cos_step ≥ v_cos_step > 0 (hidden-layer motion catches up with the top layer's)
-Stage II — independent feature learning (from the end of Stage I). Ends when nodes start to interact:
-    coverage_saturated    coverage ≥ 0.999 and mean_concentration ≥ 0.5: every irrep is claimed and
-                          most of the hidden norm² sits in concentrated nodes (what is left is
-                          refinement among nodes, Thm 7)
-    key_alignment_lost    gf_key_cos < ½ of its running maximum (≥ 0.3) since Stage II began:
-                          G_F no longer has the independent form ỸỸᵀF̃ (Eqs. 3/5)
-    gram_off_diagonal     ftf_offdiag_ratio ≥ 2× its value when Stage II began (B ∝ I fails)
-Stage III — interactive feature learning: from then to the end of the run.
+Stage I — lazy (paper §3). The top layer fits the current features. It ends when the top layer has
+    converged for the current features *and* its fixed point sends the hidden layer a gradient:
+    `top_layer_converged`:  v_gap ≤ GAP_CONVERGED (the share of the top layer's attainable decrease
+                            of its regularised loss still left) and gf_fixed_ratio ≥ FIXED_SIGNAL_MIN
+                            (‖G*‖/‖G_F‖; G* = 0 when the features interpolate at η = 0, Prop. 3, and
+                            then the run stays lazy however well V has converged).
+Stage II — independent feature learning (§4). Ends when the random-feature kernel structure that
+    makes the nodes independent (Lemma 1: FFᵀ ≈ (a − b)I + b11ᵀ, hence B ∝ I and P_η ∝ I) is gone:
+    `gram_departs_from_ideal`: fft_dist_ideal ≥ (1 + GRAM_RISE) × its value at the first diagnostic
+                            epoch (random initialisation).
+Stage III — interactive feature learning (§5): from then to the end of the run.
+
+The paper defines no transition times (it states the stages as regimes); these tests are our
+operational choice, calibrated on the controls in tests/analysis/test_real_runs.py.
 
 Events: memorized (train_acc ≥ 0.99), generalized (test_acc ≥ 0.99), grokking delay (generalized −
 memorized). A run that never generalizes is *censored*: its last stage is marked open and the
@@ -30,12 +35,26 @@ import numpy as np
 
 MEMORIZED = 0.99
 GENERALIZED = 0.99
-RIDGE_CLOSE = 0.1
-COVERAGE_FULL = 0.999
-BULK_CONCENTRATION = 0.5
-KEY_DROP = 0.5
-KEY_MIN_PEAK = 0.3
-GRAM_GROWTH = 2.0
+PERSIST = 3  # consecutive diagnostic epochs a boundary test must hold
+GAP_CONVERGED = 0.05  # v_gap at or below: the top layer is at its fixed point (Adam's floor is ≤ 3e-3)
+FIXED_SIGNAL_MIN = 1e-3  # gf_fixed_ratio below: no fixed-point gradient (η = 0 gives ≤ 1e-8)
+GRAM_RISE = 0.2  # fft_dist_ideal ≥ (1 + this) × its initial value: the kernel is no longer random
+THRESHOLDS = {
+    "persist": PERSIST,
+    "gap_converged": GAP_CONVERGED,
+    "fixed_signal_min": FIXED_SIGNAL_MIN,
+    "gram_rise": GRAM_RISE,
+}
+STAGE_ONE_VALUES = ("v_gap", "gf_fixed_ratio", "v_ridge_dist", "gf_key_cos", "train_acc", "test_acc")
+STAGE_TWO_VALUES = (
+    "fft_dist_ideal",
+    "gf_interaction",
+    "residual_modulation",
+    "gf_coupling",
+    "mean_concentration",
+    "coverage",
+    "test_acc",
+)
 
 
 def column(metrics: dict, name: str) -> np.ndarray:
@@ -51,6 +70,16 @@ def _first(mask: np.ndarray, start: int = 0) -> int | None:
     """First index ≥ start where mask is true, or None."""
     idx = np.flatnonzero(mask[start:])
     return int(idx[0]) + start if idx.size else None
+
+
+def persistent_start(mask: np.ndarray, start: int = 0, window: int = PERSIST) -> int | None:
+    """First index i ≥ start with mask[i : i + window] all true (a full window), or None."""
+    run = 0
+    for i in range(start, len(mask)):
+        run = run + 1 if mask[i] else 0
+        if run == window:
+            return i - window + 1
+    return None
 
 
 def _epoch_of(metrics: dict, idx: int | None) -> int | None:
@@ -86,49 +115,41 @@ def _values_at(cols: dict[str, np.ndarray], i: int, names: tuple[str, ...]) -> d
     return {k: _num(cols[k][i]) for k in names if np.isfinite(cols[k][i])}
 
 
-def _stage_one_end(cols: dict, n: int) -> tuple[int | None, str | None]:
-    """Index where Stage I ends and the criterion that fired first (ties: listed order)."""
-    tests = {
-        "memorized": cols["train_acc"] >= MEMORIZED,
-        "v_near_ridge": cols["v_ridge_dist"] <= RIDGE_CLOSE,
-        "w_overtakes_v": (cols["w_cos_step"] >= cols["v_cos_step"]) & (cols["v_cos_step"] > 0),
+def _window(cols: dict, epochs: list[int], rows: np.ndarray, start: int, name: str, threshold: float) -> dict:
+    """The persistence window that decided a boundary: its epochs, the tested column, the threshold."""
+    idx = rows[start : start + PERSIST]
+    return {
+        "epochs": [epochs[i] for i in idx],
+        name: [_num(cols[name][i]) for i in idx],
+        "threshold": _num(float(threshold)),
     }
-    best, why = None, None
-    for name, mask in tests.items():
-        i = _first(mask, 1)
-        if i is not None and (best is None or i < best):
-            best, why = i, name
-    return best, why
 
 
-def _stage_three_start(cols: dict, s2: int, n: int) -> tuple[int | None, str | None]:
-    """Index where Stage III begins (strictly after Stage II's start) and the criterion."""
-    key = cols["gf_key_cos"]
-    running = np.fmax.accumulate(np.where(np.isfinite(key), key, -np.inf)[s2:])
-    key_lost = np.zeros(n, dtype=bool)
-    key_lost[s2:] = (running >= KEY_MIN_PEAK) & (key[s2:] < KEY_DROP * running)
-    gram0 = cols["ftf_offdiag_ratio"][s2]
-    tests = {
-        "coverage_saturated": (cols["coverage"] >= COVERAGE_FULL) & (cols["mean_concentration"] >= BULK_CONCENTRATION),
-        "key_alignment_lost": key_lost,
-        "gram_off_diagonal": cols["ftf_offdiag_ratio"] >= GRAM_GROWTH * gram0
-        if np.isfinite(gram0)
-        else np.zeros(n, dtype=bool),
-    }
-    best, why = None, None
-    for name, mask in tests.items():
-        i = _first(mask, s2 + 1)
-        if i is not None and (best is None or i < best):
-            best, why = i, name
-    return best, why
+def _stage_one_end(cols: dict, rows: np.ndarray) -> tuple[int | None, str]:
+    """Index (into rows) where Stage I ends, and the criterion or why it stayed open."""
+    converged = cols["v_gap"][rows] <= GAP_CONVERGED
+    signal = cols["gf_fixed_ratio"][rows] >= FIXED_SIGNAL_MIN
+    end = persistent_start(converged & signal)
+    if end is not None:
+        return end, "top_layer_converged"
+    if persistent_start(converged) is not None:
+        return None, "open: the top layer converged but its fixed point sends no gradient (G* = 0, Prop. 3)"
+    return None, "open: the top layer has not converged"
 
 
-STAGE_ONE_VALUES = ("train_acc", "test_acc", "v_ridge_dist", "w_cos_step", "v_cos_step", "gf_norm")
-STAGE_TWO_VALUES = ("coverage", "mean_concentration", "gf_key_cos", "ftf_offdiag_ratio", "test_acc")
+def _stage_two_end(cols: dict, rows: np.ndarray, start: int) -> tuple[int | None, str]:
+    """Index (into rows, ≥ start) where Stage II ends, and the criterion or why it stayed open."""
+    dist = cols["fft_dist_ideal"][rows]
+    if not rows.size or not np.isfinite(dist[0]):
+        return None, "open: no kernel measurements"
+    end = persistent_start(dist >= (1 + GRAM_RISE) * dist[0], start)
+    if end is not None:
+        return end, "gram_departs_from_ideal"
+    return None, "open: the kernel is still close to its random-initialisation structure"
 
 
 def build_timeline(metrics: dict) -> dict:
-    """{"stages": [...], "events": {...}, "censored": bool, "stalled_in": stage|None, "generalized_in"}."""
+    """{"stages": [...], "events", "censored", "stalled_in", "generalized_in", "thresholds"}."""
     n = len(metrics.get("epoch", []))
     summary = summarize(metrics)
     events = {
@@ -137,61 +158,58 @@ def build_timeline(metrics: dict) -> dict:
         "grokking_delay": summary["grokking_delay"],
     }
     censored = summary["epoch_generalized"] is None
+    base = {"events": events, "censored": censored, "thresholds": dict(THRESHOLDS)}
     if n == 0:
-        return {
-            "stages": [],
-            "events": events,
-            "censored": censored,
-            "stalled_in": None,
-            "generalized_in": None,
-            "note": "no metrics",
-        }
-    names = set(STAGE_ONE_VALUES + STAGE_TWO_VALUES) | {"missing_residual_share", "repulsion_agree"}
-    cols = {k: column(metrics, k) for k in names}
+        return {"stages": [], **base, "stalled_in": None, "generalized_in": None, "note": "no metrics"}
+    cols = {k: column(metrics, k) for k in set(STAGE_ONE_VALUES + STAGE_TWO_VALUES)}
     epochs = [int(e) for e in metrics["epoch"]]
+    rows = np.flatnonzero(np.isfinite(cols["v_gap"]))  # the diagnostic epochs
     last = n - 1
-    stages = []
-    s2, why1 = _stage_one_end(cols, n)
-    stages.append(
+    s1, why1 = _stage_one_end(cols, rows)
+    end1 = int(rows[s1]) if s1 is not None else last
+    values1 = _values_at(cols, end1, STAGE_ONE_VALUES)
+    if s1 is not None:
+        values1["window"] = _window(cols, epochs, rows, s1, "v_gap", GAP_CONVERGED)
+    stages = [
         {
             "name": "lazy",
             "start_epoch": epochs[0],
-            "end_epoch": epochs[s2] if s2 is not None else epochs[last],
-            "criterion": why1 or "none fired (stage still open)",
-            "values": _values_at(cols, s2 if s2 is not None else last, STAGE_ONE_VALUES),
-            "open": s2 is None,
+            "end_epoch": epochs[end1],
+            "criterion": why1,
+            "values": values1,
+            "open": s1 is None,
         }
-    )
-    if s2 is not None:
-        s3, why2 = _stage_three_start(cols, s2, n)
-        end2 = s3 if s3 is not None else last
+    ]
+    if s1 is not None:
+        s2, why2 = _stage_two_end(cols, rows, s1)
+        end2 = int(rows[s2]) if s2 is not None else last
+        values2 = {
+            "at_start": _values_at(cols, end1, STAGE_TWO_VALUES),
+            "at_end": _values_at(cols, end2, STAGE_TWO_VALUES),
+        }
+        if s2 is not None:
+            gram0 = cols["fft_dist_ideal"][rows[0]]
+            values2["window"] = _window(cols, epochs, rows, s2, "fft_dist_ideal", (1 + GRAM_RISE) * gram0)
         stages.append(
             {
                 "name": "independent",
-                "start_epoch": epochs[s2],
+                "start_epoch": epochs[end1],
                 "end_epoch": epochs[end2],
-                "criterion": why2 or "none fired (stage still open)",
-                "values": {
-                    "at_start": _values_at(cols, s2, STAGE_TWO_VALUES),
-                    "at_end": _values_at(cols, end2, STAGE_TWO_VALUES),
-                },
-                "open": s3 is None,
+                "criterion": why2,
+                "values": values2,
+                "open": s2 is None,
             }
         )
-        if s3 is not None:
+        if s2 is not None:
             stages.append(
                 {
                     "name": "interactive",
-                    "start_epoch": epochs[s3],
+                    "start_epoch": epochs[end2],
                     "end_epoch": epochs[last],
                     "criterion": why2,
                     "values": {
-                        "at_start": _values_at(
-                            cols, s3, (*STAGE_TWO_VALUES, "missing_residual_share", "repulsion_agree")
-                        ),
-                        "at_end": _values_at(
-                            cols, last, (*STAGE_TWO_VALUES, "missing_residual_share", "repulsion_agree")
-                        ),
+                        "at_start": _values_at(cols, end2, STAGE_TWO_VALUES),
+                        "at_end": _values_at(cols, last, STAGE_TWO_VALUES),
                     },
                     "open": True,
                 }
@@ -199,10 +217,28 @@ def build_timeline(metrics: dict) -> dict:
     gen = summary["epoch_generalized"]
     return {
         "stages": stages,
-        "events": events,
-        "censored": censored,
+        **base,
         "stalled_in": stages[-1]["name"] if censored else None,
         "generalized_in": _stage_containing(stages, gen),
+    }
+
+
+def emergence_summary(emergence: list | None) -> dict | None:
+    """When the hidden nodes became concentrated: count and the epochs by which 10/50/90 % of the
+    nodes concentrated at the end had emerged (from features' per-node `emergence_epoch`)."""
+    if emergence is None:
+        return None
+    epochs = np.array([e for e in emergence if e is not None], dtype=np.float64)
+    if not epochs.size:
+        return {"nodes": 0, "first": None, "p10": None, "median": None, "p90": None, "last": None}
+    q = np.quantile(epochs, [0.1, 0.5, 0.9], method="inverted_cdf")
+    return {
+        "nodes": int(epochs.size),
+        "first": int(epochs.min()),
+        "p10": int(q[0]),
+        "median": int(q[1]),
+        "p90": int(q[2]),
+        "last": int(epochs.max()),
     }
 
 

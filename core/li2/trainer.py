@@ -19,7 +19,11 @@ Per-run metric columns (result.json in docs/design.md):
   w_cos_step  1 − cos(W_t, W_{t+1}) across this measurement epoch's step; v_cos_step for V
   w_norm, v_norm, lr
 plus the `li2.diagnostics` columns when `training.diagnostics` is on, at measurement epochs that
-are multiples of `training.diagnostics_every` and at the last (NaN otherwise).
+are multiples of the diagnostic period and at the last (NaN otherwise). The period is
+`training.diagnostics_every`, or by default `li2.diagnostics.auto_every`: the shortest whose
+estimated cost stays within 10 % of training. At each diagnostic epoch the trainer also updates each
+hidden node's emergence epoch (`li2.features.update_emergence`); the final ones reach the analysis
+as `RunOutcome.params["node_emergence"]`.
 
 The host only synchronises at measurement epochs; between them the loop only queues kernels. On
 CUDA the forward pass (in two parts, hidden layer and head, so F stays a graph node for G_F), its
@@ -39,11 +43,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from li2 import diagnostics as diag
 from li2 import model as nn
 from li2.batching import batch_key
 from li2.data import Split, make_split
 from li2.diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
-from li2.diagnostics import batch_diagnostics
+from li2.features import update_emergence
 from li2.groups import Task, build_task
 from li2.optim import BatchOptimizer, lr_table
 from li2.spec import resolve_train_size
@@ -118,7 +123,7 @@ class RunOutcome:
 
     index: int  # position in the specs given to the trainer
     metrics: dict[str, list]  # column -> values
-    params: dict[str, np.ndarray]  # final "W" (d, K), "V" (K, M)
+    params: dict[str, np.ndarray]  # final "W" (d, K), "V" (K, M); "node_emergence" (K,) when tracked
     epoch: int  # epochs completed
     stopped: bool = False
     split: Split | None = field(default=None, repr=False)
@@ -146,7 +151,10 @@ class BatchTrainer:
         self.n_train = resolve_train_size(first)
         self.splits = [make_split(self.task, self.operands, self.n_train, s["seed"]) for s in specs]
         self.ridge = m["ridge_top"] is not None
-        self.diagnostics = batch_diagnostics if self.training["diagnostics"] else None
+        self.diagnostics = diag.batch_diagnostics if self.training["diagnostics"] else None
+        self.diagnostics_every = self.training["diagnostics_every"] or diag.auto_every(
+            self.n_train, self.shape.hidden, self.task.order
+        )
 
         dev, R = self.device, len(specs)
         col = lambda vals: torch.tensor(vals, dtype=torch.float32, device=dev)  # noqa: E731
@@ -164,6 +172,8 @@ class BatchTrainer:
             self.shape, [s["seed"] for s in specs], [s["model"]["top_init_scale"] for s in specs], dev
         )
         self.init = {"W": params["W"].clone(), "Vt": params["Vt"].clone()}  # W₀, V₀
+        # per-node emergence epochs (R, K), −1 = not concentrated; kept with the run's state
+        self.track = {"emergence": torch.full((R, self.shape.hidden), -1.0, device=dev)}
         self.params = {k: v.requires_grad_() for k, v in params.items()}
         work = len(specs) * self.epochs * self.n_train * self.shape.hidden
         self.fuse = fuse_default(self.device, work) if fuse is None else fuse
@@ -198,6 +208,7 @@ class BatchTrainer:
             setattr(self, name, pick(getattr(self, name)))
         self.lrs = self.lrs.index_select(1, idx)
         self.init = {k: pick(v) for k, v in self.init.items()}
+        self.track = {k: pick(v) for k, v in self.track.items()}
         self.params = {k: pick(v).requires_grad_() for k, v in self.params.items()}
         self.opt.params, self.opt.momentum = self.params, pick(self.opt.momentum)
         self.opt.state = {k: pick(v) for k, v in self.opt.state.items()}
@@ -211,13 +222,14 @@ class BatchTrainer:
         tensors = {f"param.{k}": v[p] for k, v in self.params.items()}
         tensors.update({f"init.{k}": v[p] for k, v in self.init.items()})
         tensors.update({f"opt.{k}": v[p] for k, v in self.opt.state.items()})
+        tensors.update({f"track.{k}": v[p] for k, v in self.track.items()})
         return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, self.history[index]
 
     @torch.no_grad()
     def load_run_state(self, index: int, tensors: dict[str, torch.Tensor], history: dict, epoch: int) -> None:
         """Put a saved run state (from `run_state`) into spec `index`'s slot; all runs share `epoch`."""
         p = self.ids.index(index)
-        groups = {"param": self.params, "init": self.init, "opt": self.opt.state}
+        groups = {"param": self.params, "init": self.init, "opt": self.opt.state, "track": self.track}
         for key, value in tensors.items():
             group, name = key.split(".", 1)
             groups[group][name][p].copy_(value.to(self.device))
@@ -281,11 +293,18 @@ class BatchTrainer:
                         params={
                             "W": self.params["W"][p].detach().cpu().numpy().copy(),
                             "V": self.params["Vt"][p].detach().cpu().numpy().copy(),
+                            **self._emergence_of(p),
                         },
                         split=self.splits[i],
                     )
                 )
         return out
+
+    def _emergence_of(self, p: int) -> dict[str, np.ndarray]:
+        """{"node_emergence": (K,)} for batch position p when diagnostics tracked it, else {}."""
+        if self.diagnostics is None or not self.history[self.ids[p]]["epoch"]:
+            return {}
+        return {"node_emergence": self.track["emergence"][p].cpu().numpy().astype(np.int64)}
 
     @torch.no_grad()
     def _solve_ridge(self) -> None:
@@ -335,6 +354,32 @@ class BatchTrainer:
         grads = torch.autograd.grad(losses.sum(), [self.params[k] for k in names])
         self._update(dict(zip(names, grads, strict=False)), epoch)
 
+    def _diagnose(self, epoch: int, f: torch.Tensor, W: torch.Tensor, Vt: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The `li2.diagnostics` columns for the current snapshot, and the nodes' emergence update.
+
+        The top layer is judged at the fixed point of the loss as implemented: the effective top
+        layer β·V under the optimizer's own regularisation (`li2.diagnostics.top_layer_ridge`).
+        """
+        R = len(self.ids)
+        beta = torch.ones(R, device=self.device) if self.unit_beta else self.beta.view(R)
+        state = self.opt.state
+        eta = diag.top_layer_ridge(
+            self.training["optimizer"],
+            self.n_train,
+            self.wd,
+            beta,
+            ridge_eta=self.eta.view(R) if self.ridge else None,
+            exp_avg_sq=state.get("Vt.exp_avg_sq"),
+            step=state["step"],
+        )  # (R, K)
+        top = Vt if self.unit_beta else Vt * self.beta  # (R, K, M): the effective top layer βV
+        cols = self.diagnostics(f, top, self.y_train, W, eta, self.task, self.operands)
+        nodes = diag.node_concentration(W, self.task, self.operands)
+        if nodes is not None:
+            emerged = update_emergence(self.track["emergence"].cpu().numpy(), *nodes, epoch)
+            self.track["emergence"].copy_(torch.from_numpy(emerged))
+        return cols
+
     def _measured_step(self, epoch: int, on_measure) -> None:
         """Measure before the step (as the reference), step, then the across-step cosine distances."""
         f, out, losses = self._forward_train()
@@ -358,12 +403,8 @@ class BatchTrainer:
                 "v_norm": _norm(Vt),
                 "lr": self.lrs[epoch],
             }
-            if self.diagnostics is not None and (
-                epoch % self.training["diagnostics_every"] == 0 or epoch == self.epochs - 1
-            ):
-                eta_eff = self.n_train * self.wd / 2
-                top = Vt if self.unit_beta else Vt * self.beta  # (R, K, M): the effective top layer βV
-                cols.update(self.diagnostics(f.detach(), top, self.y_train, W, eta_eff, self.task, self.operands))
+            if self.diagnostics is not None and (epoch % self.diagnostics_every == 0 or epoch == self.epochs - 1):
+                cols.update(self._diagnose(epoch, f.detach(), W, Vt))
             w_before, v_before = W.clone(), Vt.clone()
         self._update(dict(zip(names, grads, strict=False)), epoch)
         with torch.no_grad():

@@ -98,3 +98,40 @@ def test_expression_reports_not_a_group():
     task = build_task({"group": "expression", "expression": "x*y + 1", "modulus": 5})
     f = node_features(task, np.ones((10, 3)), 2)
     assert f["group"] is False and "not a group" in f["note"]
+
+
+def test_memorization_detector_finds_planted_focused_nodes_and_their_targets():
+    """Thm 5: w = (e_a, e_b)/√2 is the energy maximum of one target h = a + b; Fourier and random
+    nodes are not flagged."""
+    task = build_task({"group": "cyclic", "order": M})
+    rng = np.random.default_rng(0)
+    pairs = [(3, 5), (10, 20), (22, 22)]
+    memo = np.zeros((2 * M, len(pairs)))
+    for j, (a, b) in enumerate(pairs):
+        memo[a, j], memo[M + b, j] = 1.0, 1.0
+    memo += 0.05 * rng.normal(size=memo.shape)  # a little noise on top
+    W = np.concatenate([memo, fourier_W(range(1, 12)), rng.normal(size=(2 * M, 40))], axis=1)
+    f = node_features(task, W, 2)
+    score = np.array(f["nodes"]["memorization_score"])
+    assert (score[:3] > 0.9).all() and (score[3:] < 0.5).all()
+    assert f["memorization"]["nodes"] == 3
+    assert f["memorization"]["targets"] == sorted({(a + b) % M for a, b in pairs})
+    # opposite signs on the two entries never add up under σ(u_a + v_b): not a memorization node
+    memo[M + 5, 0] *= -1
+    assert node_features(task, memo, 2)["nodes"]["memorization_score"][0] == 0.0
+
+
+def test_emergence_turns_on_at_the_threshold_and_off_only_below_the_release():
+    from li2.features import CONCENTRATION_THRESHOLD, EMERGENCE_RELEASE, update_emergence
+
+    em = np.full(4, -1.0)
+    norm2 = np.ones(4)
+    hi, mid, lo = CONCENTRATION_THRESHOLD + 0.05, (CONCENTRATION_THRESHOLD + EMERGENCE_RELEASE) / 2, 0.1
+    em = update_emergence(em, np.array([hi, mid, lo, hi]), norm2, epoch=10)
+    assert em.tolist() == [10, -1, -1, 10]
+    em = update_emergence(em, np.array([mid, hi, lo, lo]), norm2, epoch=20)  # node 0 hovers: keeps 10
+    assert em.tolist() == [10, 20, -1, -1]
+    dead = np.array([1.0, 1e-6, 1.0, 1.0])  # node 1 dies: lost
+    assert update_emergence(em, np.array([hi, hi, lo, lo]), dead, epoch=30).tolist() == [10, -1, -1, -1]
+    f = node_features(build_task({"group": "cyclic", "order": M}), fourier_W([1, 2, 3, 4]), 2, emergence=em)
+    assert f["nodes"]["emergence_epoch"] == [10, 20, None, None]

@@ -4,12 +4,13 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from li2.features import node_features
 from li2.groups import build_task
-from li2.plots import curves_figure, plot_run, plot_sweep
+from li2.plots import curves_figure, plot_emergence, plot_run, plot_sweep
 from li2.scaling import fit_scaling_law
-from li2.timeline import build_timeline
+from li2.timeline import GRAM_RISE, build_timeline
 
 PNG = b"\x89PNG"
 
@@ -22,14 +23,18 @@ def fake_result():
         "test_acc": [0.0 if e < 60 else 1.0 for e in epochs],
         "train_loss": [math.exp(-e / 20) for e in epochs],
         "test_loss": [1.0 / (1 + e) for e in epochs],
+        "v_gap": [max(0.01, 1 - e / 40) for e in epochs],
+        "gf_fixed_ratio": [0.3] * len(epochs),
         "gf_key_cos": [0.9 if e < 40 else 0.2 for e in epochs],
+        "fft_dist_ideal": [0.1 if e < 100 else 0.15 for e in epochs],
         "coverage": [min(1, e / 50) for e in epochs],
         "mean_concentration": [min(1, e / 100) for e in epochs],
         "ftf_offdiag_ratio": [0.05] * len(epochs),
     }
     task = build_task({"group": "cyclic", "order": 11})
     W = np.random.default_rng(0).normal(size=(22, 30))
-    feats = node_features(task, W, 2)
+    emergence = np.where(np.arange(30) % 3 == 0, np.arange(30) * 5, -1)
+    feats = node_features(task, W, 2, emergence=emergence)
     feats["energies"] = {
         "nodes": feats["spectrum"]["nodes"],
         "train": list(np.linspace(1, 2, 30)),
@@ -42,7 +47,7 @@ def fake_result():
 
 def test_plot_run_writes_pngs(tmp_path):
     paths = plot_run(fake_result(), str(tmp_path))
-    assert [p.split("/")[-1] for p in paths] == ["curves.png", "spectrum.png", "energies.png"]
+    assert [p.split("/")[-1] for p in paths] == ["curves.png", "emergence.png", "spectrum.png", "energies.png"]
     for p in paths:
         assert open(p, "rb").read(4) == PNG
 
@@ -50,12 +55,26 @@ def test_plot_run_writes_pngs(tmp_path):
 def test_diagnostics_measured_every_few_epochs_are_drawn_through_the_gaps():
     result = fake_result()
     m = result["metrics"]
-    for name in ("gf_key_cos", "coverage", "mean_concentration", "ftf_offdiag_ratio"):
-        m[name] = [v if i % 5 == 0 else None for i, v in enumerate(m[name])]  # as diagnostics_every=5 gives
+    names = ("v_gap", "gf_fixed_ratio", "gf_key_cos", "fft_dist_ideal", "coverage", "mean_concentration")
+    for name in names:
+        m[name] = [v if i % 5 == 0 else None for i, v in enumerate(m[name])]  # as diagnostics every 5th gives
     fig = curves_figure(result)
-    lines = [line for line in fig.axes[2].get_lines() if line.get_label() in m]  # not the event markers
-    assert len(lines) == 4
-    assert all(len(line.get_xdata()) == 8 and np.isfinite(line.get_ydata()).all() for line in lines)
+    assert len(fig.axes) == 5  # accuracy, loss, top layer (Stage I), Gram (Fig. 3), features
+    lines = [ln for ax in fig.axes[2:] for ln in ax.get_lines() if ln.get_label() in names]
+    assert len(lines) == len(names)
+    assert all(len(ln.get_xdata()) == 8 and np.isfinite(ln.get_ydata()).all() for ln in lines)
+    # the Stage II → III threshold is drawn at (1 + GRAM_RISE) × the initial fft_dist_ideal
+    gram_ax = next(ax for ax in fig.axes if "Gram" in ax.get_ylabel())
+    dotted = [ln.get_ydata()[0] for ln in gram_ax.get_lines() if ln.get_linestyle() == ":" and ln.get_color() != "k"]
+    assert dotted == [pytest.approx(0.1 * (1 + GRAM_RISE))]
+
+
+def test_emergence_figure_shows_each_concentrated_node(tmp_path):
+    result = fake_result()
+    fig_path = plot_emergence(result, str(tmp_path))
+    assert fig_path and open(fig_path, "rb").read(4) == PNG
+    result["features"]["nodes"]["emergence_epoch"] = [None] * 30
+    assert plot_emergence(result, str(tmp_path)) is None
 
 
 def test_plot_run_skips_absent_data(tmp_path):

@@ -1,102 +1,121 @@
-"""Stage timeline and summary on synthetic metric columns (each criterion made to fire on purpose)."""
+"""Stage timeline and summary on synthetic metric columns: each boundary test made to fire, or not,
+on purpose. Diagnostics sit at every other measurement (NaN between), as the trainer writes them."""
 
 import math
 
-from li2.timeline import build_timeline, summarize
+import numpy as np
+import pytest
 
-EPOCHS = list(range(0, 100, 5))  # 20 measurements
+from li2.timeline import (
+    FIXED_SIGNAL_MIN,
+    GAP_CONVERGED,
+    GRAM_RISE,
+    PERSIST,
+    build_timeline,
+    emergence_summary,
+    persistent_start,
+    summarize,
+)
+
+EPOCHS = list(range(0, 200, 5))  # 40 measurements; diagnostics at every other one (epochs 0, 10, …)
+DIAG = [e % 10 == 0 for e in EPOCHS]
 
 
-def metrics(**cols):
-    base = {"epoch": EPOCHS}
-    base.update(cols)
-    return base
+def diag_col(fn):
+    """A diagnostic column: fn(epoch) at diagnostic epochs, None between."""
+    return [fn(e) if d else None for e, d in zip(EPOCHS, DIAG, strict=True)]
 
 
-def ramp(start, value_before, value_after):
-    return [value_before if e < start else value_after for e in EPOCHS]
+def metrics(gap_end=40, gram_end=120, signal=0.3, **over):
+    """Stage I ends at gap_end (v_gap falls through GAP_CONVERGED), Stage II at gram_end."""
+    m = {
+        "epoch": EPOCHS,
+        "train_acc": [0.5 if e < 15 else 1.0 for e in EPOCHS],
+        "test_acc": [0.0 if e < 150 else 1.0 for e in EPOCHS],
+        "v_gap": diag_col(lambda e: 0.9 if e < gap_end else 0.5 * GAP_CONVERGED),
+        "gf_fixed_ratio": diag_col(lambda e: signal),
+        "fft_dist_ideal": diag_col(lambda e: 0.1 if e < gram_end else 0.1 * (1 + 2 * GRAM_RISE)),
+        "mean_concentration": diag_col(lambda e: 0.2 + e / 400),
+    }
+    m.update(over)
+    return m
+
+
+def spans(tl):
+    return [(s["name"], s["start_epoch"], s["end_epoch"], s["criterion"], s["open"]) for s in tl["stages"]]
 
 
 def test_three_stages_in_order_with_their_criteria():
-    m = metrics(
-        train_acc=ramp(15, 0.5, 1.0),  # memorized at 15
-        test_acc=ramp(60, 0.1, 1.0),  # generalized at 60
-        w_cos_step=[1e-4] * 20,
-        v_cos_step=[1e-2] * 20,  # V dominates throughout
-        gf_key_cos=[0.1, 0.5, 0.8, 0.9, 0.9, 0.9, 0.9, 0.85, 0.3] + [0.2] * 11,  # drops at 40
-        coverage=[0.0] * 20,
-        mean_concentration=[0.2] * 20,
-        ftf_offdiag_ratio=[0.05] * 20,
-    )
-    tl = build_timeline(m)
-    assert [s["name"] for s in tl["stages"]] == ["lazy", "independent", "interactive"]
-    lazy, indep, inter = tl["stages"]
-    assert (lazy["start_epoch"], lazy["end_epoch"], lazy["criterion"]) == (0, 15, "memorized")
-    assert (indep["start_epoch"], indep["end_epoch"], indep["criterion"]) == (15, 40, "key_alignment_lost")
-    assert inter["start_epoch"] == 40 and inter["end_epoch"] == 95 and inter["open"]
-    assert tl["events"] == {"memorized": 15, "generalized": 60, "grokking_delay": 45}
+    tl = build_timeline(metrics())
+    assert spans(tl) == [
+        ("lazy", 0, 40, "top_layer_converged", False),
+        ("independent", 40, 120, "gram_departs_from_ideal", False),
+        ("interactive", 120, 195, "gram_departs_from_ideal", True),
+    ]
+    lazy, indep, _ = tl["stages"]
+    assert lazy["values"]["v_gap"] == pytest.approx(0.5 * GAP_CONVERGED)
+    assert indep["values"]["at_end"]["fft_dist_ideal"] == pytest.approx(0.1 * (1 + 2 * GRAM_RISE))
+    assert tl["events"] == {"memorized": 15, "generalized": 150, "grokking_delay": 135}
     assert tl["censored"] is False and tl["generalized_in"] == "interactive"
-    assert lazy["values"]["train_acc"] == 1.0
+    assert tl["thresholds"]["persist"] == PERSIST
 
 
-def test_w_motion_and_coverage_criteria():
-    m = metrics(
-        train_acc=ramp(50, 0.5, 1.0),
-        test_acc=ramp(70, 0.0, 1.0),
-        w_cos_step=ramp(20, 1e-4, 1e-2),
-        v_cos_step=[5e-3] * 20,  # W overtakes at 20
-        coverage=ramp(35, 0.5, 1.0),
-        mean_concentration=ramp(45, 0.3, 0.7),  # bulk at 45
-        gf_key_cos=[0.9] * 20,
-        ftf_offdiag_ratio=[0.05] * 20,
-    )
+def test_a_single_converged_sample_does_not_end_stage_one():
+    """v_gap dips below the threshold at one diagnostic epoch (20) and comes back: the boundary is
+    where it stays below for PERSIST diagnostics (60), not the dip."""
+    m = metrics(gap_end=60)
+    m["v_gap"] = diag_col(lambda e: 0.01 if e == 20 or e >= 60 else 0.9)
     tl = build_timeline(m)
-    lazy, indep, inter = tl["stages"]
-    assert (lazy["end_epoch"], lazy["criterion"]) == (20, "w_overtakes_v")
-    assert (indep["end_epoch"], indep["criterion"]) == (45, "coverage_saturated")
-    assert inter["start_epoch"] == 45
+    assert tl["stages"][0]["end_epoch"] == 60
 
 
-def test_gram_growth_criterion():
-    m = metrics(train_acc=ramp(10, 0.0, 1.0), test_acc=[0.0] * 20, ftf_offdiag_ratio=ramp(50, 0.04, 0.1))
+def test_a_single_kernel_spike_does_not_end_stage_two():
+    m = metrics(gram_end=150)
+    m["fft_dist_ideal"] = diag_col(lambda e: 0.2 if e == 80 or e >= 150 else 0.1)
+    assert build_timeline(m)["stages"][1]["end_epoch"] == 150
+
+
+def test_boundaries_are_the_first_epoch_of_the_window_and_need_a_full_window():
+    assert persistent_start(np.array([0, 1, 1, 0, 1, 1, 1, 1], bool)) == 4
+    assert persistent_start(np.array([1, 1], bool)) is None  # run ended before the window filled
+    m = metrics(gap_end=180)  # the last diagnostics are 180, 190: one short of a window
     tl = build_timeline(m)
-    assert tl["stages"][1]["criterion"] == "gram_off_diagonal"
-    assert tl["stages"][2]["start_epoch"] == 50
+    assert [s["name"] for s in tl["stages"]] == ["lazy"] and tl["stages"][0]["open"]
 
 
-def test_never_generalizing_run_is_censored_and_shows_where_it_stalled():
-    m = metrics(
-        train_acc=ramp(10, 0.2, 1.0),
-        test_acc=[0.02] * 20,
-        gf_key_cos=[0.9] * 20,
-        coverage=[0.1] * 20,
-        mean_concentration=[0.25] * 20,
-        ftf_offdiag_ratio=[0.05] * 20,
-    )
+def test_no_fixed_point_gradient_keeps_the_run_lazy():
+    """Prop. 3: V converged, but G* = 0 (η = 0, interpolating features): no independent stage."""
+    tl = build_timeline(metrics(signal=FIXED_SIGNAL_MIN / 100, test_acc=[0.0] * len(EPOCHS)))
+    assert spans(tl) == [("lazy", 0, 195, tl["stages"][0]["criterion"], True)]
+    assert "Prop. 3" in tl["stages"][0]["criterion"]
+    assert tl["censored"] and tl["stalled_in"] == "lazy"
+
+
+def test_gram_test_is_relative_to_the_first_diagnostic():
+    m = metrics()
+    m["fft_dist_ideal"] = diag_col(lambda e: 0.3)  # high but flat: never above 1.2 × its start
     tl = build_timeline(m)
-    assert tl["censored"] is True
-    assert [s["name"] for s in tl["stages"]] == ["lazy", "independent"]
-    assert tl["stalled_in"] == "independent" and tl["stages"][-1]["open"]
-    assert tl["events"]["generalized"] is None and tl["generalized_in"] is None
+    assert [s["name"] for s in tl["stages"]] == ["lazy", "independent"] and tl["stages"][1]["open"]
+    assert tl["stalled_in"] is None and tl["generalized_in"] == "independent"
 
 
-def test_run_stuck_in_lazy_stage():
-    tl = build_timeline(metrics(train_acc=[0.3] * 20, test_acc=[0.0] * 20))
-    assert [s["name"] for s in tl["stages"]] == ["lazy"]
-    assert tl["stalled_in"] == "lazy" and tl["stages"][0]["open"]
+def test_stage_two_can_be_empty_when_the_kernel_moved_during_stage_one():
+    tl = build_timeline(metrics(gap_end=100, gram_end=40))
+    assert spans(tl)[1][:3] == ("independent", 100, 100)
 
 
 def test_missing_and_nan_columns_degrade_gracefully():
-    m = metrics(train_acc=[None] * 5 + [1.0] * 15, test_acc=[float("nan")] * 20, gf_key_cos=[None] * 20)
+    m = {"epoch": EPOCHS, "train_acc": [None] * 5 + [1.0] * 35, "test_acc": [math.nan] * 40}
     tl = build_timeline(m)
-    assert tl["stages"][0]["criterion"] == "memorized"
-    assert tl["censored"] is True
+    assert [s["name"] for s in tl["stages"]] == ["lazy"] and tl["stages"][0]["open"]
+    assert tl["censored"] is True and tl["events"]["memorized"] == 25
     assert build_timeline({"epoch": []})["stages"] == []
     assert build_timeline({})["censored"] is True
 
 
 def test_summary_keys():
-    s = summarize(metrics(train_acc=ramp(10, 0.1, 0.995), test_acc=ramp(30, 0.2, 0.991)))
+    ramp = lambda start, a, b: [a if e < start else b for e in EPOCHS]  # noqa: E731
+    s = summarize({"epoch": EPOCHS, "train_acc": ramp(10, 0.1, 0.995), "test_acc": ramp(30, 0.2, 0.991)})
     assert s == {
         "train_acc": 0.995,
         "test_acc": 0.991,
@@ -105,5 +124,12 @@ def test_summary_keys():
         "grokking_delay": 20,
         "grokked": True,
     }
-    s = summarize(metrics(train_acc=[1.0] * 20, test_acc=[0.5] * 19 + [math.nan]))
+    s = summarize({"epoch": EPOCHS, "train_acc": [1.0] * 40, "test_acc": [0.5] * 39 + [math.nan]})
     assert s["grokked"] is False and s["test_acc"] == 0.5 and s["grokking_delay"] is None
+
+
+def test_emergence_summary():
+    assert emergence_summary(None) is None
+    assert emergence_summary([None, None])["nodes"] == 0
+    s = emergence_summary([None, *range(10, 110, 10)])
+    assert s == {"nodes": 10, "first": 10, "p10": 10, "median": 50, "p90": 90, "last": 100}

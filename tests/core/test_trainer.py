@@ -85,6 +85,19 @@ def test_resume_from_a_checkpoint_continues_exactly(make_spec):
     assert resumed["metrics"] == straight["metrics"]
 
 
+def test_resume_keeps_the_diagnostics_and_the_nodes_emergence(make_spec):
+    """Emergence epochs are run state: a resumed run reports the same ones as a straight run."""
+    spec = make_spec(epochs=40, seed=3, diagnostics=True, training={"diagnostics_every": 5})
+    straight = run_batch([spec], "cpu")[0]
+    blobs = {}
+    run_batch([spec], "cpu", on_checkpoint=lambda i, e, b: blobs.__setitem__(e, b), checkpoint_every=20)
+    resumed = run_batch([spec], "cpu", resume=[blobs[20]])[0]
+    assert resumed["metrics"] == straight["metrics"]
+    emergence = straight["features"]["nodes"]["emergence_epoch"]
+    assert resumed["features"]["nodes"]["emergence_epoch"] == emergence
+    assert any(e is not None for e in emergence) and straight["timeline"]["emergence"]["nodes"] > 0
+
+
 def test_a_stopped_run_leaves_the_batch_and_says_so(make_spec):
     specs = [make_spec(seed=1, epochs=40), make_spec(seed=2, epochs=40)]
     asked = {"n": 0}
@@ -134,18 +147,29 @@ def test_every_option_trains_and_lowers_the_training_loss(make_spec, overrides):
 
 
 def test_ridge_top_sets_v_to_the_ridge_solution(make_spec):
-    spec = make_spec(epochs=3, model={"ridge_top": 0.5})
+    """The trainer's own V, at every step after the first, solves the ridge normal equations
+    (β²FᵀF + η)V = βFᵀY_c for the features of that step (checked in float64 against W as it was
+    then), and the diagnostics measure it at the fixed point (v_gap ≈ 0) from epoch 0 on."""
+    spec = make_spec(epochs=4, diagnostics=True, model={"ridge_top": 0.5, "output_scale": 2.0})
     trainer = BatchTrainer([spec])
-    trainer.train()
+    seen = []
+    update = trainer._update
+
+    def spy(grads, epoch):  # the parameters the step's forward used, just before the update
+        seen.append({k: trainer.params[k].detach().double().clone() for k in ("W", "Vt")})
+        update(grads, epoch)
+
+    trainer._update = spy
+    metrics = trainer.train()[0].metrics
     from li2 import model as nn
 
-    with torch.no_grad():
-        f = nn.hidden(trainer.params, trainer.rows_train, trainer.shape)
-        v = nn.ridge_top(f, trainer.y_train, 11, trainer.eta, trainer.beta)
-        # the ridge normal equations hold for the returned V
-        lhs = f.transpose(1, 2) @ f @ v + 0.5 * v
-        rhs = f.transpose(1, 2) @ nn.centered_targets(trainer.y_train, 11)
-    torch.testing.assert_close(lhs, rhs, rtol=1e-3, atol=1e-3)
+    for p in seen[1:]:  # W has moved by at least one step
+        f = nn.hidden({"W": p["W"]}, trainer.rows_train, trainer.shape)  # (1, n, K)
+        Y = nn.centered_targets(trainer.y_train, 11).double()
+        lhs = 4.0 * f.transpose(1, 2) @ f @ p["Vt"] + 0.5 * p["Vt"]
+        rhs = 2.0 * f.transpose(1, 2) @ Y
+        torch.testing.assert_close(lhs, rhs, rtol=1e-3, atol=1e-3 * float(rhs.abs().max()))
+    assert max(metrics["v_gap"]) < 1e-4
 
 
 def test_reference_logged_run_groks(make_spec):

@@ -131,9 +131,10 @@ class TrainingSchema(_Strict):
     dense_until = _int(0, 1 << 30, load_default=200)
     checkpoint_epochs = fields.List(_int(0, 1 << 30), load_default=list, validate=validate.Length(max=1000))
     diagnostics = fields.Boolean(load_default=True)
-    # The Li2 diagnostics (ridge solve, repulsion, irreps) cost ~25 ms per run on a CPU, so they run
-    # at measurement epochs that are multiples of this (and the last), not at every dense epoch.
-    diagnostics_every = _int(1, 1 << 30, load_default=5)
+    # The Li2 diagnostics (a ridge solve on the smaller Gram of F, Fig. 3's Gram checks, irreps) run at
+    # measurement epochs that are multiples of this period (and the last). None: the shortest period
+    # whose estimated cost is within 10 % of training (li2.diagnostics.auto_every).
+    diagnostics_every = _int(1, 1 << 30, allow_none=True, load_default=None)
     # What counts as generalized for `summary.grokked` and the scaling laws (li2.scaling.success):
     # test accuracy ≥ success_threshold, held over the last success_window share of the budget
     # ("held"), at the last measurement ("final") or at any measurement ("ever", the old rule).
