@@ -46,6 +46,9 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
         "checkpoint_epochs",
         "diagnostics",
         "diagnostics_every",
+        "success_threshold",
+        "success_rule",
+        "success_window",
     ),
 }
 

@@ -238,7 +238,10 @@ def test_a_sweep_page_shows_its_law_band_reference_and_verdict(
     reference = next(t for n, t in by_name.items() if n.startswith("theory, c = 2.748"))
     assert math.isclose(reference["y"][0], 2.7482 * reference["x"][0] * math.log(reference["x"][0]), rel_tol=1e-9)
     crit = {c["order"]: c for c in law["critical"]}
-    assert [r[0] for r in table_rows(page, "#law-table")] == [str(m) for m in crit]
+    rows = table_rows(page, "#law-table")
+    assert [r[0] for r in rows] == [str(m) for m in crit]
+    # each order's own runs and successes, from the law's per-order (free) estimate
+    assert [r[-2:] for r in rows] == [[str(c["free"]["n_runs"]), str(c["free"]["successes"])] for c in crit.values()]
     assert page.eval_on_selector_all("#per-m table", "ts => ts.map(t => t.dataset.order)") == ["11", "13"]
     assert sum(len(table_rows(page, f"#per-m table[data-order='{m}']")) for m in (11, 13)) == 8
     screenshot(page, shots, "dashboard-sweep", publish=True)

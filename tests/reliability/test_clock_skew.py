@@ -24,7 +24,7 @@ from li2_store.db import database_now
 pytestmark = pytest.mark.slow
 
 SKEW_S = 300
-EPOCHS = 3000
+EPOCHS = 20000  # 25 s or more: run 1 must outlast the start of the second worker
 
 
 def start_run(stack, api, seed: int, holder: str) -> str:

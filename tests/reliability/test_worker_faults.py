@@ -18,7 +18,7 @@ from li2_store import models
 
 pytestmark = pytest.mark.slow
 
-EPOCHS = 2000  # ~10 s of training on one CPU thread: long enough to be caught mid-run
+EPOCHS = 8000  # 10-40 s of training on one CPU thread (quiet or loaded): long enough to be caught mid-run
 
 
 def submit_and_wait_for_checkpoint(stack, api, spec: dict, min_epoch: int) -> str:

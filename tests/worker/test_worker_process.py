@@ -169,7 +169,7 @@ def test_a_sweep_batch_fans_in_and_stores_the_fitted_law(tmp_path, redis_url, po
         )
         law = sw.scaling_law_json
     assert sw.fitted_at is not None and law["form"]
-    assert [(c["order"], c["n_runs"]) for c in law["critical"]] == [(11, 3)]
+    assert [(c["order"], c["free"]["n_runs"]) for c in law["critical"]] == [(11, 3)]
 
 
 def test_a_lost_message_is_reenqueued_by_the_reaper(tmp_path, redis_url, workers):

@@ -2,7 +2,7 @@
 // service has /api/v1/searches) a critical-size search page, which needs only its own loader.
 //
 // Input: the law as GET /sweeps/{id}/scaling-law answers it ({c, ci95, critical: [{order, n_star,
-// p_star, method, bound, n_runs, successes}], curve, alternatives, r2, note, verdict?, partial}),
+// ci95, p_star, free: {n_star, bracket, n_runs, successes}}], curve, alternatives, note, ...}),
 // the runs as points {M, n, ok, id}, and the paper's reference constant (from /predictions).
 import { el, fillTable, fmt } from "./common.js";
 import { draw, plotlyText } from "./charts.js";
@@ -158,20 +158,24 @@ export function drawLaw({ law, points, reference, chartId, pstarId, tableId }) {
     });
   }
   for (const c of law?.critical || []) {
+    // The order's raw bracket: n* lies above the largest failing size and at or below the
+    // smallest succeeding one.
+    const bracket = c.free?.bracket || {};
+    const bound = { upper: bracket.smallest_succeeding, lower: bracket.largest_failing };
     for (const [side, symbol] of [
       ["upper", "triangle-down"],
       ["lower", "triangle-up"],
     ]) {
-      if (c.bound?.[side] != null) {
+      if (bound[side] != null) {
         traces.push({
           type: "scatter",
           mode: "markers",
           x: [c.order],
-          y: [c.bound[side]],
+          y: [bound[side]],
           name: `n* ${side === "upper" ? "≤" : ">"} bound`,
           showlegend: false,
           marker: { symbol, color: "#1f77b4", size: 11 },
-          hovertemplate: `M=%{x}: n* ${side === "upper" ? "≤" : ">"} %{y}<extra>bound only</extra>`,
+          hovertemplate: `M=%{x}: n* ${side === "upper" ? "≤" : ">"} %{y}<extra>bracket</extra>`,
         });
       }
     }
@@ -188,16 +192,22 @@ export function drawLaw({ law, points, reference, chartId, pstarId, tableId }) {
   draw(pstarId, pstar, { title: "critical fraction p* = n*/M²", x: "group order M", y: "p*" });
   fillTable(
     document.getElementById(tableId),
-    ["M", "n*", "p*", "method", "bound", "runs", "generalized"],
-    (law?.critical || []).map((c) => [
-      fmt(c.order),
-      fmt(c.n_star),
-      fmt(c.p_star),
-      c.method ?? "—",
-      c.bound ? Object.entries(c.bound).map(([k, v]) => `${k} ${fmt(v)}`).join(", ") : "—",
-      fmt(c.n_runs),
-      fmt(c.successes),
-    ]),
+    ["M", "n* (law)", "95 % interval", "p*", "own n*", "largest failing", "smallest succeeding", "runs", "generalized"],
+    (law?.critical || []).map((c) => {
+      const own = c.free || {};
+      const bracket = own.bracket || {};
+      return [
+        fmt(c.order),
+        fmt(c.n_star),
+        c.ci95 && c.ci95[0] != null ? `${fmt(c.ci95[0])} – ${fmt(c.ci95[1])}` : "—",
+        fmt(c.p_star),
+        fmt(own.n_star),
+        fmt(bracket.largest_failing),
+        fmt(bracket.smallest_succeeding),
+        fmt(own.n_runs),
+        fmt(own.successes),
+      ];
+    }),
   );
   if (!(law?.critical || []).length) document.getElementById(tableId).replaceChildren(el("caption", {}, "no critical sizes yet"));
 }
