@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from marshmallow import RAISE, Schema, fields, validate
+from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm.base import NO_VALUE
 
 from li2.jsonsafe import json_safe
 from li2.spec import ExperimentSpecSchema
@@ -127,6 +130,10 @@ class ExperimentSchema(Schema):
     created_at = fields.String()
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    note = fields.String(allow_none=True)
+    archived = fields.Boolean()
 
 
 class _PageSchema(Schema):
@@ -159,6 +166,10 @@ class SweepSchema(Schema):
     has_scaling_law = fields.Boolean()
     created_at = fields.String()
     finished_at = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    note = fields.String(allow_none=True)
+    archived = fields.Boolean()
 
 
 class SweepPageSchema(_PageSchema):
@@ -226,6 +237,7 @@ def experiment_view(row: models.Experiment, *, cached: bool = False) -> dict:
         "created_at": iso(row.created_at),
         "started_at": iso(row.started_at),
         "finished_at": iso(row.finished_at),
+        **labels_view(row),
     }
 
 
@@ -246,4 +258,17 @@ def sweep_view(row: models.Sweep, counts: dict[str, int]) -> dict:
         "has_scaling_law": row.scaling_law_json is not None,
         "created_at": iso(row.created_at),
         "finished_at": iso(row.finished_at),
+        **labels_view(row),
     }
+
+
+def labels_view(row: models.Experiment | models.Sweep) -> dict:
+    """The owner's labels of a run or sweep: name, tags (sorted), note, archived.
+
+    Tags are the row's `tag_rows`, loaded with it (selectin); a row made in this request and never
+    loaded since (a fresh submit) has none yet, and is not lazily loaded outside its session.
+    """
+    state: InstanceState = sa.inspect(row)
+    loaded = state.attrs.tag_rows.loaded_value
+    tags = [] if loaded is NO_VALUE else sorted(t.tag for t in loaded)
+    return {"name": row.name, "tags": tags, "note": row.note, "archived": bool(row.archived)}
