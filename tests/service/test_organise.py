@@ -285,3 +285,59 @@ def test_sweep_labels_filters_and_delete_only_when_every_run_ended(svc, make_spe
     after = svc.counts()
     assert before["experiments"] - after["experiments"] == 2 and before["sweeps"] - after["sweeps"] == 1
     assert svc.client.get(f"{S}/{sweep}", headers=svc.auth()).status_code == 404
+
+
+def test_the_migration_backfills_the_catalogue_of_existing_rows(tmp_path):
+    """A database of the release before, with a finished dihedral run: after the upgrade its
+    spec fields and outcome are columns, so the new filters find it."""
+    from alembic import command
+
+    from li2_store.catalog import OUTCOME_COLUMNS, SPEC_COLUMNS
+    from li2_store.migrate import alembic_config, prepare_database
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(connection=conn), "0004_searches")
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, name, token_hash, is_admin, created_at) VALUES (1, 'a', 'h', 0, '2026-01-01')"
+            )
+        )
+        spec = {
+            "task": {"group": "dihedral", "n": 5, "operands": 2},
+            "data": {"train_fraction": None, "train_size": 40, "critical_multiple": None},
+            "model": {"hidden": 24, "activation": "relu"},
+            "training": {"optimizer": "sgd", "lr": 0.2, "weight_decay": 0.001, "epochs": 5},
+            "seed": 4,
+        }
+        summary = {"grokked": False, "epoch_generalized": None, "test_acc": 0.42}
+        conn.execute(
+            sa.text(
+                "INSERT INTO experiments (id, user_id, spec_json, spec_hash, batch_key, status, attempt, max_attempts,"
+                " progress_epoch, epochs, cancel_requested, created_at, summary_json)"
+                " VALUES ('old', 1, :spec, 'h', 'b', 'succeeded', 1, 3, 5, 5, 0, '2026-01-01', :summary)"
+            ),
+            {"spec": json.dumps(spec), "summary": json.dumps(summary)},
+        )
+    prepare_database(engine)  # what every li2lab command does at start-up
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(models.Experiment).where(models.Experiment.id == "old")).one()
+    got = {c: getattr(row, c) for c in SPEC_COLUMNS + OUTCOME_COLUMNS}
+    assert got == {
+        "group_kind": "dihedral",
+        "task_order": 10,
+        "operands": 2,
+        "train_size": 40,
+        "train_fraction": 0.4,
+        "hidden": 24,
+        "activation": "relu",
+        "optimizer": "sgd",
+        "lr": 0.2,
+        "weight_decay": 0.001,
+        "seed": 4,
+        "grokked": False,
+        "epoch_generalized": None,
+        "final_test_acc": 0.42,
+    }
+    assert row.archived is False and row.name is None
+    engine.dispose()
