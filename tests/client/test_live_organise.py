@@ -124,3 +124,22 @@ def test_cli_list_filters_labels_archive_download(li2, two_runs, tmp_path):
     assert code == 0 and zipfile.ZipFile(tmp_path / "g.zip").namelist()
     code, _, err = li2("delete", "0" * 32)
     assert code == 1 and "NotFound" in err
+
+
+def test_sdk_sweep_labels_archive_and_delete(carol, tiny):
+    client, _ = carol
+    sweep = client.submit_sweep(tiny(epochs=20).to_dict(), {"seed": [31, 32]}, name="two seeds", tags=["sweepy"])
+    assert (sweep.name, sweep.tags) == ("two seeds", ["sweepy"])
+    assert [s.id for s in client.list_sweeps(tag="sweepy")] == [sweep.id]
+    assert [s.id for s in client.list_sweeps(name="SEEDS")] == [sweep.id]
+    archived = client.update_sweep(sweep.id, archived=True, note="hidden")
+    assert archived.archived and archived.note == "hidden"
+    assert [s.id for s in client.list_sweeps(tag="sweepy")] == []  # archived: hidden by default
+    assert [s.id for s in client.list_sweeps(archived=True)] == [sweep.id]
+    client.cancel_sweep(sweep.id).wait(timeout=300, poll=0.5, progress=False)
+    runs = [r["id"] for r in client.sweep_runs(sweep.id)]
+    deleted = client.delete_sweep(sweep.id)
+    assert deleted["deleted"]["experiments"] == 2 and deleted["deleted"]["sweeps"] == 1
+    for run_id in runs:
+        with pytest.raises(NotFound):
+            client.get(run_id)
