@@ -23,8 +23,9 @@ from marshmallow import ValidationError
 
 from li2_service.auth import Caller
 from li2_service.errors import fail, flatten_errors
+from li2_service.labels import LabelsSchema
 from li2_service.listing import visible_rows
-from li2_service.organise_schemas import CHOICES, NUMERIC, SORTS, LabelsSchema, PatchSchema
+from li2_service.organise_schemas import CHOICES, NUMERIC, SORTS, PatchSchema
 from li2_store import models
 from li2_store.sweeps import ACTIVE
 

@@ -9,17 +9,13 @@ range (`?f_min=`, `?f_max=`, inclusive). Every parameter has its enum or bounds;
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, fields, validate
 
 from li2.spec.schema import ACTIVATIONS, GROUPS, OPTIMIZERS
 from li2_service import schemas
+from li2_service.labels import NAME_MAX, TAG, LabelsSchema
 
 INT_MAX = 2**31 - 1
-TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}$"
-TAG_RULE = "1 to 40 characters: letters, digits and _ . : - (starting with a letter or digit)"
-MAX_TAGS = 20
-NAME_MAX = 100
-NOTE_MAX = 4000
 
 # query name -> (catalogue column of models.Experiment, "int" | "float", (min, max), exact match)
 NUMERIC: dict[str, tuple[str, str, tuple[float, float], bool]] = {
@@ -82,9 +78,6 @@ def _choice_fields() -> dict[str, fields.Field]:
     }
 
 
-TAG = fields.String(validate=validate.Regexp(TAG_PATTERN, error=f"each tag must be {TAG_RULE}"))
-
-
 class _LabelFilters(Schema):
     """?name=, ?tag= and ?archived= of the experiment and sweep lists."""
 
@@ -124,43 +117,6 @@ ExperimentFilterQuery = type(
 
 class SweepFilterQuery(schemas.SweepListQuery, _LabelFilters):
     """GET /sweeps: page, status, and the label filters."""
-
-
-class LabelsSchema(Schema):
-    """A name, tags and a note: settable at submit, editable by the owner (PATCH)."""
-
-    class Meta:
-        unknown = RAISE
-
-    name = fields.String(
-        allow_none=True,
-        validate=[
-            validate.Length(1, NAME_MAX),
-            validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="must not contain control characters"),
-        ],
-        metadata={"description": f"1 to {NAME_MAX} characters, no control characters; null clears it"},
-    )
-    tags = fields.List(
-        TAG,
-        validate=validate.Length(0, MAX_TAGS, error=f"at most {MAX_TAGS} tags"),
-        metadata={"description": f"replaces the tags; at most {MAX_TAGS}, each {TAG_RULE}"},
-    )
-    note = fields.String(
-        allow_none=True,
-        validate=[
-            validate.Length(max=NOTE_MAX),
-            validate.Regexp(
-                r"^[^\x00-\x08\x0b-\x1f\x7f]*$", error="must not contain control characters but newline and tab"
-            ),
-        ],
-        metadata={"description": f"free text, at most {NOTE_MAX} characters; null clears it"},
-    )
-
-    @validates_schema
-    def _distinct_tags(self, data, **kwargs):
-        tags = data.get("tags") or []
-        if len(set(tags)) != len(tags):
-            raise ValidationError("each tag at most once", "tags")
 
 
 class PatchSchema(LabelsSchema):

@@ -18,6 +18,7 @@ from sqlalchemy.orm.base import NO_VALUE
 
 from li2.jsonsafe import json_safe
 from li2.spec import ExperimentSpecSchema
+from li2_service.labels import LabelsSchema
 from li2_store import models
 
 STATUS = validate.OneOf(models.STATUSES, error="must be one of: " + ", ".join(models.STATUSES))
@@ -72,8 +73,8 @@ class ScalingLawQuery(_Query):
 # ---------------------------------------------------------------------------------- bodies (documentation)
 
 
-class SubmitSchema(Schema):
-    """POST /experiments body: {"spec": SPEC, "force": false}, or the bare SPEC."""
+class SubmitSchema(LabelsSchema):
+    """POST /experiments body: {"spec": SPEC, "force": false, "name", "tags", "note"}, or the bare SPEC."""
 
     spec = fields.Nested(ExperimentSpecSchema, required=True)
     force = fields.Boolean(
@@ -81,8 +82,8 @@ class SubmitSchema(Schema):
     )
 
 
-class SweepSubmitSchema(Schema):
-    """POST /sweeps body."""
+class SweepSubmitSchema(LabelsSchema):
+    """POST /sweeps body: base, grid and the sweep's optional name, tags and note."""
 
     base = fields.Nested(ExperimentSpecSchema, required=True)
     grid = fields.Dict(

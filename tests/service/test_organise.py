@@ -123,6 +123,9 @@ def test_filters_are_documented_with_enums_and_bounds(svc):
     for path in (f"{E}/{{exp_id}}", f"{S}/{{sweep_id}}"):
         assert {"patch", "delete"} <= set(doc["paths"][path])
     assert "get" in doc["paths"][f"{E}/{{exp_id}}/archive"]
+    for body in ("Submit", "SweepSubmit"):
+        assert {"name", "tags", "note"} <= set(doc["components"]["schemas"][body]["properties"])
+    assert doc["components"]["schemas"]["Patch"]["properties"]["tags"]["maxItems"] == 20
 
 
 def test_labels_at_submit_patch_and_filters(svc, make_spec):
