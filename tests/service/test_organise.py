@@ -145,6 +145,8 @@ def test_labels_at_submit_patch_and_filters(svc, make_spec):
     r = svc.client.patch(f"{E}/{other}", json={"tags": ["paper"], "name": "seed 5"}, headers=svc.auth())
     assert r.status_code == 200 and r.json["tags"] == ["paper"] and r.json["name"] == "seed 5"
     assert set(ids(svc, "tag=paper")) == {first, other}
+    r = svc.client.patch(f"{E}/{other}", json={"tags": ["paper", "extra"]}, headers=svc.auth())  # keeps one
+    assert r.status_code == 200 and r.json["tags"] == ["extra", "paper"] and r.json["name"] == "seed 5"
     r = svc.client.patch(f"{E}/{first}", json={"tags": [], "name": None}, headers=svc.auth())
     assert r.json["tags"] == [] and r.json["name"] is None and r.json["note"] == "first\ntry"
     assert ids(svc, "tag=paper") == [other]
