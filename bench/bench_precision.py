@@ -124,6 +124,12 @@ def render(rows: list[dict], args, command: str) -> str:
             f"| {r['config']} | {r['precision']} | {gen} | {conc} | {r['test_acc']:.3f} "
             f"| {r['rate']:.0f} | {r['ratio']:.2f}× |"
         )
+    if not args.device.startswith("cuda") and "tf32" in args.precisions.split(","):
+        lines += [
+            "",
+            "On the CPU tf32 runs exactly the fp32 code path (li2.precision), so the tf32 rows' distance from",
+            "1.00× is this run's measurement noise; a bf16 ratio inside that distance is no measured change.",
+        ]
     return "\n".join(lines) + "\n"
 
 
