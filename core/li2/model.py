@@ -165,7 +165,10 @@ def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Te
     mse: ‖(o − mean_c o) − (e_y − 1/M)‖² summed over classes, averaged over samples (no ½),
          exactly the reference's definition; nll: cross-entropy of softmax(o).
     `target`: centered_targets(y, M), when the caller keeps it (saves rebuilding it every step).
+    The loss is always taken in float32: under bf16 autocast (`li2.precision`) `out` is bfloat16,
+    and a bfloat16 mean over n samples would keep about three significant digits.
     """
+    out = out.float()  # float32 already: the same tensor, no copy
     if loss == "mse":
         target = centered_targets(y, out.shape[-1]) if target is None else target
         diff = out - out.mean(-1, keepdim=True) - target

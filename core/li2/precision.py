@@ -12,9 +12,9 @@ field, part of the spec hash and of the batch key, never a host setting. What ea
 * ``bf16``: mixed precision. Parameters, optimizer state, losses and metrics stay float32; the
   forward pass runs under ``torch.autocast(dtype=bfloat16)``, so the matrix products (F·V, the
   residual layers, the trainable embedding) and their backward take bfloat16 inputs with float32
-  accumulation. No loss scaling is needed (bfloat16 has float32's exponent range). The element-wise
-  parts (the row gathers of W, σ) stay float32. Works on the CPU too (fast where the CPU has
-  AMX/AVX512-BF16) and on CUDA.
+  accumulation. No loss scaling is needed (bfloat16 has float32's exponent range). The first
+  layer's row gathers of W and its σ, and the loss, stay float32. Works on the CPU and on CUDA (on
+  this project's CPU it brought no speed-up at K = 512: BENCHMARKS.md, "Precision").
 
 The diagnostics (`li2.diagnostics`) are float64 and outside both scopes in every mode.
 

@@ -64,6 +64,16 @@ def test_bf16_changes_the_arithmetic_within_a_bounded_error(make_spec):
     assert bf16["train_loss"][-1] < bf16["train_loss"][0]  # and it still trains
 
 
+def test_bf16_losses_are_float32_for_both_losses(make_spec):
+    """The outputs are bfloat16 under bf16; the losses are still taken in float32 (li2.model.loss_per_run)."""
+    for loss in ("mse", "nll"):
+        tr = BatchTrainer([make_spec(training={"precision": "bf16", "loss": loss})], "cpu")
+        _, out, losses = tr._forward_train()
+        assert out.dtype == torch.bfloat16 and losses.dtype == torch.float32
+        exact = nn.loss_per_run(out.detach().float(), tr.y_train, loss)
+        torch.testing.assert_close(losses.detach(), exact, rtol=1e-6, atol=0)
+
+
 def test_bf16_batched_runs_equal_runs_alone(make_spec):
     specs = [make_spec(seed=s, epochs=20, training={"precision": "bf16"}) for s in (1, 2)]
     together = run_batch(specs, "cpu")
