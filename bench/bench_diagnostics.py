@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
+from benchmd import command_line, publish
 
 SECTION = "## Stage diagnostics at paper size"
 DEFAULT_CONFIGS = "71:832:2048,71:2016:2048,127:1691:2048"
@@ -139,13 +138,6 @@ def describe() -> str:
     return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads), torch {torch.__version__}"
 
 
-def write_section(path: Path, text: str) -> None:
-    body = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    body = pattern.sub(text + "\n", body) if pattern.search(body) else body.rstrip("\n") + "\n\n" + text
-    path.write_text(body)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default=DEFAULT_CONFIGS, help="M:n:K,... (default %(default)s)")
@@ -164,11 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         rows.append(r)
-    command = "python bench/bench_diagnostics.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    text = render(rows, args, command.strip())
-    print(text)
-    if args.write:
-        write_section(args.write, text)
+    publish(SECTION, render(rows, args, command_line("bench_diagnostics.py", argv)), args.write)
     return 0
 
 

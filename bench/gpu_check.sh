@@ -49,3 +49,13 @@ tail -3 "$OUT/bench-measure-every-epoch.txt"
 LI2_COMPILE=0 timeout 70 $PY bench/bench_trainer.py "${COMMON[@]}" --runs 256 --epochs 100 --eval-every 50 \
   > "$OUT/bench-eager.txt" 2>&1
 echo "bench (eager, R=256): exit $?" | tee -a "$OUT/bench-eager.txt"; tail -3 "$OUT/bench-eager.txt"
+# training.precision on CUDA (unmeasured so far): grokking epoch, final concentration and
+# throughput of fp32 / tf32 / bf16 on the Z_23 reference and Z_97 (docs/precision.md).
+timeout 240 $PY bench/bench_precision.py --device cuda --configs ref,97:0.4:512:1000 --runs 64 --steps 50 \
+  --write "$OUT/BENCHMARKS.md" > "$OUT/bench-precision.txt" 2>&1
+echo "bench precision: exit $?" | tee -a "$OUT/bench-precision.txt"; tail -9 "$OUT/bench-precision.txt"
+# Per-batch start-up on CUDA (unmeasured so far): fresh processes, eager vs torch.compile with a
+# cold and a warm host compile cache (li2_worker.compile_cache, LI2_CACHE_DIR).
+timeout 300 $PY bench/bench_startup.py --device cuda --runs 64 --write "$OUT/BENCHMARKS.md" \
+  > "$OUT/bench-startup.txt" 2>&1
+echo "bench startup: exit $?" | tee -a "$OUT/bench-startup.txt"; tail -6 "$OUT/bench-startup.txt"

@@ -49,6 +49,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
         "success_threshold",
         "success_rule",
         "success_window",
+        "precision",
     ),
 }
 

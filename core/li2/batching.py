@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from li2.spec.hashing import spec_hash
 from li2.spec.limits import resolve_train_size, task_order
+from li2.spec.schema import PRECISION_DEFAULT, precision_of
 
 Item = TypeVar("Item")
 
@@ -23,7 +24,8 @@ def batch_key(spec: dict) -> str:
     """The key under which normalised specs may train in one stacked batch (32 hex characters).
 
     Everything a batch must share: the task, n_train, the network's shape and activation, whether
-    V is ridge-solved, the loss, the optimizer, the epoch budget and the measurement cadence.
+    V is ridge-solved, the loss, the optimizer, the epoch budget, the measurement cadence and the
+    matrix products' precision (added to the key only when not fp32, so fp32 keys are as before).
     """
     t, m, tr = spec["task"], spec["model"], spec["training"]
     shared = [
@@ -42,6 +44,8 @@ def batch_key(spec: dict) -> str:
         bool(tr["diagnostics"]),
         tr["diagnostics_every"],
     ]
+    if precision_of(spec) != PRECISION_DEFAULT:
+        shared.append(precision_of(spec))
     return spec_hash({"batch": shared})[:32]
 
 

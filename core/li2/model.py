@@ -127,7 +127,11 @@ def hidden(params: dict[str, torch.Tensor], rows: torch.Tensor, shape: Shape) ->
 
 class _TopLayer(torch.autograd.Function):
     """F·V with every product in the orientation the CPU BLAS runs fastest (about 2× here):
-    forward (Vᵀ Fᵀ)ᵀ, backward dF = G Vᵀ and dV = (Gᵀ F)ᵀ — the same products as autograd's."""
+    forward (Vᵀ Fᵀ)ᵀ, backward dF = G Vᵀ and dV = (Gᵀ F)ᵀ — the same products as autograd's.
+
+    Under bf16 autocast (`li2.precision`) the forward product is bfloat16, so G is too; the backward
+    products then take bfloat16 operands as well (as autograd's own bmm backward would) and return
+    gradients in the inputs' float32."""
 
     @staticmethod
     def forward(ctx, f, Vt):
@@ -137,8 +141,9 @@ class _TopLayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         f, Vt = ctx.saved_tensors
-        d_f = torch.bmm(g, Vt.transpose(1, 2))  # (R, n, K)
-        d_vt = torch.bmm(g.transpose(1, 2), f).transpose(1, 2).contiguous()  # (R, K, M)
+        low_f, low_vt = f.to(g.dtype), Vt.to(g.dtype)  # no-ops unless the forward was autocast
+        d_f = torch.bmm(g, low_vt.transpose(1, 2)).to(f.dtype)  # (R, n, K)
+        d_vt = torch.bmm(g.transpose(1, 2), low_f).transpose(1, 2).to(Vt.dtype).contiguous()  # (R, K, M)
         return d_f, d_vt
 
 
@@ -160,7 +165,10 @@ def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Te
     mse: ‖(o − mean_c o) − (e_y − 1/M)‖² summed over classes, averaged over samples (no ½),
          exactly the reference's definition; nll: cross-entropy of softmax(o).
     `target`: centered_targets(y, M), when the caller keeps it (saves rebuilding it every step).
+    The loss is always taken in float32: under bf16 autocast (`li2.precision`) `out` is bfloat16,
+    and a bfloat16 mean over n samples would keep about three significant digits.
     """
+    out = out.float()  # float32 already: the same tensor, no copy
     if loss == "mse":
         target = centered_targets(y, out.shape[-1]) if target is None else target
         diff = out - out.mean(-1, keepdim=True) - target

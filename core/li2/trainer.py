@@ -51,6 +51,7 @@ from li2.diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
 from li2.features import update_emergence
 from li2.groups import Task, build_task
 from li2.optim import BatchOptimizer, lr_table
+from li2.precision import Precision, precision_of
 from li2.spec import resolve_train_size
 
 TRAINER_COLUMNS = (
@@ -151,6 +152,7 @@ class BatchTrainer:
         self.n_train = resolve_train_size(first)
         self.splits = [make_split(self.task, self.operands, self.n_train, s["seed"]) for s in specs]
         self.ridge = m["ridge_top"] is not None
+        self.precision = Precision(precision_of(first), self.device)  # training.precision (li2.precision)
         self.diagnostics = diag.batch_diagnostics if self.training["diagnostics"] else None
         self.diagnostics_every = self.training["diagnostics_every"] or diag.auto_every(
             self.n_train, self.shape.hidden, self.task.order
@@ -252,6 +254,10 @@ class BatchTrainer:
         whether to call on_checkpoint(index, epoch) at the start of `epoch` (before its measurement
         and step) and after the last step (epoch = epochs); a stopped run always gets one at its stop.
         """
+        with self.precision.step():
+            return self._train(on_measure, should_stop, on_checkpoint, checkpoint_at)
+
+    def _train(self, on_measure, should_stop, on_checkpoint, checkpoint_at) -> list[RunOutcome]:
         start, finished = self.epoch, []
         for epoch in range(start, self.epochs + 1):
             self.epoch = epoch
@@ -325,17 +331,18 @@ class BatchTrainer:
             return EAGER[name](*args)
 
     def _forward(self, rows: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
-        """F (R, n, K), out (R, n, M) and per-run losses (R,) for one data set."""
-        f = self._call("_hidden", self.params, rows, self.shape)
-        out, losses = self._call(
-            "_head",
-            f,
-            self.params["Vt"],
-            y,
-            None if self.fuse else target,
-            None if self.unit_beta else self.beta,
-            self.loss,
-        )  # fused: targets inline
+        """F (R, n, K), out (R, n, M) and per-run losses (R,) for one data set (bf16: autocast)."""
+        with self.precision.forward():
+            f = self._call("_hidden", self.params, rows, self.shape)
+            out, losses = self._call(
+                "_head",
+                f,
+                self.params["Vt"],
+                y,
+                None if self.fuse else target,
+                None if self.unit_beta else self.beta,
+                self.loss,
+            )  # fused: targets inline
         return f, out, losses
 
     def _forward_train(self):

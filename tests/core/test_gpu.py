@@ -54,3 +54,20 @@ def test_reference_run_groks_on_cuda(make_spec):
     res = run_batch([spec], "cuda")[0]
     assert res["environment"]["device"].startswith("cuda") and res["environment"]["device_name"]
     assert res["metrics"]["test_acc"][-1] >= 0.99
+
+
+def test_tf32_and_bf16_on_cuda_stay_close_to_fp32_and_tf32_is_scoped(make_spec):
+    """tf32 switches cuBLAS to TF32 only while the batch trains; both stay near the fp32 curve."""
+    seen = []
+
+    def spy(_i, _e, _row):
+        seen.append(torch.backends.cuda.matmul.fp32_precision)
+
+    before = torch.backends.cuda.matmul.fp32_precision
+    fp32 = BatchTrainer([make_spec(order=13, hidden=64, epochs=30)], "cuda", fuse=False).train()[0].metrics
+    for precision in ("tf32", "bf16"):
+        spec = make_spec(order=13, hidden=64, epochs=30, training={"precision": precision})
+        metrics = BatchTrainer([spec], "cuda", fuse=False).train(on_measure=spy)[0].metrics
+        np.testing.assert_allclose(metrics["train_loss"], fp32["train_loss"], rtol=0.05)
+    assert set(seen[: len(seen) // 2]) == {"tf32"}
+    assert torch.backends.cuda.matmul.fp32_precision == before

@@ -9,6 +9,7 @@ then cuda:0 inside) or with --device cuda:N; see docs/workers.md.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -33,6 +34,19 @@ def _positive(value: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"--concurrency must be an integer >= 1, got {value!r}")
     return n
+
+
+# What the reaper's passes import lazily (the sweep fan-in's law fit and the search planner pull in
+# numpy). Imported here, in the main thread, before the reaper thread starts: a thread that is
+# importing a module while Celery forks a pool child leaves that module's import lock held in the
+# child for good, and the child then hangs on its own first import of it (seen: a fresh child
+# stuck in `import torch` -> numpy, the lock taken by the parent's reaper at its first pass).
+REAPER_LAZY_IMPORTS = ("numpy", "kombu.exceptions", "li2.scaling", "li2.search", "li2_store.searches")
+
+
+def _preload_reaper_imports() -> None:
+    for name in REAPER_LAZY_IMPORTS:
+        importlib.import_module(name)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -63,6 +77,7 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
 
     from li2_store.config import ConfigError, check_secrets
     from li2_store.db import init_db, make_engine
+    from li2_worker import compile_cache
     from li2_worker.celery_app import make_celery
     from li2_worker.reaper import run_forever
     from li2_worker.settings import load_settings
@@ -70,6 +85,7 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     try:
         check_secrets()
         settings = load_settings()
+        caches = compile_cache.configure(settings.cache_dir)  # before Celery forks any child
     except ConfigError as exc:
         print(f"li2lab worker: {exc}", file=sys.stderr)
         return 2
@@ -80,6 +96,7 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
 
     stop = threading.Event()
     if not getattr(ns, "no_reaper", False):
+        _preload_reaper_imports()
         engine = make_engine(settings.database_url)
         if engine.url.get_backend_name() == "sqlite":
             init_db(engine)  # embedded mode: the tables may not exist yet; PostgreSQL uses Alembic
@@ -90,10 +107,11 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     app = make_celery(settings.broker_url)
     name = getattr(ns, "name", None) or f"li2-{os.getpid()}@%h"
     log.info(
-        "li2 worker %s: device=%s broker=%s",
+        "li2 worker %s: device=%s broker=%s compile cache=%s",
         name,
         device,
         "embedded SQLite" if settings.broker_embedded else settings.broker_url.split("@")[-1],
+        caches["TORCHINDUCTOR_CACHE_DIR"],
     )
     try:
         app.worker_main(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from li2_store.config import ConfigError, load_config
 
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+DEFAULT_CACHE_DIR = "./var/cache"  # next to the embedded database and broker (li2_worker.compile_cache)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class WorkerSettings:
     soft_time_limit_s: int  # soft limit: the batch fails cleanly (LI2_TASK_SOFT_TIME_LIMIT_S)
     soft_shutdown_s: float  # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
     disable_prefetch: bool  # Celery's worker_disable_prefetch on Redis (LI2_WORKER_DISABLE_PREFETCH, 0)
+    cache_dir: str  # the host's compile cache, shared by its pool children (LI2_CACHE_DIR, ./var/cache)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, lo: float, cast=float):
@@ -81,4 +83,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         soft_time_limit_s=soft,
         soft_shutdown_s=_number(env, "LI2_SOFT_SHUTDOWN_S", 60, 0),
         disable_prefetch=_number(env, "LI2_WORKER_DISABLE_PREFETCH", 0, 0, int) > 0,
+        cache_dir=env.get("LI2_CACHE_DIR") or DEFAULT_CACHE_DIR,
     )

@@ -39,6 +39,7 @@ from li2.jsonsafe import json_safe
 from li2_store import lease, results, sweeps
 from li2_store.db import db_now, is_unavailable, make_engine, retrying, session_scope
 from li2_store.producer import TASK_NAME, send_batch
+from li2_worker import compile_cache
 from li2_worker.heartbeat import Heartbeat
 from li2_worker.settings import WorkerSettings, load_settings
 
@@ -305,5 +306,8 @@ def run_batch_task(self, items) -> None:
     engine = make_engine(settings.database_url)
     try:
         BatchJob(engine, settings, worker_id).run(pairs)
+        cache = compile_cache.counters()
+        if cache:  # torch.compile ran in this child: did the host's cache serve it (LI2_CACHE_DIR)?
+            log.info("li2.run_batch: compile cache %d hits, %d misses", cache["hit"], cache["miss"])
     finally:
         engine.dispose()

@@ -33,6 +33,9 @@ SCHEDULES = ("none", "step", "multistep", "exponential", "cosine")
 SUCCESS_RULES = ("held", "final", "ever")
 SUCCESS_THRESHOLD = 0.99
 SUCCESS_WINDOW = 0.1
+# training.precision: the arithmetic of the matrix products (li2.precision, docs/precision.md).
+PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISION_DEFAULT = "fp32"
 
 # Which task fields each group kind takes (besides `group` and `operands`).
 GROUP_FIELDS = {
@@ -141,6 +144,9 @@ class TrainingSchema(_Strict):
     success_threshold = _float(0.0, 1.0, min_inclusive=False, load_default=SUCCESS_THRESHOLD)
     success_rule = fields.String(load_default="held", validate=validate.OneOf(SUCCESS_RULES))
     success_window = _float(0.0, 1.0, min_inclusive=False, load_default=SUCCESS_WINDOW)
+    # The matrix products' arithmetic: fp32 (reference), tf32 (CUDA only; a no-op on the CPU) or
+    # bf16 autocast (li2.precision). It changes results, so it is in the hash and the batch key.
+    precision = fields.String(load_default=PRECISION_DEFAULT, validate=validate.OneOf(PRECISIONS))
 
 
 class ExperimentSpecSchema(_Strict):
@@ -160,6 +166,11 @@ class SweepSchema(_Strict):
     grid = fields.Dict(
         keys=fields.String(validate=validate.Length(1, 100)), values=fields.List(fields.Raw()), required=True
     )
+
+
+def precision_of(spec: dict) -> str:
+    """training.precision of a normalised spec; specs stored before the field existed are fp32."""
+    return spec["training"].get("precision", PRECISION_DEFAULT)
 
 
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
