@@ -55,7 +55,10 @@ class SweepRunsQuery(PageQuery):
 
 
 class MetricsQuery(_Query):
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv"), error="must be json or csv"))
+    format = fields.String(
+        validate=validate.OneOf(("json", "csv"), error="must be json or csv"),
+        metadata={"description": "json or csv; without it, the Accept header chooses (json by default)"},
+    )
     since = fields.Integer(
         validate=validate.Range(0, 2**31 - 1),
         metadata={"description": "only the rows measured after this epoch (poll with the last epoch you hold)"},
@@ -96,6 +99,25 @@ class SweepSubmitSchema(Schema):
 # ---------------------------------------------------------------------------------- answers
 
 
+class ProblemSchema(Schema):
+    """Every error answer: an RFC 7807 problem document (li2_service.errors)."""
+
+    type = fields.String(required=True, metadata={"description": "always about:blank: the status says what happened"})
+    title = fields.String(required=True, metadata={"description": "the status's phrase, e.g. Unprocessable Entity"})
+    status = fields.Integer(required=True, metadata={"description": "the HTTP status code"})
+    detail = fields.String(required=True, metadata={"description": "what went wrong, for people"})
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={
+            "description": "dotted field (or header/parameter) -> messages that say what is allowed",
+            "example": {"model.hidden": ["must be between 1 and 8192 (LI2_MAX_HIDDEN)"]},
+        },
+    )
+    code = fields.Integer(required=True, metadata={"description": "same as status (kept for older clients)"})
+    message = fields.String(required=True, metadata={"description": "same as detail (kept for older clients)"})
+
+
 class LatestSchema(Schema):
     train_acc = fields.Float(allow_none=True)
     test_acc = fields.Float(allow_none=True)
@@ -113,7 +135,7 @@ class ProgressSchema(Schema):
 class ExperimentSchema(Schema):
     id = fields.String()
     status = fields.String()
-    spec = fields.Dict()
+    spec = fields.Nested(ExperimentSpecSchema, metadata={"description": "the normalised spec: every default filled in"})
     spec_hash = fields.String()
     sweep_id = fields.String(allow_none=True)
     user_id = fields.Integer()
@@ -127,6 +149,7 @@ class ExperimentSchema(Schema):
     created_at = fields.String()
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
+    round = fields.Integer(allow_none=True, metadata={"description": "a search's runs only: the round that made it"})
 
 
 class _PageSchema(Schema):

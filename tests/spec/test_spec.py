@@ -75,7 +75,7 @@ def test_train_size_follows_the_reference_split():
         ("training.epochs", 10**9, "training.epochs", "LI2_MAX_EPOCHS"),
         ("model.hidden", 10**6, "model.hidden", "LI2_MAX_HIDDEN"),
         ("task.order", 5000, "task.order", "LI2_MAX_ORDER"),
-        ("task.operands", 9, "task.operands", "less than or equal"),
+        ("task.operands", 9, "task.operands", "LI2_MAX_OPERANDS"),
         ("data", {"train_fraction": 0.5, "train_size": 3}, "data", "exactly one"),
         ("data", {}, "data", "exactly one"),
         ("data", {"train_size": 529}, "data.train_size", "between 1 and 528"),

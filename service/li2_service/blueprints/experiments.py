@@ -13,15 +13,17 @@ import io
 import logging
 
 import sqlalchemy as sa
-from flask import Response, current_app, request
+from flask import Response, current_app, request, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from li2.spec import validate_spec
 from li2_service import auth, runs, schemas
+from li2_service import result_schemas as answers
 from li2_service.body import json_object
 from li2_service.errors import fail, unprocessable
 from li2_service.listing import fetch_page, page_response, visible_rows
+from li2_service.openapi import BINARY, BODY_ERRORS, CSV, location, problems
 from li2_store import metric_rows, models
 from li2_store import sweeps as sweeps_store
 from li2_store.db import session_scope
@@ -82,23 +84,36 @@ def _idempotency_key() -> str | None:
         }
     ],
 )
-@blp.response(202, schemas.ExperimentSchema, description="queued")
+@blp.response(202, schemas.ExperimentSchema, description="queued", headers=location("the new run"))
 @blp.alt_response(200, schema=schemas.ExperimentSchema, description="your identical spec: the existing run, cached")
-@blp.alt_response(422, description="invalid spec; errors name each field")
-@blp.alt_response(429, description="too many active runs; see Retry-After")
+@problems(
+    blp,
+    {
+        **BODY_ERRORS,
+        422: "invalid spec, or more runs than your limit could ever hold; errors name each field",
+        429: "too many active runs right now; retry after Retry-After seconds",
+    },
+)
 def submit():
     """Submit one experiment."""
     raw, force = _read_submit_body()
     key = _idempotency_key()
     spec = validate_spec(raw)
     done = runs.submit_experiment(_state(), auth.current_user(), spec, force=force, idempotency_key=key)
-    cached = done.outcome == "cached"
-    return schemas.experiment_view(done.row, cached=cached), 200 if cached else 202
+    if done.outcome == "cached":
+        return schemas.experiment_view(done.row, cached=True), 200
+    return schemas.experiment_view(done.row), 202, _location(done.row.id)
+
+
+def _location(exp_id: str) -> dict:
+    """The Location header of a 202: the experiment's own URL."""
+    return {"Location": url_for("experiments.get_experiment", exp_id=exp_id)}
 
 
 @blp.route("", methods=["GET"])
 @blp.arguments(schemas.ExperimentListQuery, location="query", as_kwargs=True, unknown=RAISE)
 @blp.response(200, schemas.ExperimentPageSchema)
+@problems(blp, {403: "only admins may filter by user"})
 def list_experiments(
     page: int, page_size: int, status: str | None = None, sweep_id: str | None = None, user: str | None = None
 ):
@@ -153,43 +168,21 @@ def _cell(column, i: int):
     return schemas.json_safe(value)
 
 
-METRICS_ANSWER = {
-    "type": "object",
-    "properties": {
-        "columns": {
-            "type": "object",
-            "additionalProperties": {"type": "array", "items": {"type": "number", "nullable": True}},
-            "description": "{name: [values]}, one value per measured epoch (null: not measured then)",
-        },
-        "status": {"type": "string", "description": "the run's status when these rows were read"},
-        "complete": {
-            "type": "boolean",
-            "description": "true once the run has ended: no more rows will come; false while queued or running",
-        },
-        "last_epoch": {
-            "type": "integer",
-            "nullable": True,
-            "description": "the newest epoch in `columns` (else the `since` you sent): pass it as ?since= next time",
-        },
-    },
-}
-
-
 @blp.route("/<exp_id>/metrics", methods=["GET"])
 @blp.arguments(schemas.MetricsQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.doc(
-    responses={
-        "200": {
-            "description": (
-                "JSON columns, or text/csv with ?format=csv. While the run trains: the rows measured so far "
-                "(the worker stores them about once a second), complete=false; poll with ?since=last_epoch "
-                "for the new rows only. Once it has ended: the full curves of its result, complete=true."
-            ),
-            "content": {"application/json": {"schema": METRICS_ANSWER}, "text/csv": {"schema": {"type": "string"}}},
-        }
-    }
+@blp.alt_response(200, schema=CSV, content_type="text/csv", success=True, description="the same columns as CSV")
+@blp.alt_response(
+    200,
+    schema=answers.MetricsSchema,
+    success=True,
+    description=(
+        "JSON columns, or text/csv with ?format=csv or `Accept: text/csv` (?format wins). While the run "
+        "trains: the rows measured so far (the worker stores them about once a second), complete=false; poll "
+        "with ?since=last_epoch for the new rows only. Once it has ended: the full curves of its result, "
+        "complete=true."
+    ),
 )
-def metrics(exp_id: str, format: str, since: int | None = None):
+def metrics(exp_id: str, format: str | None = None, since: int | None = None):
     """Training curves as columns {name: [values]} (epoch, train_acc, test_acc, losses, diagnostics),
     also while the run trains; ?since=EPOCH returns only the rows after that epoch."""
     with session_scope(_state().engine) as session:
@@ -200,7 +193,7 @@ def metrics(exp_id: str, format: str, since: int | None = None):
         else:  # queued, running, or ended without a result (failed): the rows stored while it trained
             columns = metric_rows.columns_since(session, row.id, since)
         status = row.status
-    if format == "csv":
+    if (format or _accepted()) == "csv":
         return _csv(columns)
     epochs = columns.get("epoch") or []
     answer = {
@@ -210,6 +203,12 @@ def metrics(exp_id: str, format: str, since: int | None = None):
         "last_epoch": epochs[-1] if epochs else since,
     }
     return answer, 200, {"Cache-Control": "no-store"}
+
+
+def _accepted() -> str:
+    """json or csv, whichever the Accept header prefers (json when it names neither)."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
+    return "csv" if best == "text/csv" else "json"
 
 
 def _rows_after(columns: dict, since: int | None) -> dict:
@@ -228,16 +227,23 @@ def _result_json(exp_id: str, name: str) -> dict:
 
 
 @blp.route("/<exp_id>/timeline", methods=["GET"])
-@blp.response(200, description="stages (lazy, independent, interactive) with epochs and criteria; events")
-@blp.alt_response(409, description="not finished yet")
+@blp.alt_response(
+    200,
+    schema=answers.TimelineSchema,
+    success=True,
+    description="stages (lazy, independent, interactive) with epochs and criteria; events",
+)
+@problems(blp, {409: "not finished yet, or ended without results"})
 def timeline(exp_id: str):
     """The three-stage timeline of feature learning and its events."""
     return _result_json(exp_id, "timeline")
 
 
 @blp.route("/<exp_id>/features", methods=["GET"])
-@blp.response(200, description="per-node irrep decomposition, pairing, coverage")
-@blp.alt_response(409, description="not finished yet")
+@blp.alt_response(
+    200, schema=answers.FeaturesSchema, success=True, description="per-node irrep decomposition, pairing, coverage"
+)
+@problems(blp, {409: "not finished yet, or ended without results"})
 def features(exp_id: str):
     """The emerged features of the hidden layer."""
     return _result_json(exp_id, "features")
@@ -253,7 +259,12 @@ def predict_spec(spec: dict) -> dict:
 
 
 @blp.route("/<exp_id>/predictions", methods=["GET"])
-@blp.response(200, description="predicted critical data size and widths, from the spec")
+@blp.alt_response(
+    200,
+    schema=answers.PredictionsSchema,
+    success=True,
+    description="predicted critical data size and widths, from the spec",
+)
 def predictions(exp_id: str):
     """What the Li2 theory predicts for this spec (available right after submit)."""
     with session_scope(_state().engine) as session:
@@ -281,7 +292,9 @@ def list_checkpoints(exp_id: str):
 
 
 @blp.route("/<exp_id>/checkpoints/<int:epoch>", methods=["GET"])
-@blp.response(200, description="safetensors bytes", content_type="application/octet-stream")
+@blp.alt_response(
+    200, schema=BINARY, content_type="application/octet-stream", success=True, description="safetensors bytes"
+)
 def get_checkpoint(exp_id: str, epoch: int):
     """One checkpoint's safetensors bytes (a snapshot at that epoch, else the resume state)."""
     ck = models.Checkpoint
@@ -306,8 +319,8 @@ def get_checkpoint(exp_id: str, epoch: int):
 
 
 @blp.route("/<exp_id>/cancel", methods=["POST"])
-@blp.response(202, schemas.CancelSchema)
-@blp.alt_response(409, description="already finished")
+@blp.response(202, schemas.CancelSchema, headers=location("the experiment"))
+@problems(blp, {409: "already finished"})
 def cancel(exp_id: str):
     """Cancel: a queued run at once; a running run stops within seconds and frees its slot."""
     engine = _state().engine
@@ -316,4 +329,4 @@ def cancel(exp_id: str):
         status = runs.cancel_experiment(session, row)
     if row.sweep_id and status == "cancelled":
         sweeps_store.finalize_sweep(engine, row.sweep_id)
-    return {"id": row.id, "status": status, "cancel_requested": True}
+    return {"id": row.id, "status": status, "cancel_requested": True}, 202, _location(row.id)

@@ -9,7 +9,7 @@ and closes the sweep. The views trigger that same finaliser early (reads of one 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
@@ -17,6 +17,8 @@ from li2_service import auth, runs, schemas
 from li2_service.body import json_object
 from li2_service.errors import fail
 from li2_service.listing import fetch_page, page_response, visible_rows
+from li2_service.openapi import BODY_ERRORS, location, problems
+from li2_service.result_schemas import ScalingLawSchema
 from li2_store import models
 from li2_store import sweeps as sweeps_store
 from li2_store.db import session_scope, utcnow
@@ -40,20 +42,32 @@ def _state() -> runs.ServiceState:
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SweepSubmit"}}},
     }
 )
-@blp.response(202, schemas.SweepSchema, description="queued")
-@blp.alt_response(422, description="invalid base spec or grid; errors name each field")
-@blp.alt_response(429, description="too many runs (per sweep or active per user); see Retry-After")
+@blp.response(202, schemas.SweepSchema, description="queued", headers=location("the new sweep"))
+@problems(
+    blp,
+    {
+        **BODY_ERRORS,
+        422: "invalid base spec or grid, or more runs than a sweep (or your limit) may hold; errors name each field",
+        429: "too many active runs right now; retry after Retry-After seconds",
+    },
+)
 def submit():
     """Submit a sweep {"base": SPEC, "grid": {"dotted.path": [values]}}."""
     state = _state()
     sweep = runs.submit_sweep(state, auth.current_user(), json_object())
     with session_scope(state.engine) as session:
-        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id)), 202
+        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id)), 202, _location(sweep.id)
+
+
+def _location(sweep_id: str) -> dict:
+    """The Location header of a 202: the sweep's own URL."""
+    return {"Location": url_for("sweeps.get_sweep", sweep_id=sweep_id)}
 
 
 @blp.route("", methods=["GET"])
 @blp.arguments(schemas.SweepListQuery, location="query", as_kwargs=True, unknown=RAISE)
 @blp.response(200, schemas.SweepPageSchema)
+@problems(blp, {403: "only admins may filter by user"})
 def list_sweeps(page: int, page_size: int, status: str | None = None, user: str | None = None):
     """List your sweeps, newest first (admins: everyone's, or ?user=NAME)."""
     sw = models.Sweep
@@ -102,7 +116,7 @@ def sweep_runs(sweep_id: str, page: int, page_size: int, status: str | None = No
 
 
 @blp.route("/<sweep_id>/cancel", methods=["POST"])
-@blp.response(202, schemas.SweepCancelSchema)
+@blp.response(202, schemas.SweepCancelSchema, headers=location("the sweep"))
 def cancel(sweep_id: str):
     """Cancel every queued run of the sweep and ask its running runs to stop."""
     engine = _state().engine
@@ -110,18 +124,18 @@ def cancel(sweep_id: str):
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
         done = runs.cancel_sweep(session, sweep)
     sweeps_store.finalize_sweep(engine, sweep.id)
-    return {"id": sweep.id, **done}
+    return {"id": sweep.id, **done}, 202, _location(sweep.id)
 
 
 @blp.route("/<sweep_id>/scaling-law", methods=["GET"])
 @blp.arguments(schemas.ScalingLawQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.response(
+@blp.alt_response(
     200,
+    schema=ScalingLawSchema,
+    success=True,
     description="form, c, ci95, critical (per-M n_star, p_star), alternatives; plus partial, n_runs_used, fitted_at",
 )
-@blp.alt_response(
-    409, description="no run has succeeded yet, the fit failed, or the sweep is still running without ?partial=true"
-)
+@problems(blp, {409: "no run has succeeded yet, the fit failed, or the sweep is still running without ?partial=true"})
 def scaling_law(sweep_id: str, partial: bool):
     """The fitted scaling law n* ≈ c·M·ln M: stored when the sweep has ended; ?partial=true fits now."""
     from li2_store.sweeps import fit_law  # the finaliser's own fit (numpy/scipy only)
