@@ -60,8 +60,12 @@ def _limited(lo: int, name: str, offset: int = 0, **kw) -> fields.Integer:
     return fields.Integer(strict=True, validate=Limited(lo, name, offset), **kw)
 
 
-def _float(lo: float, hi: float, *, min_inclusive=True, **kw) -> fields.Float:
-    return fields.Float(allow_nan=False, validate=validate.Range(lo, hi, min_inclusive=min_inclusive), **kw)
+def _float(lo: float, hi: float, *, min_inclusive=True, max_inclusive=True, **kw) -> fields.Float:
+    return fields.Float(
+        allow_nan=False,
+        validate=validate.Range(lo, hi, min_inclusive=min_inclusive, max_inclusive=max_inclusive),
+        **kw,
+    )
 
 
 class _Strict(Schema):
@@ -111,6 +115,7 @@ class DataSchema(_Strict):
         0.0,
         1.0,
         min_inclusive=False,
+        max_inclusive=False,
         allow_none=True,
         metadata={"description": "share of the M^operands samples used for training (0.9 when `data` is omitted)"},
     )
@@ -122,7 +127,7 @@ class DataSchema(_Strict):
     )
     critical_multiple = _float(
         0.0,
-        1e6,
+        1e3,
         min_inclusive=False,
         allow_none=True,
         metadata={"description": f"n = multiple · {C_CRIT}·M·ln M, the theory's critical size"},
@@ -162,7 +167,12 @@ class TrainingSchema(_Strict):
     momentum = _float(0.0, 0.999999, load_default=0.9)
     eval_every = _int(1, 1 << 30, load_default=10)
     dense_until = _int(0, 1 << 30, load_default=200)
-    checkpoint_epochs = fields.List(_int(0, 1 << 30), load_default=list, validate=LimitedLength(0, "checkpoints"))
+    checkpoint_epochs = fields.List(
+        _limited(0, "epochs"),
+        load_default=list,
+        validate=LimitedLength(0, "checkpoints"),
+        metadata={"description": "epochs to store a snapshot at, each ≤ training.epochs"},
+    )
     diagnostics = fields.Boolean(load_default=True)
     # The Li2 diagnostics (a ridge solve on the smaller Gram of F, Fig. 3's Gram checks, irreps) run at
     # measurement epochs that are multiples of this period (and the last). None: the shortest period
