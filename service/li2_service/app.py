@@ -75,9 +75,9 @@ def create_app(config: dict | None = None) -> Flask:
     api.ma_plugin.converter.add_attribute_function(range_exclusivity)
     api.spec.components.security_scheme("bearerAuth", BEARER)
     api.spec.components.schema("ExperimentSpec", schema=ExperimentSpecSchema)
-    api.spec.components.schema("Submit", schema=schemas.SubmitSchema)
-    api.spec.components.schema("SweepSubmit", schema=schemas.SweepSubmitSchema)
-    api.spec.components.schema("SearchSubmit", schema=searches.SearchSubmitSchema)
+    api.spec.components.schema("Submit", {"example": schemas.SUBMIT_EXAMPLE}, schema=schemas.SubmitSchema)
+    api.spec.components.schema("SweepSubmit", {"example": schemas.SWEEP_EXAMPLE}, schema=schemas.SweepSubmitSchema)
+    api.spec.components.schema("SearchSubmit", {"example": searches.SEARCH_EXAMPLE}, schema=searches.SearchSubmitSchema)
     for blueprint in (experiments.blp, sweeps.blp, searches.blp, health.blp):
         api.register_blueprint(blueprint)
 

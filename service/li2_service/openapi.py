@@ -10,7 +10,8 @@ this module adds what those cannot say by themselves, mechanically, for every op
   unless its view sets one; an authenticated operation documents 401 and one with an id in its
   path documents 404;
 - `links`: the 200/202 answers of the create operations (CREATES) link to every operation that
-  takes the id they return, so generated clients and schemathesis can chain them;
+  takes the id they return, so generated clients and schemathesis can chain them; LINKS adds the
+  others (a checkpoint listing to the download of its first checkpoint);
 - ranges with an exclusive bound say so (OpenAPI 3.0's boolean exclusiveMinimum/Maximum), which
   apispec leaves out.
 """
@@ -39,6 +40,14 @@ BODY_ERRORS = {
 
 # create operationId -> the path parameter its answer's `id` fills.
 CREATES = {"experiments_submit": "exp_id", "sweeps_submit": "sweep_id", "searches_submit": "search_id"}
+
+
+# operationId -> {linked operationId: {parameter: runtime expression}}: links other than CREATES'.
+LINKS = {
+    "experiments_list_checkpoints": {
+        "experiments_get_checkpoint": {"exp_id": "$request.path.exp_id", "epoch": "$response.body#/0/epoch"}
+    }
+}
 
 
 class Li2Api(Api):
@@ -98,6 +107,9 @@ class OperationsPlugin(BasePlugin):
                 responses["401"] = "UNAUTHORIZED"
             if params and "404" not in codes:
                 responses["404"] = "NOT_FOUND"
+            for target, parameters in LINKS.get(op["operationId"], {}).items():
+                ok = next(r for code, r in responses.items() if str(code) == "200")
+                ok.setdefault("links", {})[target] = {"operationId": target, "parameters": parameters}
             param = CREATES.get(op["operationId"])
             if param:
                 self.creators.setdefault(param, []).extend(

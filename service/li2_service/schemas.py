@@ -15,6 +15,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from li2.jsonsafe import json_safe
 from li2.spec import ExperimentSpecSchema
+from li2.spec.schema import GridSchema
 from li2_store import models
 
 STATUS = validate.OneOf(models.STATUSES, error="must be one of: " + ", ".join(models.STATUSES))
@@ -72,6 +73,18 @@ class ScalingLawQuery(_Query):
 # ---------------------------------------------------------------------------------- bodies (documentation)
 
 
+# Valid bodies, shown in the document and sent by the link-driven fuzz test (tests/security).
+SPEC_EXAMPLE = {
+    "task": {"group": "cyclic", "order": 23},
+    "data": {"train_fraction": 0.4},
+    "model": {"hidden": 512, "activation": "sqr"},
+    "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": 0.0001, "epochs": 300},
+    "seed": 1,
+}
+SUBMIT_EXAMPLE = {"spec": SPEC_EXAMPLE, "force": False}
+SWEEP_EXAMPLE = {"base": SPEC_EXAMPLE, "grid": {"task.order": [23, 41], "seed": [1, 2]}}
+
+
 class SubmitSchema(Schema):
     """POST /experiments body: {"spec": SPEC, "force": false}, or the bare SPEC."""
 
@@ -85,13 +98,13 @@ class SweepSubmitSchema(Schema):
     """POST /sweeps body."""
 
     base = fields.Nested(ExperimentSpecSchema, required=True)
-    grid = fields.Dict(
-        keys=fields.String(),
-        values=fields.List(fields.Raw()),
+    grid = fields.Nested(
+        GridSchema,
         required=True,
         metadata={
-            "description": "dotted spec path -> list of values (Cartesian product)",
-            "example": {"task.order": [23, 41], "seed": [1, 2]},
+            "description": "dotted spec path -> list of values; the runs are their Cartesian product "
+            "(at most LI2_MAX_SWEEP_RUNS, and LI2_MAX_GRID)",
+            "example": SWEEP_EXAMPLE["grid"],
         },
     )
 

@@ -7,9 +7,11 @@ worker validate with them, and the API documents them in its OpenAPI document. E
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow.utils import missing as marshmallow_missing
 
 from li2.errors import SpecError
 from li2.spec.bounds import Limited, LimitedLength
@@ -207,6 +209,27 @@ class SweepSchema(_Strict):
     grid = fields.Dict(
         keys=fields.String(validate=validate.Length(1, 100)), values=fields.List(fields.Raw()), required=True
     )
+
+
+def _grid_fields() -> dict[str, fields.Field]:
+    """One list field per path a sweep may vary ("seed", "task.order", ...): a copy of the spec's own
+    field (type, bounds, choices) as the item, 1 to LI2_MAX_GRID_VALUES values."""
+    sections = {"": ExperimentSpecSchema, "task": TaskSchema, "data": DataSchema, "model": ModelSchema}
+    sections["training"] = TrainingSchema
+    out: dict[str, fields.Field] = {}
+    for section, schema in sections.items():
+        for name, field in schema._declared_fields.items():
+            if not isinstance(field, fields.Nested):
+                item = copy.deepcopy(field)
+                item.load_default = item.dump_default = marshmallow_missing
+                out[f"{section}.{name}" if section else name] = fields.List(
+                    item, required=False, validate=LimitedLength(1, "grid_values")
+                )
+    return out
+
+
+# A sweep's grid: {dotted path: [values]}; its paths are exactly these fields (li2.spec.sweep checks).
+GridSchema = Schema.from_dict(_grid_fields(), name="GridSchema")
 
 
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -168,20 +168,18 @@ def _cell(column, i: int):
     return schemas.json_safe(value)
 
 
+METRICS_ANSWER = (
+    "JSON columns, or text/csv with ?format=csv or `Accept: text/csv` (?format wins). While the run "
+    "trains: the rows measured so far (the worker stores them about once a second), complete=false; poll "
+    "with ?since=last_epoch for the new rows only. Once it has ended: the full curves of its result, "
+    "complete=true."
+)
+
+
 @blp.route("/<exp_id>/metrics", methods=["GET"])
 @blp.arguments(schemas.MetricsQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.alt_response(200, schema=CSV, content_type="text/csv", success=True, description="the same columns as CSV")
-@blp.alt_response(
-    200,
-    schema=answers.MetricsSchema,
-    success=True,
-    description=(
-        "JSON columns, or text/csv with ?format=csv or `Accept: text/csv` (?format wins). While the run "
-        "trains: the rows measured so far (the worker stores them about once a second), complete=false; poll "
-        "with ?since=last_epoch for the new rows only. Once it has ended: the full curves of its result, "
-        "complete=true."
-    ),
-)
+@blp.alt_response(200, schema=answers.MetricsSchema, success=True, description=METRICS_ANSWER)
+@blp.alt_response(200, schema=CSV, content_type="text/csv", success=True, description=METRICS_ANSWER)  # JSON first
 def metrics(exp_id: str, format: str | None = None, since: int | None = None):
     """Training curves as columns {name: [values]} (epoch, train_acc, test_acc, losses, diagnostics),
     also while the run trains; ?since=EPOCH returns only the rows after that epoch."""

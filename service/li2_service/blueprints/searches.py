@@ -36,6 +36,9 @@ blp = Blueprint(
 )
 
 
+SEARCH_EXAMPLE = {"base": schemas.SPEC_EXAMPLE, "orders": [11, 17], "seeds": 1, "max_runs": 12, "initial_points": 3}
+
+
 class SearchSubmitSchema(Schema):
     """POST /searches body (li2.search.validate_search checks it; listed here for the document)."""
 
