@@ -78,7 +78,8 @@ def _resolve(expression: str, body, path_parameters: dict):
 
 def _follow(links: dict, body, path_parameters: dict, by_id: dict, by_label: dict, headers: dict, out: dict):
     """Fuzz every operation `links` names with the parameters they give; record failures and reach."""
-    for link in links.values():
+    # Operations that remove the object go last, so every other one still finds it.
+    for link in sorted(links.values(), key=lambda link: by_id[link["operationId"]].startswith("DELETE ")):
         target = by_id[link["operationId"]]
         params = {name: _resolve(expr, body, path_parameters) for name, expr in link["parameters"].items()}
         seen: list[int] = []
