@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from li2.search.request import SearchRequestSchema
 from li2.spec import ExperimentSpecSchema
 from li2_service import assets, auth, dashboard, errors, schemas
 from li2_service.blueprints import experiments, health, searches, sweeps
@@ -77,7 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.spec.components.schema("ExperimentSpec", schema=ExperimentSpecSchema)
     api.spec.components.schema("Submit", {"example": schemas.SUBMIT_EXAMPLE}, schema=schemas.SubmitSchema)
     api.spec.components.schema("SweepSubmit", {"example": schemas.SWEEP_EXAMPLE}, schema=schemas.SweepSubmitSchema)
-    api.spec.components.schema("SearchSubmit", {"example": searches.SEARCH_EXAMPLE}, schema=searches.SearchSubmitSchema)
+    api.spec.components.schema("SearchSubmit", {"example": searches.SEARCH_EXAMPLE}, schema=SearchRequestSchema)
     for blueprint in (experiments.blp, sweeps.blp, searches.blp, health.blp):
         api.register_blueprint(blueprint)
 

@@ -35,6 +35,7 @@ blp = Blueprint(
 )
 
 MAX_EPOCH = 2**31 - 1
+IDEMPOTENCY_KEY_MAX = 200  # characters; documented as the header's maxLength
 RESULT_COLUMNS = {"metrics": "metrics_json", "timeline": "timeline_json", "features": "features_json"}
 
 
@@ -57,8 +58,8 @@ def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 200:
-        unprocessable("Idempotency-Key", "must be 1 to 200 characters")
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        unprocessable("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
     return key
 
 
@@ -79,7 +80,7 @@ def _idempotency_key() -> str | None:
             "in": "header",
             "name": "Idempotency-Key",
             "required": False,
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
             "description": "same key + same user -> same answer",
         }
     ],

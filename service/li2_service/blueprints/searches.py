@@ -39,24 +39,6 @@ blp = Blueprint(
 SEARCH_EXAMPLE = {"base": schemas.SPEC_EXAMPLE, "orders": [11, 17], "seeds": 1, "max_runs": 12, "initial_points": 3}
 
 
-class SearchSubmitSchema(Schema):
-    """POST /searches body (li2.search.validate_search checks it; listed here for the document)."""
-
-    base = fields.Dict(required=True, metadata={"description": "experiment spec every run starts from"})
-    orders = fields.List(fields.Integer(), required=True, metadata={"description": "group sizes, e.g. [11, 17, 23]"})
-    order_kind = fields.String(metadata={"description": "cyclic | dihedral | symmetric | alternating | multiplicative"})
-    seeds = fields.Integer(metadata={"description": "runs per (order, size) point, ≥ 1 (2)"})
-    tolerance = fields.Float(metadata={"description": "relative half-width of each n*(M)'s 95 % interval, 0 < t < 1"})
-    max_runs = fields.Integer(metadata={"description": "most runs in all (≤ LI2_MAX_SWEEP_RUNS)"})
-    epochs = fields.Integer(metadata={"description": "epoch budget of every run (else base.training.epochs)"})
-    prior_c = fields.Float(metadata={"description": "round 0 brackets prior_c·M·ln M (2.7482)"})
-    initial_points = fields.Integer()
-    initial_spread = fields.Float()
-    points_per_round = fields.Integer()
-    max_rounds = fields.Integer()
-    early_stopping = fields.Boolean()
-
-
 class SearchSchema(Schema):
     id = fields.String()
     status = fields.String(metadata={"description": "running | succeeded | failed | cancelled"})
