@@ -24,7 +24,7 @@ from li2.spec import ExperimentSpecSchema
 from li2_service import assets, auth, dashboard, errors, schemas
 from li2_service.blueprints import experiments, health, searches, sweeps
 from li2_service.config import load_config
-from li2_service.openapi import Li2Api, OperationsPlugin, range_exclusivity
+from li2_service.openapi import Li2Api, OperationsPlugin, range_exclusivity, split_task_kinds
 from li2_service.runs import ServiceState
 from li2_store.config import check_secrets
 from li2_store.db import make_engine
@@ -81,6 +81,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.spec.components.schema("SearchSubmit", {"example": searches.SEARCH_EXAMPLE}, schema=SearchRequestSchema)
     for blueprint in (experiments.blp, sweeps.blp, searches.blp, health.blp):
         api.register_blueprint(blueprint)
+    split_task_kinds(api.spec.components.schemas)
 
     @app.get("/openapi.json", endpoint="openapi_json_alias")
     def openapi_json_alias():

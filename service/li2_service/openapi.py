@@ -26,6 +26,7 @@ from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from marshmallow import fields
 
+from li2.spec.schema import GROUP_FIELDS
 from li2_service.errors import PROBLEM_JSON
 from li2_service.schemas import ProblemSchema
 
@@ -83,6 +84,32 @@ def problems(blp: Blueprint, documented: dict[int, str]) -> Callable:
 def location(what: str) -> dict:
     """The Location header of a 202 answer, for `@blp.response(..., headers=location("the run"))`."""
     return {"Location": {"description": f"the URL of {what}", "schema": {"type": "string"}}}
+
+
+def split_task_kinds(schemas: dict) -> None:
+    """Document the Task component as its kinds: `oneOf` one component per group (CyclicTask, ...),
+    discriminated by `group`, each with exactly its own fields required (li2.spec.schema.GROUP_FIELDS)
+    and the flat Task's property schemas. The validation is TaskSchema's, unchanged; this says in
+    the document what its `_kind_fields` check enforces, so clients and fuzzers build valid tasks."""
+    flat = schemas["Task"]
+    mapping = {}
+    for group, own in GROUP_FIELDS.items():
+        name = group.capitalize() + "Task"
+        props = {"group": {"type": "string", "enum": [group]}, "operands": flat["properties"]["operands"]}
+        props.update({f: flat["properties"][f] for f in own})
+        schemas[name] = {
+            "type": "object",
+            "description": f"a task of group {group}",
+            "properties": props,
+            "required": ["group", *own],
+            "additionalProperties": False,
+        }
+        mapping[group] = f"#/components/schemas/{name}"
+    schemas["Task"] = {
+        "description": "the group and its size; each group takes its own fields",
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "group", "mapping": mapping},
+    }
 
 
 class OperationsPlugin(BasePlugin):

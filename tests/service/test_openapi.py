@@ -72,6 +72,21 @@ def test_the_experiment_answer_refers_to_the_named_spec(doc):
     assert spec["allOf"] == [{"$ref": "#/components/schemas/ExperimentSpec"}], spec
 
 
+def test_the_task_is_documented_as_its_kinds(doc):
+    """Each group's task requires exactly its own fields: what TaskSchema's kind check enforces."""
+    from li2.spec.schema import GROUP_FIELDS
+
+    schemas = doc["components"]["schemas"]
+    mapping = schemas["Task"]["discriminator"]["mapping"]
+    assert set(mapping) == set(GROUP_FIELDS)
+    for group, ref in mapping.items():
+        kind = schemas[ref.rsplit("/", 1)[-1]]
+        assert kind["properties"]["group"]["enum"] == [group]
+        assert set(kind["required"]) == {"group", *GROUP_FIELDS[group]}
+        assert set(kind["properties"]) == {"group", "operands", *GROUP_FIELDS[group]}
+        assert kind["additionalProperties"] is False
+
+
 @pytest.mark.parametrize(
     "create,param", [("experiments_submit", "exp_id"), ("sweeps_submit", "sweep_id"), ("searches_submit", "search_id")]
 )
@@ -145,8 +160,11 @@ def documented_bounds(doc) -> dict[str, dict]:
     """{dotted field: {minimum, maximum, exclusiveMinimum, exclusiveMaximum, maxItems}} from the document."""
     out: dict[str, dict] = {}
     keys = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "maxItems")
+    schemas = doc["components"]["schemas"]
     for name, section in SECTIONS.items():
-        for field, prop in doc["components"]["schemas"][name]["properties"].items():
+        kinds = [schemas[k["$ref"].rsplit("/", 1)[-1]] for k in schemas[name].get("oneOf", [])]
+        properties = {f: p for kind in kinds or [schemas[name]] for f, p in kind["properties"].items()}
+        for field, prop in properties.items():
             path = f"{section}.{field}" if section else field
             for sub, node in ((path, prop), (path + "[]", prop.get("items") or {})):
                 found = {k: node[k] for k in keys if k in node}
