@@ -5,6 +5,8 @@
     li2 timeline ID | li2 metrics ID --csv curves.csv
     li2 sweep submit sweep.json --wait | li2 sweep status ID | li2 sweep law ID
     li2 search start search.json --wait | li2 search status ID | li2 search law ID | li2 search cancel ID
+    li2 list --order 23 --grokked --tag paper --sort=-final_test_acc | li2 download ID -o run.tar.gz
+    li2 tag ID paper | li2 name ID "baseline" | li2 note ID "text" | li2 archive ID | li2 delete ID
 
 Connection: ``--url/--token/--profile``, else LI2_URL/LI2_TOKEN, else ~/.config/li2lab/config.toml.
 ``--json`` prints machine-readable JSON instead of tables. Exit codes: 0 ok, 1 error (service,
@@ -150,16 +152,6 @@ def cmd_status(client: Client, a: argparse.Namespace) -> int:
         emit_json(exp.data)
     else:
         print_experiment(exp)
-    return EXIT_OK
-
-
-def cmd_list(client: Client, a: argparse.Namespace) -> int:
-    exps = list(client.list(status=a.status, sweep_id=a.sweep))
-    if a.json:
-        emit_json([e.data for e in exps])
-    else:
-        print(format_table(EXP_HEADERS, _experiment_rows(exps)))
-        print(f"{len(exps)} experiment(s)")
     return EXIT_OK
 
 
@@ -406,9 +398,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="run again even if the same spec was run before")
     s.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (3600)")
     add("status", cmd_status, "show one experiment").add_argument("id")
-    s = add("list", cmd_list, "list your experiments (all pages)")
-    s.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
-    s.add_argument("--sweep", help="only runs of this sweep id")
     add("cancel", cmd_cancel, "cancel an experiment").add_argument("id")
     add("timeline", cmd_timeline, "the stage timeline of a finished experiment").add_argument("id")
     s = add("metrics", cmd_metrics, "metrics of an experiment (every epoch; the rows so far while it trains)")
@@ -431,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--partial", action="store_true", help="fit now on the runs that have ended")
     s.add_argument("--plot", metavar="PNG", help="also save the scaling-law plot here")
     add_search_commands(sub, add)
+    add_organise_commands(sub, add)
     return p
 
 
@@ -450,6 +440,142 @@ def add_search_commands(sub: Any, add: Callable[..., argparse.ArgumentParser]) -
     s.add_argument("--partial", action="store_true", help="fit now on the runs that have ended")
     s.add_argument("--plot", metavar="PNG", help="also save the scaling-law plot here")
     add("cancel", cmd_search_cancel, "stop a search", se).add_argument("id")
+
+
+# -- organise: list with filters, labels, archive, delete, download ------------------------------
+def _where(pairs: Sequence[str]) -> dict[str, str]:
+    """``--where KEY=VALUE`` options as filters (the server validates names and values)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--where {pair!r}: write KEY=VALUE, e.g. --where final_test_acc_min=0.99")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_list(client: Client, a: argparse.Namespace) -> int:
+    filters: dict[str, Any] = _where(a.where)
+    for key in ("order", "group", "optimizer", "name"):
+        if getattr(a, key) is not None:
+            filters[key] = getattr(a, key)
+    if a.grokked is not None:
+        filters["grokked"] = a.grokked
+    if a.archived:
+        filters["archived"] = True
+    exps = list(client.list(status=a.status, sweep_id=a.sweep, sort=a.sort, tag=a.tag or None, **filters))
+    if a.json:
+        emit_json([e.data for e in exps])
+    else:
+        rows = [[*r, e.name, ",".join(e.tags)] for e, r in zip(exps, _experiment_rows(exps), strict=True)]
+        print(format_table([*EXP_HEADERS, "name", "tags"], rows))
+        print(f"{len(exps)} experiment(s)")
+    return EXIT_OK
+
+
+def _relabel(client: Client, a: argparse.Namespace, **changes: Any) -> int:
+    """PATCH an experiment (or with --sweep, a sweep) and print its labels."""
+    handle: Experiment | Sweep = client.update_sweep(a.id, **changes) if a.sweep else client.update(a.id, **changes)
+    if a.json:
+        emit_json(handle.data)
+    else:
+        print(f"{handle.id}: name={cell(handle.name)} tags={','.join(handle.tags) or '—'} archived={handle.archived}")
+    return EXIT_OK
+
+
+def _current_tags(client: Client, a: argparse.Namespace) -> list[str]:
+    return (client.get_sweep(a.id) if a.sweep else client.get(a.id)).tags
+
+
+def cmd_tag(client: Client, a: argparse.Namespace) -> int:
+    tags = _current_tags(client, a)
+    if a.remove:
+        new = [t for t in tags if t not in a.tags]
+    else:
+        new = tags + [t for t in dict.fromkeys(a.tags) if t not in tags]
+    return _relabel(client, a, tags=new)
+
+
+def cmd_name(client: Client, a: argparse.Namespace) -> int:
+    return _relabel(client, a, name=a.name or None)
+
+
+def cmd_note(client: Client, a: argparse.Namespace) -> int:
+    text = sys.stdin.read() if a.text == "-" else a.text
+    return _relabel(client, a, note=text or None)
+
+
+def cmd_archive(client: Client, a: argparse.Namespace) -> int:
+    return _relabel(client, a, archived=not a.undo)
+
+
+def cmd_delete(client: Client, a: argparse.Namespace) -> int:
+    answer = client.delete_sweep(a.id) if a.sweep else client.delete(a.id)
+    if a.json:
+        emit_json(answer)
+    else:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted((answer.get("deleted") or {}).items()))
+        print(f"{a.id}: deleted ({counts})")
+    return EXIT_OK
+
+
+def cmd_download(client: Client, a: argparse.Namespace) -> int:
+    fmt = "zip" if (a.format == "zip" or (a.format is None and str(a.output).endswith(".zip"))) else "tar.gz"
+    out = client.download(a.id, a.output or f"{a.id}.{fmt}", format=fmt)
+    if a.json:
+        emit_json({"id": a.id, "path": str(out), "bytes": out.stat().st_size})
+    else:
+        print(f"{out} ({out.stat().st_size} bytes)")
+    return EXIT_OK
+
+
+def add_organise_commands(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """`li2 list` (filters, sort), `li2 tag|name|note|archive|delete` and `li2 download`."""
+    s = add(
+        "list",
+        cmd_list,
+        "list your experiments (all pages), filtered and sorted; e.g. li2 list --order 23 --grokked --tag paper "
+        "--sort=-final_test_acc --where final_test_acc_min=0.9",
+    )
+    s.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    s.add_argument("--sweep", help="only runs of this sweep id")
+    s.add_argument("--order", type=int, help="only runs whose group has M elements")
+    s.add_argument("--group", help="only runs of this group kind (cyclic, dihedral, ...)")
+    s.add_argument("--optimizer", help="only runs with this optimizer")
+    s.add_argument("--name", help="only runs whose name contains this text")
+    s.add_argument("--tag", action="append", help="only runs with this tag (repeat to require several)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--grokked", dest="grokked", action="store_true", default=None, help="only runs that grokked")
+    g.add_argument("--not-grokked", dest="grokked", action="store_false", help="only runs that did not grok")
+    s.add_argument("--archived", action="store_true", help="only the archived runs (hidden otherwise)")
+    s.add_argument("--sort", help="a field name, - in front for descending (write --sort=-final_test_acc)")
+    s.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other filter of GET /experiments, e.g. lr_max=0.01 or train_fraction_min=0.3 (repeatable)",
+    )
+
+    def target(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("id")
+        sp.add_argument("--sweep", action="store_true", help="ID is a sweep")
+        return sp
+
+    s = target(add("tag", cmd_tag, "add tags to an experiment (or --sweep); e.g. li2 tag ID paper fig-3"))
+    s.add_argument("tags", nargs="+", metavar="TAG")
+    s.add_argument("--remove", action="store_true", help="remove these tags instead")
+    s = target(add("name", cmd_name, "name an experiment (or --sweep); an empty NAME clears it"))
+    s.add_argument("name")
+    s = target(add("note", cmd_note, "set the note of an experiment (or --sweep); - reads it from stdin"))
+    s.add_argument("text")
+    s = target(add("archive", cmd_archive, "hide an experiment (or --sweep) from the default list"))
+    s.add_argument("--undo", action="store_true", help="unarchive it")
+    target(add("delete", cmd_delete, "delete a run that has ended (or --sweep: a sweep and all its runs)"))
+    s = add("download", cmd_download, "save a finished run's record, result.json and checkpoints as one archive")
+    s.add_argument("id")
+    s.add_argument("-o", "--output", help="file to write (default ID.tar.gz); a .zip name makes a zip")
+    s.add_argument("--format", choices=["tar.gz", "zip"], help="archive format (default: from -o, else tar.gz)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

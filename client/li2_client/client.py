@@ -31,6 +31,16 @@ from .sweeps import Sweep
 PAGE_SIZE = 100
 
 
+class _Unset:
+    """The default of a label argument that was not given (``None`` means: clear it)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
+
+
 class Client:
     """A connection to one Li2 Lab service, authenticated as one user."""
 
@@ -74,16 +84,25 @@ class Client:
 
     # -- experiments --------------------------------------------------------------------------
     def submit(
-        self, spec: SpecBuilder | dict[str, Any], force: bool = False, idempotency_key: str | None = None
+        self,
+        spec: SpecBuilder | dict[str, Any],
+        force: bool = False,
+        idempotency_key: str | None = None,
+        *,
+        name: str | None = None,
+        tags: builtins.list[str] | None = None,
+        note: str | None = None,
     ) -> Experiment:
         """Submit one experiment; return its handle (``exp.cached`` is True when the same spec was
-        already submitted by you and ``force`` is False — then no new run is made).
+        already submitted by you and ``force`` is False — then no new run is made, and the run keeps
+        the labels it has: change them with ``update``).
 
-        Each call sends an ``Idempotency-Key`` (a fresh UUID unless you pass one), which makes a
-        retry after a lost answer safe: the server answers it with the first run, not a second one.
+        ``name``, ``tags`` and ``note`` label the new run (filters of ``list``). Each call sends an
+        ``Idempotency-Key`` (a fresh UUID unless you pass one), which makes a retry after a lost
+        answer safe: the server answers it with the first run, not a second one.
         """
         key = idempotency_key or uuid.uuid4().hex
-        body = {"spec": as_spec_dict(spec), "force": bool(force)}
+        body = {"spec": as_spec_dict(spec), "force": bool(force), **_labels(name, tags, note)}
         data = self._http.post_json("/experiments", body, headers={"Idempotency-Key": key})
         return Experiment(self, data)
 
@@ -95,11 +114,59 @@ class Client:
         """``GET /experiments/{id}`` as the server sends it: status, spec, progress, summary, ..."""
         return dict(self._http.get_json(_experiment_path(experiment_id)))
 
-    def list(self, status: str | None = None, sweep_id: str | None = None) -> Iterator[Experiment]:
-        """Your experiments, newest first as the server orders them; pages are fetched lazily."""
-        params = {k: v for k, v in (("status", status), ("sweep_id", sweep_id)) if v}
+    def list(
+        self,
+        status: str | None = None,
+        sweep_id: str | None = None,
+        *,
+        sort: str | None = None,
+        tag: str | builtins.list[str] | None = None,
+        **filters: Any,
+    ) -> Iterator[Experiment]:
+        """Your experiments, newest first unless ``sort`` says otherwise; pages are fetched lazily.
+
+            client.list(order=23, grokked=True, tag="paper", sort="-final_test_acc")
+
+        Filters (the server's query parameters, docs/design.md): spec fields ``group``, ``order``
+        (M), ``operands``, ``train_size``, ``hidden``, ``activation``, ``optimizer``, ``lr``,
+        ``weight_decay``, ``seed``; outcome ``grokked``, ``epoch_generalized``, ``final_test_acc``;
+        a ``_min``/``_max`` suffix for a range (``train_fraction_min=0.3``, ``final_test_acc_min=0.99``);
+        labels ``name`` (substring), ``tag`` (one, or a list that must all be present) and
+        ``archived=True`` (only the archived runs; they are hidden otherwise). ``sort`` is a field
+        name, ``-`` in front for descending. An unknown filter raises ``ValidationError`` naming it.
+        """
+        params = {k: v for k, v in (("status", status), ("sweep_id", sweep_id), ("sort", sort)) if v}
+        params.update(_query(tag=tag, **filters))
         for item in self._paginate("/experiments", params):
             yield Experiment(self, item)
+
+    def update(
+        self,
+        experiment_id: str,
+        *,
+        name: str | _Unset | None = UNSET,
+        tags: builtins.list[str] | _Unset = UNSET,
+        note: str | _Unset | None = UNSET,
+        archived: bool | _Unset = UNSET,
+    ) -> Experiment:
+        """Change an experiment's labels (``PATCH``): the given ones only; ``name=None`` or
+        ``note=None`` clears it, ``tags`` replaces the tags, ``archived`` hides it from ``list()``.
+        Bad values raise ``ValidationError`` naming the field, and nothing is changed."""
+        body = _changes(name=name, tags=tags, note=note, archived=archived)
+        return Experiment(self, self._http.request("PATCH", _experiment_path(experiment_id), json=body).json())
+
+    def delete(self, experiment_id: str) -> dict[str, Any]:
+        """Delete a run that has ended, with its metrics, result and checkpoints; the server's counts
+        ``{"id", "deleted": {"experiments", "results", "checkpoints", ...}}``. ``Conflict`` while it
+        is queued or running (cancel first) or when it belongs to a sweep (``delete_sweep``)."""
+        return dict(self._http.request("DELETE", _experiment_path(experiment_id)).json())
+
+    def download(self, experiment_id: str, path: str | Path, format: str = "tar.gz") -> Path:
+        """Save a finished run as one archive (``tar.gz`` or ``zip``) at ``path``, streamed: its record
+        (``ID/experiment.json``), ``ID/result.json`` and every checkpoint (``ID/checkpoints/``)."""
+        params = {"format": format}
+        resp = self._http.request("GET", _experiment_path(experiment_id, "/archive"), params=params, stream=True)
+        return _save(resp, path)
 
     def cancel(self, experiment_id: str) -> Experiment:
         """Cancel by id; a queued run is cancelled at once, a running one within seconds.
@@ -147,20 +214,25 @@ class Client:
     def download_checkpoint(self, experiment_id: str, epoch: int, path: str | Path) -> Path:
         """Save the safetensors checkpoint of ``epoch`` to ``path`` (streamed); return the path."""
         resp = self._http.request("GET", _experiment_path(experiment_id, f"/checkpoints/{int(epoch)}"), stream=True)
-        out = Path(path)
-        with resp, out.open("wb") as fh:
-            for chunk in resp.iter_content(chunk_size=1 << 16):
-                fh.write(chunk)
-        return out
+        return _save(resp, path)
 
     # -- sweeps ---------------------------------------------------------------------------------
-    def submit_sweep(self, base: SpecBuilder | dict[str, Any], grid: dict[str, builtins.list[Any]]) -> Sweep:
-        """Submit the Cartesian product of ``grid`` (dotted spec paths → values) over ``base``.
+    def submit_sweep(
+        self,
+        base: SpecBuilder | dict[str, Any],
+        grid: dict[str, builtins.list[Any]],
+        *,
+        name: str | None = None,
+        tags: builtins.list[str] | None = None,
+        note: str | None = None,
+    ) -> Sweep:
+        """Submit the Cartesian product of ``grid`` (dotted spec paths → values) over ``base``;
+        ``name``, ``tags`` and ``note`` label the sweep (filters of ``list_sweeps``).
 
         The service has no idempotency key for sweeps, so this POST is never retried: after a
         network error, look at ``list_sweeps()`` before submitting again.
         """
-        body = {"base": as_spec_dict(base), "grid": grid}
+        body = {"base": as_spec_dict(base), "grid": grid, **_labels(name, tags, note)}
         return Sweep(self, self._http.post_json("/sweeps", body))
 
     def get_sweep(self, sweep_id: str) -> Sweep:
@@ -171,10 +243,36 @@ class Client:
         """``GET /sweeps/{id}`` as the server sends it: status, n_runs, counts, progress, ..."""
         return dict(self._http.get_json(_sweep_path(sweep_id)))
 
-    def list_sweeps(self) -> Iterator[Sweep]:
-        """Your sweeps, newest first; pages are fetched lazily."""
-        for item in self._paginate("/sweeps", {}):
+    def list_sweeps(
+        self,
+        status: str | None = None,
+        *,
+        name: str | None = None,
+        tag: str | builtins.list[str] | None = None,
+        archived: bool | None = None,
+    ) -> Iterator[Sweep]:
+        """Your sweeps, newest first; pages are fetched lazily. ``name`` (substring), ``tag`` and
+        ``archived=True`` filter as in ``list``."""
+        for item in self._paginate("/sweeps", _query(status=status, name=name, tag=tag, archived=archived)):
             yield Sweep(self, item)
+
+    def update_sweep(
+        self,
+        sweep_id: str,
+        *,
+        name: str | _Unset | None = UNSET,
+        tags: builtins.list[str] | _Unset = UNSET,
+        note: str | _Unset | None = UNSET,
+        archived: bool | _Unset = UNSET,
+    ) -> Sweep:
+        """Change a sweep's labels (``PATCH``), as ``update`` does for an experiment."""
+        body = _changes(name=name, tags=tags, note=note, archived=archived)
+        return Sweep(self, self._http.request("PATCH", _sweep_path(sweep_id), json=body).json())
+
+    def delete_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Delete a sweep whose runs have all ended (or were cancelled), with all its runs; the
+        server's counts. ``Conflict`` while any run is queued or running."""
+        return dict(self._http.request("DELETE", _sweep_path(sweep_id)).json())
 
     def cancel_sweep(self, sweep_id: str) -> Sweep:
         """Cancel every queued run of the sweep and ask its running runs to stop; the fresh handle."""
@@ -272,6 +370,41 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<li2_client.Client {self.url}{' (closed)' if self.closed else ''}>"
+
+
+def _labels(name: str | None, tags: builtins.list[str] | None, note: str | None) -> dict[str, Any]:
+    """The submit body's label fields that were given."""
+    given = {"name": name, "tags": None if tags is None else list(tags), "note": note}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _changes(**labels: Any) -> dict[str, Any]:
+    """A PATCH body: the labels that were given (None included: it clears)."""
+    return {k: (list(v) if k == "tags" else v) for k, v in labels.items() if not isinstance(v, _Unset)}
+
+
+def _query(**params: Any) -> dict[str, Any]:
+    """Query parameters as the server reads them: booleans as true/false, a list as repeats, None left out."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+def _save(resp: Any, path: str | Path) -> Path:
+    """Stream a response's body into ``path``; the path."""
+    out = Path(path)
+    with resp, out.open("wb") as fh:
+        for chunk in resp.iter_content(chunk_size=1 << 16):
+            fh.write(chunk)
+    return out
 
 
 def _experiment_path(experiment_id: str, suffix: str = "") -> str:

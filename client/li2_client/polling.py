@@ -39,6 +39,24 @@ class Handle:
     def done(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def name(self) -> str | None:
+        """The owner's name for it (None: unnamed)."""
+        return self.data.get("name")
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.data.get("tags") or [])
+
+    @property
+    def note(self) -> str | None:
+        return self.data.get("note")
+
+    @property
+    def archived(self) -> bool:
+        """True when hidden from the default list (``list(archived=True)`` shows it)."""
+        return bool(self.data.get("archived"))
+
 
 class ProgressBar:
     """A minimal bar: ``update(n, total, postfix)``; ``close()``. Disabled = does nothing."""

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from marshmallow import RAISE, Schema, fields, validate
+from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm.base import NO_VALUE
 
 from li2.jsonsafe import json_safe
 from li2.spec import ExperimentSpecSchema
 from li2.spec.schema import GridSchema
+from li2_service.labels import LabelsSchema
 from li2_store import models
 
 STATUS = validate.OneOf(models.STATUSES, error="must be one of: " + ", ".join(models.STATUSES))
@@ -85,8 +89,8 @@ SUBMIT_EXAMPLE = {"spec": SPEC_EXAMPLE, "force": False}
 SWEEP_EXAMPLE = {"base": SPEC_EXAMPLE, "grid": {"task.order": [23, 41], "seed": [1, 2]}}
 
 
-class SubmitSchema(Schema):
-    """POST /experiments body: {"spec": SPEC, "force": false}, or the bare SPEC."""
+class SubmitSchema(LabelsSchema):
+    """POST /experiments body: {"spec": SPEC, "force": false, "name", "tags", "note"}, or the bare SPEC."""
 
     spec = fields.Nested(ExperimentSpecSchema, required=True)
     force = fields.Boolean(
@@ -94,8 +98,8 @@ class SubmitSchema(Schema):
     )
 
 
-class SweepSubmitSchema(Schema):
-    """POST /sweeps body."""
+class SweepSubmitSchema(LabelsSchema):
+    """POST /sweeps body: base, grid and the sweep's optional name, tags and note."""
 
     base = fields.Nested(ExperimentSpecSchema, required=True)
     grid = fields.Nested(
@@ -163,6 +167,10 @@ class ExperimentSchema(Schema):
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
     round = fields.Integer(allow_none=True, metadata={"description": "a search's runs only: the round that made it"})
+    name = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    note = fields.String(allow_none=True)
+    archived = fields.Boolean()
 
 
 class _PageSchema(Schema):
@@ -195,6 +203,10 @@ class SweepSchema(Schema):
     has_scaling_law = fields.Boolean()
     created_at = fields.String()
     finished_at = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    note = fields.String(allow_none=True)
+    archived = fields.Boolean()
 
 
 class SweepPageSchema(_PageSchema):
@@ -262,6 +274,7 @@ def experiment_view(row: models.Experiment, *, cached: bool = False) -> dict:
         "created_at": iso(row.created_at),
         "started_at": iso(row.started_at),
         "finished_at": iso(row.finished_at),
+        **labels_view(row),
     }
 
 
@@ -282,4 +295,17 @@ def sweep_view(row: models.Sweep, counts: dict[str, int]) -> dict:
         "has_scaling_law": row.scaling_law_json is not None,
         "created_at": iso(row.created_at),
         "finished_at": iso(row.finished_at),
+        **labels_view(row),
     }
+
+
+def labels_view(row: models.Experiment | models.Sweep) -> dict:
+    """The owner's labels of a run or sweep: name, tags (sorted), note, archived.
+
+    Tags are the row's `tag_rows`, loaded with it (selectin); a row made in this request and never
+    loaded since (a fresh submit) has none yet, and is not lazily loaded outside its session.
+    """
+    state: InstanceState = sa.inspect(row)
+    loaded = state.attrs.tag_rows.loaded_value
+    tags = [] if loaded is NO_VALUE else sorted(t.tag for t in loaded)
+    return {"name": row.name, "tags": tags, "note": row.note, "archived": bool(row.archived)}

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from li2_store import metric_rows
+from li2_store.catalog import outcome_columns
 from li2_store.db import changed, db_now, session_scope
 from li2_store.models import Experiment as E
 
@@ -104,6 +105,8 @@ def write_progress(engine: Engine, progress: dict[Claim, list[tuple[int, dict]]]
 def finish(session: Session, c: Claim, worker_id: str, status: str, **values: Any) -> bool:
     """Move a held run to a terminal `status` (or back to 'queued'); False if the lease was lost."""
     values.setdefault("finished_at", db_now() if status != "queued" else None)
+    if "summary_json" in values:  # the outcome's catalogue columns land with the summary
+        values.update(outcome_columns(values["summary_json"]))
     return bool(
         changed(session, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(status=status, **values))
     )

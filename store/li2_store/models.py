@@ -79,6 +79,13 @@ class Sweep(Base):
     fitted_at: Mapped[datetime | None] = mapped_column(default=None)
     search_id: Mapped[str | None] = mapped_column(sa.ForeignKey("searches.id"), index=True, default=None)
     search_round: Mapped[int | None] = mapped_column(default=None)  # this sweep is that round of the search
+    # The owner's labels (li2_service.organise): editable by PATCH, usable as list filters.
+    name: Mapped[str | None] = mapped_column(sa.String(100), index=True, default=None)
+    note: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    archived: Mapped[bool] = mapped_column(index=True, default=False, server_default=sa.false())
+    tag_rows: Mapped[list[SweepTag]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="SweepTag.tag"
+    )
 
 
 class Experiment(Base):
@@ -111,8 +118,49 @@ class Experiment(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The owner's labels (li2_service.organise): editable by PATCH, usable as list filters.
+    name: Mapped[str | None] = mapped_column(sa.String(100), index=True, default=None)
+    note: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    archived: Mapped[bool] = mapped_column(index=True, default=False, server_default=sa.false())
+    tag_rows: Mapped[list[ExperimentTag]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="ExperimentTag.tag"
+    )
+    # Spec fields and outcome as columns, so lists filter and sort in SQL (li2_store.catalog fills them:
+    # the spec columns at insert, the outcome columns with the summary). NULL: not known (yet).
+    group_kind: Mapped[str | None] = mapped_column(sa.String(16), index=True, default=None)
+    task_order: Mapped[int | None] = mapped_column(index=True, default=None)  # M, whatever the group
+    operands: Mapped[int | None] = mapped_column(default=None)
+    train_size: Mapped[int | None] = mapped_column(sa.BigInteger, index=True, default=None)  # n, resolved
+    train_fraction: Mapped[float | None] = mapped_column(sa.Float, index=True, default=None)  # n / M^operands
+    hidden: Mapped[int | None] = mapped_column(index=True, default=None)
+    activation: Mapped[str | None] = mapped_column(sa.String(16), default=None)
+    optimizer: Mapped[str | None] = mapped_column(sa.String(16), index=True, default=None)
+    lr: Mapped[float | None] = mapped_column(sa.Float, index=True, default=None)
+    weight_decay: Mapped[float | None] = mapped_column(sa.Float, index=True, default=None)
+    seed: Mapped[int | None] = mapped_column(sa.BigInteger, index=True, default=None)
+    grokked: Mapped[bool | None] = mapped_column(index=True, default=None)
+    epoch_generalized: Mapped[int | None] = mapped_column(index=True, default=None)
+    final_test_acc: Mapped[float | None] = mapped_column(sa.Float, index=True, default=None)
 
     result: Mapped[Result | None] = relationship(back_populates="experiment", uselist=False)
+
+
+class ExperimentTag(Base):
+    """One tag of one experiment (li2_service.organise); indexed by tag for the ?tag= filter."""
+
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[str] = mapped_column(sa.ForeignKey("experiments.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(sa.String(40), primary_key=True, index=True)
+
+
+class SweepTag(Base):
+    """One tag of one sweep (li2_service.organise); indexed by tag for the ?tag= filter."""
+
+    __tablename__ = "sweep_tags"
+
+    sweep_id: Mapped[str] = mapped_column(sa.ForeignKey("sweeps.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(sa.String(40), primary_key=True, index=True)
 
 
 class Result(Base):

@@ -27,6 +27,7 @@ from li2.batching import batch_key, pack_batches
 from li2.jsonsafe import json_safe
 from li2.search.plan import Plan
 from li2.spec import spec_hash
+from li2_store.catalog import spec_columns
 from li2_store.db import changed, database_now, db_now, session_scope
 from li2_store.models import TERMINAL, Experiment, Search, Sweep
 from li2_store.sweeps import Enqueue
@@ -48,6 +49,7 @@ def new_experiment(user_id: int, spec: dict, max_attempts: int, enqueued_at: dat
         max_attempts=max_attempts,
         epochs=int(spec["training"]["epochs"]),
         enqueued_at=enqueued_at,
+        **spec_columns(spec),
         **extra,
     )
 

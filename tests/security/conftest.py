@@ -21,7 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import security_spe
 
 from security_specs import VALID_SPEC
 
-COUNTED_TABLES = ("users", "searches", "sweeps", "experiments", "results", "checkpoints")
+COUNTED_TABLES = (
+    "users",
+    "searches",
+    "sweeps",
+    "experiments",
+    "results",
+    "checkpoints",
+    "experiment_tags",
+    "sweep_tags",
+)
 
 
 @dataclass

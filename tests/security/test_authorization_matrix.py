@@ -46,12 +46,17 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("/api/v1/experiments/<exp_id>/checkpoints", "GET"): USER,
     ("/api/v1/experiments/<exp_id>/checkpoints/<int:epoch>", "GET"): USER,
     ("/api/v1/experiments/<exp_id>/cancel", "POST"): USER,
+    ("/api/v1/experiments/<exp_id>", "PATCH"): USER,
+    ("/api/v1/experiments/<exp_id>", "DELETE"): USER,
+    ("/api/v1/experiments/<exp_id>/archive", "GET"): USER,
     ("/api/v1/sweeps", "POST"): USER,
     ("/api/v1/sweeps", "GET"): USER,
     ("/api/v1/sweeps/<sweep_id>", "GET"): USER,
     ("/api/v1/sweeps/<sweep_id>/runs", "GET"): USER,
     ("/api/v1/sweeps/<sweep_id>/cancel", "POST"): USER,
     ("/api/v1/sweeps/<sweep_id>/scaling-law", "GET"): USER,
+    ("/api/v1/sweeps/<sweep_id>", "PATCH"): USER,
+    ("/api/v1/sweeps/<sweep_id>", "DELETE"): USER,
     ("/api/v1/searches", "POST"): USER,
     ("/api/v1/searches", "GET"): USER,
     ("/api/v1/searches/<search_id>", "GET"): USER,
@@ -81,10 +86,10 @@ def documented(client) -> set[tuple[str, str]]:
     return out
 
 
-def concrete(rule: str, world) -> str:
+def concrete(rule: str, world, experiment_id: str | None = None) -> str:
     """A real URL for a rule: alice's ids, so a valid token gets a real answer, not a 404."""
     return (
-        rule.replace("<exp_id>", world.experiment_id)
+        rule.replace("<exp_id>", experiment_id or world.experiment_id)
         .replace("<sweep_id>", world.sweep_id)
         .replace("<search_id>", world.search_id)
         .replace("<int:epoch>", str(world.checkpoint_epoch))
@@ -92,6 +97,23 @@ def concrete(rule: str, world) -> str:
         .replace("<run_id>", world.experiment_id)
         .replace("<path:name>", "plotly.min.js")
     )
+
+
+def disposable_run(engine, world) -> str:
+    """A new finished experiment of alice's (a copy of the shared one's row, without result), for a
+    DELETE: it must not take the shared run away from the routes tested after it."""
+    import sqlalchemy as sa
+
+    from li2_store import models
+    from li2_store.db import session_scope
+
+    with session_scope(engine) as s:
+        shared = s.get(models.Experiment, world.experiment_id)
+        assert shared is not None
+        columns = {c.key: getattr(shared, c.key) for c in sa.inspect(models.Experiment).column_attrs}
+        row = models.Experiment(**{**columns, "id": models.new_id(), "dedup_key": None})
+        s.add(row)
+        return row.id
 
 
 def call(client, method: str, url: str, headers: dict | None = None):
@@ -136,7 +158,7 @@ BAD_HEADERS = {
 @pytest.mark.parametrize("route", sorted(DECISIONS), ids=lambda r: f"{r[1]} {r[0]}")
 def test_decision_is_enforced(route, client, world, engine):
     rule, method = route
-    url = concrete(rule, world)
+    url = concrete(rule, world, disposable_run(engine, world) if method == "DELETE" else None)
     decision = DECISIONS[route]
     if decision == PUBLIC:
         r = call(client, method, url)

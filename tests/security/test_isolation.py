@@ -26,6 +26,7 @@ def reads(world) -> list[str]:
         f"/api/v1/experiments/{e}/checkpoints",
         f"/api/v1/experiments/{e}/checkpoints/{k}",
         f"/api/v1/experiments/{e}/checkpoints/20",
+        f"/api/v1/experiments/{e}/archive",
         f"/api/v1/sweeps/{s}",
         f"/api/v1/sweeps/{s}/runs",
         f"/api/v1/sweeps/{s}/scaling-law?partial=true",

@@ -18,11 +18,11 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from li2.spec import validate_spec
-from li2_service import auth, runs, schemas
+from li2_service import auth, organise, organise_schemas, runs, schemas
 from li2_service import result_schemas as answers
 from li2_service.body import json_object
 from li2_service.errors import fail, unprocessable
-from li2_service.listing import fetch_page, page_response, visible_rows
+from li2_service.listing import fetch_page, page_response
 from li2_service.openapi import BINARY, BODY_ERRORS, CSV, location, problems
 from li2_store import metric_rows, models
 from li2_store import sweeps as sweeps_store
@@ -46,7 +46,7 @@ def _state() -> runs.ServiceState:
 def _read_submit_body() -> tuple[dict, bool]:
     """Accept {"spec": SPEC, "force": bool} or a bare SPEC; return (raw spec, force)."""
     body = json_object()
-    if "spec" in body and set(body) <= {"spec", "force"}:
+    if "spec" in body and set(body) <= {"spec", "force", *organise.LABEL_FIELDS}:
         force = body.get("force", False)
         if not isinstance(force, bool):
             unprocessable("force", "must be true or false")
@@ -100,10 +100,12 @@ def submit():
     raw, force = _read_submit_body()
     key = _idempotency_key()
     spec = validate_spec(raw)
+    labels = _submit_labels()
     done = runs.submit_experiment(_state(), auth.current_user(), spec, force=force, idempotency_key=key)
+    row = _label_new_run(done.row, labels) if labels and done.outcome == "created" else done.row
     if done.outcome == "cached":
-        return schemas.experiment_view(done.row, cached=True), 200
-    return schemas.experiment_view(done.row), 202, _location(done.row.id)
+        return schemas.experiment_view(row, cached=True), 200
+    return schemas.experiment_view(row), 202, _location(row.id)
 
 
 def _location(exp_id: str) -> dict:
@@ -112,19 +114,15 @@ def _location(exp_id: str) -> dict:
 
 
 @blp.route("", methods=["GET"])
-@blp.arguments(schemas.ExperimentListQuery, location="query", as_kwargs=True, unknown=RAISE)
+@blp.arguments(organise_schemas.ExperimentFilterQuery, location="query", unknown=RAISE)
 @blp.response(200, schemas.ExperimentPageSchema)
 @problems(blp, {403: "only admins may filter by user"})
-def list_experiments(
-    page: int, page_size: int, status: str | None = None, sweep_id: str | None = None, user: str | None = None
-):
-    """List your experiments, newest first (admins: everyone's, or ?user=NAME)."""
-    exp = models.Experiment
-    stmt = visible_rows(exp, auth.current_user(), user, status)
-    if sweep_id:
-        stmt = stmt.where(exp.sweep_id == sweep_id)
+def list_experiments(query: dict):
+    """List your experiments, newest first (admins: everyone's, or ?user=NAME), filtered by spec fields,
+    outcome and labels and sorted by ?sort= (see the parameters); archived runs only with ?archived=true."""
+    page, page_size = query["page"], query["page_size"]
     with session_scope(_state().engine) as session:
-        rows, total = fetch_page(session, stmt.order_by(exp.created_at.desc(), exp.id), page, page_size)
+        rows, total = fetch_page(session, organise.experiments_query(auth.current_user(), query), page, page_size)
         items = [schemas.experiment_view(r) for r in rows]
     return page_response(items, page, page_size, total)
 
@@ -329,3 +327,75 @@ def cancel(exp_id: str):
     if row.sweep_id and status == "cancelled":
         sweeps_store.finalize_sweep(engine, row.sweep_id)
     return {"id": row.id, "status": status, "cancel_requested": True}, 202, _location(row.id)
+
+
+# ---------------------------------------------------------------------------------- organise
+
+
+def _submit_labels() -> dict:
+    """The validated {name, tags, note} of a {"spec": ...} submit body (none for a bare spec)."""
+    body = json_object()
+    return organise.pop_labels(body)[1] if "spec" in body else {}
+
+
+def _label_new_run(row: models.Experiment, labels: dict) -> models.Experiment:
+    """Put a fresh submit's labels on its run; the run as it is now. (An identical spec answered from
+    the cache, or a replayed Idempotency-Key, keeps the labels it has: change them with PATCH.)"""
+    with session_scope(_state().engine) as session:
+        fresh = session.get(models.Experiment, row.id)
+        assert fresh is not None  # just created, and only its owner can delete it
+        organise.apply_labels(fresh, labels)
+        session.flush()
+        session.refresh(fresh)
+        return fresh
+
+
+@blp.route("/<exp_id>", methods=["PATCH"])
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": organise_schemas.PatchSchema}}})
+@blp.response(200, schemas.ExperimentSchema)
+@blp.alt_response(422, description="invalid name, tags, note or archived; errors name each field, nothing changed")
+def patch_experiment(exp_id: str):
+    """Set the name, tags (replacing them), note or archived flag of one of your experiments."""
+    body = json_object()
+    with session_scope(_state().engine) as session:
+        row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
+        organise.patch(session, row, body)
+        session.refresh(row)
+        return schemas.experiment_view(row)
+
+
+@blp.route("/<exp_id>", methods=["DELETE"])
+@blp.response(200, organise_schemas.DeletedSchema)
+@blp.alt_response(409, description="the run is queued or running, or belongs to a sweep (delete the sweep)")
+def delete_experiment(exp_id: str):
+    """Delete one of your runs that has ended, with its metric rows, result and checkpoints."""
+    with session_scope(_state().engine) as session:
+        row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
+        run_id = row.id
+        deleted = organise.delete_experiment(session, row)
+    return {"id": run_id, "deleted": deleted}
+
+
+@blp.route("/<exp_id>/archive", methods=["GET"])
+@blp.arguments(organise_schemas.ArchiveQuery, location="query", as_kwargs=True, unknown=RAISE)
+@blp.response(
+    200,
+    description="tar.gz (or zip) of <id>/experiment.json, <id>/result.json and <id>/checkpoints/*.safetensors",
+    content_type="application/gzip",
+)
+@blp.alt_response(409, description="the run is queued or running")
+def archive(exp_id: str, format: str):
+    """Download a run that has ended as one archive: its record, result.json and every checkpoint (streamed)."""
+    engine = _state().engine
+    with session_scope(engine) as session:
+        row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
+        if row.status not in models.TERMINAL:
+            fail(409, f"the experiment is {row.status}; its archive is available once it has ended")
+        run_id, view = row.id, schemas.experiment_view(row)
+    chunks = organise.archive_stream(organise.archive_members(engine, run_id, view), format)
+    return Response(
+        chunks,
+        mimetype=organise.ARCHIVE_TYPES[format],
+        headers={"Content-Disposition": f"attachment; filename={run_id}.{format}"},
+        direct_passthrough=True,
+    )

@@ -13,10 +13,10 @@ from flask import current_app, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
-from li2_service import auth, runs, schemas
+from li2_service import auth, organise, organise_schemas, runs, schemas
 from li2_service.body import json_object
 from li2_service.errors import fail
-from li2_service.listing import fetch_page, page_response, visible_rows
+from li2_service.listing import fetch_page, page_response
 from li2_service.openapi import BODY_ERRORS, location, problems
 from li2_service.result_schemas import ScalingLawSchema
 from li2_store import models
@@ -54,8 +54,14 @@ def _state() -> runs.ServiceState:
 def submit():
     """Submit a sweep {"base": SPEC, "grid": {"dotted.path": [values]}}."""
     state = _state()
-    sweep = runs.submit_sweep(state, auth.current_user(), json_object())
+    body, labels = organise.pop_labels(json_object())
+    sweep = runs.submit_sweep(state, auth.current_user(), body)
     with session_scope(state.engine) as session:
+        if labels:
+            sweep = session.get(models.Sweep, sweep.id) or sweep
+            organise.apply_labels(sweep, labels)
+            session.flush()
+            session.refresh(sweep)
         return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id)), 202, _location(sweep.id)
 
 
@@ -65,15 +71,15 @@ def _location(sweep_id: str) -> dict:
 
 
 @blp.route("", methods=["GET"])
-@blp.arguments(schemas.SweepListQuery, location="query", as_kwargs=True, unknown=RAISE)
+@blp.arguments(organise_schemas.SweepFilterQuery, location="query", unknown=RAISE)
 @blp.response(200, schemas.SweepPageSchema)
 @problems(blp, {403: "only admins may filter by user"})
-def list_sweeps(page: int, page_size: int, status: str | None = None, user: str | None = None):
-    """List your sweeps, newest first (admins: everyone's, or ?user=NAME)."""
-    sw = models.Sweep
-    stmt = visible_rows(sw, auth.current_user(), user, status)
+def list_sweeps(query: dict):
+    """List your sweeps, newest first (admins: everyone's, or ?user=NAME); ?name=, ?tag= filter by
+    labels; archived sweeps only with ?archived=true."""
+    page, page_size = query["page"], query["page_size"]
     with session_scope(_state().engine) as session:
-        rows, total = fetch_page(session, stmt.order_by(sw.created_at.desc(), sw.id), page, page_size)
+        rows, total = fetch_page(session, organise.sweeps_query(auth.current_user(), query), page, page_size)
         items = [schemas.sweep_view(r, runs.sweep_counts(session, r.id)) for r in rows]
     return page_response(items, page, page_size, total)
 
@@ -165,3 +171,32 @@ def scaling_law(sweep_id: str, partial: bool):
     if "error" in law:
         fail(409, f"the scaling law cannot be fitted: {str(law['error'])[:300]}")
     return {**law, "partial": sweep.status not in models.TERMINAL, "fitted_at": schemas.iso(fitted_at)}
+
+
+# ---------------------------------------------------------------------------------- organise
+
+
+@blp.route("/<sweep_id>", methods=["PATCH"])
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": organise_schemas.PatchSchema}}})
+@blp.response(200, schemas.SweepSchema)
+@blp.alt_response(422, description="invalid name, tags, note or archived; errors name each field, nothing changed")
+def patch_sweep(sweep_id: str):
+    """Set the name, tags (replacing them), note or archived flag of one of your sweeps."""
+    body = json_object()
+    with session_scope(_state().engine) as session:
+        sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
+        organise.patch(session, sweep, body)
+        session.refresh(sweep)
+        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id))
+
+
+@blp.route("/<sweep_id>", methods=["DELETE"])
+@blp.response(200, organise_schemas.DeletedSchema)
+@blp.alt_response(409, description="a run of the sweep is queued or running, or the sweep is a round of a search")
+def delete_sweep(sweep_id: str):
+    """Delete one of your sweeps whose runs have all ended (or were cancelled), with all its runs."""
+    with session_scope(_state().engine) as session:
+        sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
+        found = sweep.id
+        deleted = organise.delete_sweep(session, sweep)
+    return {"id": found, "deleted": deleted}
