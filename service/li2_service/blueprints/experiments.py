@@ -353,7 +353,7 @@ def _label_new_run(row: models.Experiment, labels: dict) -> models.Experiment:
 @blp.route("/<exp_id>", methods=["PATCH"])
 @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": organise_schemas.PatchSchema}}})
 @blp.response(200, schemas.ExperimentSchema)
-@blp.alt_response(422, description="invalid name, tags, note or archived; errors name each field, nothing changed")
+@problems(blp, {422: "invalid name, tags, note or archived; errors name each field, nothing changed"})
 def patch_experiment(exp_id: str):
     """Set the name, tags (replacing them), note or archived flag of one of your experiments."""
     body = json_object()
@@ -366,7 +366,7 @@ def patch_experiment(exp_id: str):
 
 @blp.route("/<exp_id>", methods=["DELETE"])
 @blp.response(200, organise_schemas.DeletedSchema)
-@blp.alt_response(409, description="the run is queued or running, or belongs to a sweep (delete the sweep)")
+@problems(blp, {409: "the run is queued or running, or belongs to a sweep (delete the sweep)"})
 def delete_experiment(exp_id: str):
     """Delete one of your runs that has ended, with its metric rows, result and checkpoints."""
     with session_scope(_state().engine) as session:
@@ -378,12 +378,15 @@ def delete_experiment(exp_id: str):
 
 @blp.route("/<exp_id>/archive", methods=["GET"])
 @blp.arguments(organise_schemas.ArchiveQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.response(
+@blp.alt_response(
     200,
+    schema=BINARY,
+    success=True,
     description="tar.gz (or zip) of <id>/experiment.json, <id>/result.json and <id>/checkpoints/*.safetensors",
     content_type="application/gzip",
 )
-@blp.alt_response(409, description="the run is queued or running")
+@blp.alt_response(200, schema=BINARY, success=True, description="the same as zip (?format=zip)", content_type="application/zip")
+@problems(blp, {409: "the run is queued or running"})
 def archive(exp_id: str, format: str):
     """Download a run that has ended as one archive: its record, result.json and every checkpoint (streamed)."""
     engine = _state().engine

@@ -179,7 +179,7 @@ def scaling_law(sweep_id: str, partial: bool):
 @blp.route("/<sweep_id>", methods=["PATCH"])
 @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": organise_schemas.PatchSchema}}})
 @blp.response(200, schemas.SweepSchema)
-@blp.alt_response(422, description="invalid name, tags, note or archived; errors name each field, nothing changed")
+@problems(blp, {422: "invalid name, tags, note or archived; errors name each field, nothing changed"})
 def patch_sweep(sweep_id: str):
     """Set the name, tags (replacing them), note or archived flag of one of your sweeps."""
     body = json_object()
@@ -192,7 +192,7 @@ def patch_sweep(sweep_id: str):
 
 @blp.route("/<sweep_id>", methods=["DELETE"])
 @blp.response(200, organise_schemas.DeletedSchema)
-@blp.alt_response(409, description="a run of the sweep is queued or running, or the sweep is a round of a search")
+@problems(blp, {409: "a run of the sweep is queued or running, or the sweep is a round of a search"})
 def delete_sweep(sweep_id: str):
     """Delete one of your sweeps whose runs have all ended (or were cancelled), with all its runs."""
     with session_scope(_state().engine) as session:
