@@ -1,8 +1,11 @@
 """Typed exceptions: one class per kind of failure the service can answer with.
 
-The service answers errors as JSON ``{"code", "status", "message", "errors": {field: [msgs]}}``.
-``error_from_response`` turns such an answer into the matching exception, so callers can write
-``except NotFound:`` instead of inspecting status codes.
+The service answers errors as RFC 7807 problem documents (``application/problem+json``):
+``{"type", "title", "status", "detail", "errors": {field: [msgs]}}`` (plus ``code``/``message``, the
+same as status/detail). ``error_from_response`` turns such an answer into the matching exception,
+so callers can write ``except NotFound:`` instead of inspecting status codes. 422 means the request
+can never succeed as sent (including a sweep larger than the server allows); 429 means "not now":
+retry after ``retry_after`` seconds.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class Conflict(Li2Error):
 
 
 class QuotaExceeded(Li2Error):
-    """429: too many active runs. ``retry_after`` is the server's hint in seconds (or None)."""
+    """429: too many active runs for now. ``retry_after`` is the server's hint in seconds (or None)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
@@ -105,7 +108,7 @@ def error_from_response(resp: requests.Response) -> Li2Error:
         body = None
     status = resp.status_code
     if isinstance(body, dict):
-        message = body.get("message") or body.get("status") or resp.reason or "error"
+        message = body.get("detail") or body.get("message") or body.get("title") or resp.reason or "error"
         errors = _flatten_errors(body.get("errors"))
     else:
         message = (resp.text or resp.reason or "error").strip()[:500]

@@ -4,6 +4,9 @@
     app = create_app({"DATABASE_URL": "sqlite:///t.db",  # tests: override any key, and
                       "ENQUEUE": record_calls})          # record enqueues instead of sending
 
+The OpenAPI document is generated (li2_service.openapi): errors are problem documents, every
+operation has an operationId, create operations link to the operations that take their ids.
+
 Routes: /api/v1/experiments..., /api/v1/sweeps..., /api/v1/searches..., /healthz, /readyz; the OpenAPI 3 document at
 /api/v1/openapi.json (also /openapi.json), Swagger UI at /api/v1/docs and ReDoc at /api/v1/redoc
 (their scripts from /assets/vendor, out of installed packages: no CDN); the researchers' dashboard
@@ -15,12 +18,13 @@ with the token the user signed in with.
 from __future__ import annotations
 
 from flask import Flask
-from flask_smorest import Api
 
+from li2.search.request import SearchRequestSchema
 from li2.spec import ExperimentSpecSchema
 from li2_service import assets, auth, dashboard, errors, schemas
 from li2_service.blueprints import experiments, health, searches, sweeps
 from li2_service.config import load_config
+from li2_service.openapi import Li2Api, OperationsPlugin, range_exclusivity, split_task_kinds
 from li2_service.runs import ServiceState
 from li2_store.config import check_secrets
 from li2_store.db import make_engine
@@ -68,14 +72,16 @@ def create_app(config: dict | None = None) -> Flask:
     engine = settings.get("ENGINE") or make_engine(settings["DATABASE_URL"])
     app.extensions["li2"] = ServiceState(engine=engine, config=settings, enqueue=settings.get("ENQUEUE") or send_batch)
 
-    api = Api(app)
+    api = Li2Api(app, spec_kwargs={"extra_plugins": [OperationsPlugin()]})
+    api.ma_plugin.converter.add_attribute_function(range_exclusivity)
     api.spec.components.security_scheme("bearerAuth", BEARER)
     api.spec.components.schema("ExperimentSpec", schema=ExperimentSpecSchema)
-    api.spec.components.schema("Submit", schema=schemas.SubmitSchema)
-    api.spec.components.schema("SweepSubmit", schema=schemas.SweepSubmitSchema)
-    api.spec.components.schema("SearchSubmit", schema=searches.SearchSubmitSchema)
+    api.spec.components.schema("Submit", {"example": schemas.SUBMIT_EXAMPLE}, schema=schemas.SubmitSchema)
+    api.spec.components.schema("SweepSubmit", {"example": schemas.SWEEP_EXAMPLE}, schema=schemas.SweepSubmitSchema)
+    api.spec.components.schema("SearchSubmit", {"example": searches.SEARCH_EXAMPLE}, schema=SearchRequestSchema)
     for blueprint in (experiments.blp, sweeps.blp, searches.blp, health.blp):
         api.register_blueprint(blueprint)
+    split_task_kinds(api.spec.components.schemas)
 
     @app.get("/openapi.json", endpoint="openapi_json_alias")
     def openapi_json_alias():

@@ -1,4 +1,13 @@
-"""JSON errors for every failure: {"code", "status", "message", "errors": {field: [msgs]}}.
+"""Every failure is an RFC 7807 problem document (Content-Type: application/problem+json):
+
+    {"type": "about:blank", "title": "Unprocessable Entity", "status": 422,
+     "detail": "invalid experiment spec; see errors",
+     "errors": {"model.hidden": ["must be between 1 and 8192 (LI2_MAX_HIDDEN)"]},
+     "code": 422, "message": "invalid experiment spec; see errors"}
+
+`errors` names each bad field (dotted path) with messages that say what is allowed; `code` and
+`message` repeat `status` and `detail` for clients written before the problem format. The schema
+is li2_service.schemas.ProblemSchema, the document's `Problem` component.
 
 One handler formats every HTTPException (ours from `fail`, webargs' 422s, werkzeug's 404/405/413);
 `SpecError` from the core becomes 422 with its field messages; a database that cannot answer
@@ -43,15 +52,27 @@ def flatten_errors(errors: Any) -> dict[str, list[str]]:
     return out
 
 
-def _payload(code: int, status: str, message: str, errors: dict | None = None) -> dict:
-    body = {"code": code, "status": status, "message": message}
+PROBLEM_JSON = "application/problem+json"
+
+
+def _payload(code: int, title: str, message: str, errors: dict | None = None) -> dict:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": code, "detail": message}
     if errors:
         body["errors"] = errors
+    body.update(code=code, message=message)
     return body
 
 
+def problem(code: int, title: str, message: str, errors: dict | None = None):
+    """The problem-document response (status set, Content-Type application/problem+json)."""
+    response = jsonify(_payload(code, title, message, errors))
+    response.status_code = code
+    response.mimetype = PROBLEM_JSON
+    return response
+
+
 def handle_http_exception(exc: HTTPException):
-    """Format any HTTPException (fail, webargs validation, routing, body size) as our JSON."""
+    """Format any HTTPException (fail, webargs validation, routing, body size) as a problem document."""
     data = getattr(exc, "data", None) or {}
     raw_errors = data.get("errors", data.get("messages"))
     errors = flatten_errors(raw_errors) if raw_errors else None
@@ -66,17 +87,14 @@ def handle_http_exception(exc: HTTPException):
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None and "Retry-After" not in headers:
         headers["Retry-After"] = str(retry_after)
-    response = jsonify(_payload(exc.code or 500, exc.name, message, errors))
-    response.status_code = exc.code or 500
+    response = problem(exc.code or 500, exc.name, message, errors)
     response.headers.update(headers)
     return response
 
 
 def handle_spec_error(exc: SpecError):
     """Bad experiment input from li2.spec / li2.groups: 422 naming each field."""
-    response = jsonify(_payload(422, "Unprocessable Entity", "invalid experiment spec; see errors", exc.errors))
-    response.status_code = 422
-    return response
+    return problem(422, "Unprocessable Entity", "invalid experiment spec; see errors", exc.errors)
 
 
 DATABASE_RETRY_AFTER_S = 5
@@ -88,14 +106,13 @@ def handle_database_error(exc: SQLAlchemyError):
     if not is_unavailable(exc):
         return handle_unexpected(exc)
     log.error("database unavailable: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-    response = jsonify(_payload(503, "Service Unavailable", "the database is unavailable; retry shortly"))
-    response.status_code = 503
+    response = problem(503, "Service Unavailable", "the database is unavailable; retry shortly")
     response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     return response
 
 
 def handle_unexpected(exc: Exception):
-    """A bug, not bad input: log the traceback, answer JSON 500 without internals."""
+    """A bug, not bad input: log the traceback, answer a problem 500 without internals."""
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
     log.exception("unhandled error")
@@ -111,7 +128,7 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def fail(status: int, message: str, **data: Any) -> NoReturn:
-    """Stop the request with `status`; `handle_http_exception` turns it into our JSON error body.
+    """Stop the request with `status`; `handle_http_exception` turns it into a problem document.
 
     `data` may add `errors` ({field: [messages]}) and `headers` (e.g. Retry-After). The one way
     views and helpers end a request early.

@@ -1,7 +1,9 @@
-"""Per-user limits that keep one account from filling a shared server: answer 429 + Retry-After.
+"""Per-user limits that keep one account from filling a shared server.
 
-- active runs: a user's queued + running experiments may not exceed MAX_ACTIVE_PER_USER;
-- sweep size: one sweep may not expand to more than MAX_SWEEP_RUNS runs.
+- active runs: a user's queued + running experiments may not exceed MAX_ACTIVE_PER_USER. While
+  waiting can make room (some of the user's runs are active) the answer is 429 + Retry-After; a
+  request that asks for more runs than the limit at all can never fit, and answers 422;
+- sweep size: one sweep may not expand to more than MAX_SWEEP_RUNS runs: 422 (waiting cannot help).
 
 The active-run limit holds exactly under concurrent submits. An admission decision (count, then
 insert) runs inside the submit's transaction after `lock_user`, which takes a lock on the user's
@@ -49,13 +51,20 @@ def active_runs(session: Session, user: Caller) -> int:
 
 
 def check_active(session: Session, user: Caller, adding: int, config: dict) -> None:
-    """429 when `adding` more runs would take the user past MAX_ACTIVE_PER_USER.
+    """429 when `adding` more runs would take the user past MAX_ACTIVE_PER_USER for now; 422 when
+    `adding` alone exceeds it (no amount of waiting makes room).
 
     Locks the user first (`lock_user`), so the count stays true until the caller's transaction
     commits the runs it admits.
     """
-    lock_user(session, user)
     limit = config["MAX_ACTIVE_PER_USER"]
+    if adding > limit:
+        fail(
+            422,
+            f"this asks for {adding} runs at once; at most {limit} may be active per user (LI2_MAX_ACTIVE_PER_USER)",
+            errors={"active_runs": [f"at most {limit} queued + running runs per user; split the request"]},
+        )
+    lock_user(session, user)
     active = active_runs(session, user)
     if active + adding > limit:
         fail(
@@ -71,15 +80,14 @@ def check_active(session: Session, user: Caller, adding: int, config: dict) -> N
 
 
 def check_sweep_size(n_runs: int, config: dict) -> None:
-    """429 when a sweep expands to more runs than MAX_SWEEP_RUNS."""
+    """422 when a sweep expands to more runs than MAX_SWEEP_RUNS (a retry can never succeed)."""
     limit = config["MAX_SWEEP_RUNS"]
     if n_runs > limit:
         fail(
-            429,
+            422,
             (
                 f"the sweep expands to {n_runs} runs; at most {limit} per sweep "
                 "(LI2_MAX_SWEEP_RUNS). Split it into smaller sweeps."
             ),
             errors={"grid": [f"expands to {n_runs} runs; at most {limit} allowed"]},
-            headers={"Retry-After": str(config["RETRY_AFTER_S"])},
         )

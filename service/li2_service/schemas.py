@@ -18,6 +18,7 @@ from sqlalchemy.orm.base import NO_VALUE
 
 from li2.jsonsafe import json_safe
 from li2.spec import ExperimentSpecSchema
+from li2.spec.schema import GridSchema
 from li2_service.labels import LabelsSchema
 from li2_store import models
 
@@ -59,7 +60,10 @@ class SweepRunsQuery(PageQuery):
 
 
 class MetricsQuery(_Query):
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv"), error="must be json or csv"))
+    format = fields.String(
+        validate=validate.OneOf(("json", "csv"), error="must be json or csv"),
+        metadata={"description": "json or csv; without it, the Accept header chooses (json by default)"},
+    )
     since = fields.Integer(
         validate=validate.Range(0, 2**31 - 1),
         metadata={"description": "only the rows measured after this epoch (poll with the last epoch you hold)"},
@@ -71,6 +75,18 @@ class ScalingLawQuery(_Query):
 
 
 # ---------------------------------------------------------------------------------- bodies (documentation)
+
+
+# Valid bodies, shown in the document and sent by the link-driven fuzz test (tests/security).
+SPEC_EXAMPLE = {
+    "task": {"group": "cyclic", "order": 23},
+    "data": {"train_fraction": 0.4},
+    "model": {"hidden": 512, "activation": "sqr"},
+    "training": {"optimizer": "adam", "lr": 0.01, "weight_decay": 0.0001, "epochs": 300},
+    "seed": 1,
+}
+SUBMIT_EXAMPLE = {"spec": SPEC_EXAMPLE, "force": False}
+SWEEP_EXAMPLE = {"base": SPEC_EXAMPLE, "grid": {"task.order": [23, 41], "seed": [1, 2]}}
 
 
 class SubmitSchema(LabelsSchema):
@@ -86,18 +102,37 @@ class SweepSubmitSchema(LabelsSchema):
     """POST /sweeps body: base, grid and the sweep's optional name, tags and note."""
 
     base = fields.Nested(ExperimentSpecSchema, required=True)
-    grid = fields.Dict(
-        keys=fields.String(),
-        values=fields.List(fields.Raw()),
+    grid = fields.Nested(
+        GridSchema,
         required=True,
         metadata={
-            "description": "dotted spec path -> list of values (Cartesian product)",
-            "example": {"task.order": [23, 41], "seed": [1, 2]},
+            "description": "dotted spec path -> list of values; the runs are their Cartesian product "
+            "(at most LI2_MAX_SWEEP_RUNS, and LI2_MAX_GRID)",
+            "example": SWEEP_EXAMPLE["grid"],
         },
     )
 
 
 # ---------------------------------------------------------------------------------- answers
+
+
+class ProblemSchema(Schema):
+    """Every error answer: an RFC 7807 problem document (li2_service.errors)."""
+
+    type = fields.String(required=True, metadata={"description": "always about:blank: the status says what happened"})
+    title = fields.String(required=True, metadata={"description": "the status's phrase, e.g. Unprocessable Entity"})
+    status = fields.Integer(required=True, metadata={"description": "the HTTP status code"})
+    detail = fields.String(required=True, metadata={"description": "what went wrong, for people"})
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={
+            "description": "dotted field (or header/parameter) -> messages that say what is allowed",
+            "example": {"model.hidden": ["must be between 1 and 8192 (LI2_MAX_HIDDEN)"]},
+        },
+    )
+    code = fields.Integer(required=True, metadata={"description": "same as status (kept for older clients)"})
+    message = fields.String(required=True, metadata={"description": "same as detail (kept for older clients)"})
 
 
 class LatestSchema(Schema):
@@ -117,7 +152,7 @@ class ProgressSchema(Schema):
 class ExperimentSchema(Schema):
     id = fields.String()
     status = fields.String()
-    spec = fields.Dict()
+    spec = fields.Nested(ExperimentSpecSchema, metadata={"description": "the normalised spec: every default filled in"})
     spec_hash = fields.String()
     sweep_id = fields.String(allow_none=True)
     user_id = fields.Integer()
@@ -131,6 +166,7 @@ class ExperimentSchema(Schema):
     created_at = fields.String()
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
+    round = fields.Integer(allow_none=True, metadata={"description": "a search's runs only: the round that made it"})
     name = fields.String(allow_none=True)
     tags = fields.List(fields.String())
     note = fields.String(allow_none=True)

@@ -47,12 +47,13 @@ def test_unknown_and_foreign_ids_are_not_found(client, live_service, finished_ex
         bob.get_sweep("f" * 32)
 
 
-def test_sweep_too_large_is_quota_exceeded(live_service, tiny, limits):
+def test_sweep_too_large_is_a_validation_error_not_a_quota(live_service, tiny, limits):
+    """Waiting can never shrink a sweep: 422 (ValidationError), never a 429 that retry logic would loop on."""
     carol = Client(live_service.url, token=live_service.create_user("carol"), retries=0)
-    with pytest.raises(QuotaExceeded) as info:
+    with pytest.raises(ValidationError) as info:
         carol.submit_sweep(tiny(), {"seed": list(range(limits["max_sweep_runs"] + 1))})
-    assert info.value.status == 429 and info.value.retry_after and info.value.retry_after > 0
-    assert "grid" in info.value.errors
+    assert info.value.status == 422 and not isinstance(info.value, QuotaExceeded)
+    assert "grid" in info.value.errors and "LI2_MAX_SWEEP_RUNS" in info.value.message
 
 
 def test_too_many_active_runs_is_quota_exceeded(live_service, tiny, limits):

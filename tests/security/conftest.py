@@ -135,8 +135,11 @@ def world(app, engine, client) -> World:
                 experiment_id=exp_id,
                 result_json={"metrics": metrics},
                 metrics_json=metrics,
-                timeline_json={"stages": []},
-                features_json={"nodes": []},
+                timeline_json={
+                    "stages": [{"name": "lazy", "start_epoch": 0, "end_epoch": 10, "open": False}],
+                    "events": {"memorized": 10, "generalized": None},
+                },
+                features_json={"group": True, "nodes": {"dominant": ["k=1", "k=2"]}, "coverage": 1.0},
                 predictions_json={},
             )
         )

@@ -1,4 +1,6 @@
-"""Per-user limits: active runs and sweep size answer 429 with Retry-After and create nothing."""
+"""Per-user limits create nothing when refused: 429 + Retry-After while waiting can make room (active
+runs), 422 without Retry-After when it never can (a sweep over the size limit, or more runs at once
+than the active limit)."""
 
 from __future__ import annotations
 
@@ -29,10 +31,18 @@ def test_sweep_limits(db_url, service_factory, make_spec):
         )
 
     too_big = post({"seed": [1, 2, 3, 4, 5]})
-    assert too_big.status_code == 429 and "Retry-After" in too_big.headers
-    assert "grid" in too_big.json["errors"]
+    assert too_big.status_code == 422 and "Retry-After" not in too_big.headers
+    assert "grid" in too_big.json["errors"] and too_big.mimetype == "application/problem+json"
     assert post({"seed": [1, 2, 3, 4]}).status_code == 202
     over_active = post({"seed": [5, 6, 7]})  # 4 active + 3 > 6
     assert over_active.status_code == 429 and "active_runs" in over_active.json["errors"]
     counts = svc.counts()
     assert (counts["sweeps"], counts["experiments"]) == (1, 4)
+
+
+def test_more_runs_than_the_active_limit_at_once_is_422_not_429(db_url, service_factory, make_spec):
+    """Waiting can never make room for 3 runs under a limit of 2: retry logic must not loop on it."""
+    svc = service_factory(db_url, MAX_SWEEP_RUNS=4, MAX_ACTIVE_PER_USER=2)
+    r = svc.client.post("/api/v1/sweeps", json={"base": make_spec(), "grid": {"seed": [1, 2, 3]}}, headers=svc.auth())
+    assert r.status_code == 422 and "Retry-After" not in r.headers, r.json
+    assert "active_runs" in r.json["errors"] and svc.counts()["sweeps"] == 0

@@ -95,6 +95,7 @@ def test_the_openapi_document_describes_since_and_the_live_answer(svc):
     op = doc["paths"]["/api/v1/experiments/{exp_id}/metrics"]["get"]
     assert "since" in {p["name"] for p in op["parameters"] if p["in"] == "query"}
     ok = op["responses"]["200"]
+    ref = ok["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert ok["description"] and {"columns", "complete", "last_epoch"} <= set(
-        ok["content"]["application/json"]["schema"]["properties"]
+        doc["components"]["schemas"][ref]["properties"]
     )

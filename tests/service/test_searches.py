@@ -96,8 +96,17 @@ def test_bad_input_is_a_422_naming_the_field_and_creates_nothing(db_url, service
     assert svc.counts() == before and svc.enqueued == []
 
 
-def test_round_zero_over_the_active_quota_is_429(db_url, service_factory):
+def test_round_zero_over_the_active_quota_is_429_or_422(db_url, service_factory):
+    """429 + Retry-After while finished runs would make room; 422 when round 0 alone exceeds the limit."""
     svc = service_factory(db_url, MAX_ACTIVE_PER_USER=10)
+    before = svc.counts()
+    r = post(svc, body())
+    assert r.status_code == 422 and "Retry-After" not in r.headers and "active_runs" in r.json["errors"]
+    assert svc.counts() == before
+    svc.app.extensions["li2"].config["MAX_ACTIVE_PER_USER"] = 1000  # room for one search's round 0
+    first = post(svc, body())
+    assert first.status_code == 202
+    svc.app.extensions["li2"].config["MAX_ACTIVE_PER_USER"] = 2 * first.json["n_runs"] - 1
     before = svc.counts()
     r = post(svc, body())
     assert r.status_code == 429 and "Retry-After" in r.headers

@@ -24,7 +24,8 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from li2.errors import SpecError
-from li2.spec import limits, task_order, validate_spec
+from li2.spec import task_order, validate_spec
+from li2.spec.bounds import Limited
 from li2.spec.schema import flatten_errors
 from li2.theory import C_CRIT
 
@@ -37,18 +38,46 @@ class SearchRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    base = fields.Dict(required=True)
+    base = fields.Dict(required=True, metadata={"description": "the experiment spec every run starts from"})
     orders = fields.List(
-        fields.Integer(strict=True, validate=validate.Range(2, 1 << 20)), required=True, validate=validate.Length(1, 32)
+        fields.Integer(strict=True, validate=validate.Range(2, 1 << 20)),
+        required=True,
+        validate=validate.Length(1, 32),
+        metadata={"description": "the sizes to search, e.g. [11, 17, 23] (the order_kind's own parameter)"},
     )
-    order_kind = fields.String(load_default=None, validate=validate.OneOf(tuple(ORDER_KINDS)))
-    seeds = fields.Integer(strict=True, load_default=2, validate=validate.Range(1, 64))
+    order_kind = fields.String(
+        load_default=None,
+        validate=validate.OneOf(tuple(ORDER_KINDS)),
+        metadata={"description": "which group the sizes are of (else base.task.group, else cyclic)"},
+    )
+    seeds = fields.Integer(
+        strict=True, load_default=2, validate=validate.Range(1, 64), metadata={"description": "runs per point"}
+    )
     tolerance = fields.Float(
-        load_default=0.05, allow_nan=False, validate=validate.Range(0, 1, min_inclusive=False, max_inclusive=False)
+        load_default=0.05,
+        allow_nan=False,
+        validate=validate.Range(0, 1, min_inclusive=False, max_inclusive=False),
+        metadata={"description": "relative half-width of each n*(M)'s 95 % interval at which to stop"},
     )
-    max_runs = fields.Integer(strict=True, load_default=200, validate=validate.Range(1, 1 << 20))
-    epochs = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(1, 1 << 30))
-    prior_c = fields.Float(load_default=C_CRIT, allow_nan=False, validate=validate.Range(0, 1e6, min_inclusive=False))
+    max_runs = fields.Integer(
+        strict=True,
+        load_default=200,
+        validate=Limited(1, "grid"),
+        metadata={"description": "most runs in all (also at most the server's LI2_MAX_SWEEP_RUNS quota)"},
+    )
+    epochs = fields.Integer(
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=Limited(1, "epochs"),
+        metadata={"description": "epoch budget of every run (else base.training.epochs)"},
+    )
+    prior_c = fields.Float(
+        load_default=C_CRIT,
+        allow_nan=False,
+        validate=validate.Range(0, 1e6, min_inclusive=False),
+        metadata={"description": "round 0 brackets prior_c·M·ln M"},
+    )
     initial_points = fields.Integer(strict=True, load_default=5, validate=validate.Range(2, 32))
     initial_spread = fields.Float(
         load_default=2.0, allow_nan=False, validate=validate.Range(1, 1e3, min_inclusive=False)
@@ -125,9 +154,7 @@ def validate_search(raw: Any) -> dict:
         except SpecError as exc:
             errors[f"orders[{i}]"] = [f"{k}: {'; '.join(v)}" for k, v in exc.errors.items()]
     first_round = len(req["orders"]) * req["initial_points"] * req["seeds"]
-    if req["max_runs"] > limits()["grid"]:
-        errors["max_runs"] = [f"at most {limits()['grid']} runs per search (LI2_MAX_GRID)"]
-    elif first_round > req["max_runs"]:
+    if first_round > req["max_runs"]:
         errors["max_runs"] = [
             f"round 0 alone needs {first_round} runs (orders × initial_points × seeds); raise max_runs or lower those"
         ]

@@ -1,43 +1,21 @@
-"""Sizes of a spec and the bounds that protect a shared server.
+"""Sizes of a spec, and the bounds that depend on more than one field.
 
-`limits()` reads the bounds (LI2_MAX_* overrides each); `task_order` and `resolve_train_size`
-compute M and n from a structurally valid spec without numpy or torch; `check_sizes` names every
-field that breaks a bound.
+`task_order` and `resolve_train_size` compute M and n from a structurally valid spec without numpy
+or torch; `check_sizes` names every field that breaks a bound no single field carries (M of a
+derived group, M^operands samples, the training size against the data set). The single-field
+bounds (order, operands, hidden, extra_layers, epochs, ...) are the schema's own validators
+(li2.spec.bounds.Limited), so the OpenAPI document shows exactly what is enforced. `limits()` is
+li2.spec.bounds.limits, re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 from li2.errors import SpecError
+from li2.spec.bounds import limits
 from li2.spec.schema import GROUP_FIELDS, GROUPS
 from li2.theory import predicted_critical_size
-
-
-def _limit(name: str, default: int) -> int:
-    """A bound that protects a shared server; LI2_MAX_<NAME> overrides it."""
-    raw = os.environ.get(f"LI2_MAX_{name.upper()}")
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        return default
-
-
-def limits() -> dict[str, int]:
-    """Current bounds on specs and sweeps (read from the environment each call)."""
-    return {
-        "order": _limit("order", 1024),  # M, number of elements / classes
-        "samples": _limit("samples", 1 << 20),  # M ** operands, the full data set
-        "operands": _limit("operands", 4),
-        "hidden": _limit("hidden", 8192),  # K
-        "extra_layers": _limit("extra_layers", 4),
-        "epochs": _limit("epochs", 100_000),
-        "table_order": _limit("table_order", 128),
-        "grid": _limit("grid", 1024),  # runs in one sweep expansion
-        "grid_values": _limit("grid_values", 256),  # values per grid axis
-        "checkpoints": _limit("checkpoints", 100),
-    }
 
 
 def task_order(task: dict) -> int:
@@ -81,6 +59,7 @@ def resolve_train_size(spec: dict) -> int:
 
 
 def check_sizes(spec: dict) -> dict[str, list[str]]:
+    """{field: [messages]} for every size bound that spans fields (empty when all hold)."""
     lim = limits()
     errors: dict[str, list[str]] = {}
     task = spec["task"]
@@ -92,20 +71,10 @@ def check_sizes(spec: dict) -> dict[str, list[str]]:
         errors[f"task.{GROUP_FIELDS[task['group']][0] if GROUP_FIELDS[task['group']] else 'group'}"] = [
             f"gives M = {m} elements; at most {lim['order']} allowed (LI2_MAX_ORDER)"
         ]
-    if k > lim["operands"]:
-        errors["task.operands"] = [f"must be between 2 and {lim['operands']} (LI2_MAX_OPERANDS)"]
-    if m <= lim["order"] and k <= lim["operands"] and m**k > lim["samples"]:
+    if m <= lim["order"] and m**k > lim["samples"]:
         errors["task.operands"] = [f"M^operands = {m}^{k} samples; at most {lim['samples']} allowed (LI2_MAX_SAMPLES)"]
-    if spec["model"]["hidden"] > lim["hidden"]:
-        errors["model.hidden"] = [f"must be between 1 and {lim['hidden']} (LI2_MAX_HIDDEN)"]
-    if spec["model"]["extra_layers"] > lim["extra_layers"]:
-        errors["model.extra_layers"] = [f"must be between 0 and {lim['extra_layers']} (LI2_MAX_EXTRA_LAYERS)"]
     tr = spec["training"]
-    if tr["epochs"] > lim["epochs"]:
-        errors["training.epochs"] = [f"must be between 1 and {lim['epochs']} (LI2_MAX_EPOCHS)"]
-    if len(tr["checkpoint_epochs"]) > lim["checkpoints"]:
-        errors["training.checkpoint_epochs"] = [f"at most {lim['checkpoints']} epochs"]
-    elif any(e > tr["epochs"] for e in tr["checkpoint_epochs"]):
+    if any(e > tr["epochs"] for e in tr["checkpoint_epochs"]):
         errors["training.checkpoint_epochs"] = [f"each epoch must be between 0 and training.epochs ({tr['epochs']})"]
     if errors:
         return errors

@@ -7,11 +7,14 @@ worker validate with them, and the API documents them in its OpenAPI document. E
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow.utils import missing as marshmallow_missing
 
 from li2.errors import SpecError
+from li2.spec.bounds import Limited, LimitedLength
 from li2.theory import C_CRIT
 
 GROUPS = (
@@ -36,6 +39,8 @@ SUCCESS_WINDOW = 0.1
 # training.precision: the arithmetic of the matrix products (li2.precision, docs/precision.md).
 PRECISIONS = ("fp32", "tf32", "bf16")
 PRECISION_DEFAULT = "fp32"
+# The split when a spec has no `data` section.
+DEFAULT_TRAIN_FRACTION = 0.9
 
 # Which task fields each group kind takes (besides `group` and `operands`).
 GROUP_FIELDS = {
@@ -55,8 +60,17 @@ def _int(lo: int, hi: int, **kw) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(lo, hi), **kw)
 
 
-def _float(lo: float, hi: float, *, min_inclusive=True, **kw) -> fields.Float:
-    return fields.Float(allow_nan=False, validate=validate.Range(lo, hi, min_inclusive=min_inclusive), **kw)
+def _limited(lo: int, name: str, offset: int = 0, **kw) -> fields.Integer:
+    """An integer from `lo` up to the server bound LI2_MAX_<NAME> (+ offset), read when used."""
+    return fields.Integer(strict=True, validate=Limited(lo, name, offset), **kw)
+
+
+def _float(lo: float, hi: float, *, min_inclusive=True, max_inclusive=True, **kw) -> fields.Float:
+    return fields.Float(
+        allow_nan=False,
+        validate=validate.Range(lo, hi, min_inclusive=min_inclusive, max_inclusive=max_inclusive),
+        **kw,
+    )
 
 
 class _Strict(Schema):
@@ -66,16 +80,24 @@ class _Strict(Schema):
 
 class TaskSchema(_Strict):
     group = fields.String(required=True, validate=validate.OneOf(GROUPS))
-    operands = _int(2, 8, load_default=2)
-    order = _int(2, 1 << 20)
-    factors = fields.List(_int(2, 1 << 20), validate=validate.Length(1, 8))
-    n = _int(2, 64)
-    prime = _int(3, 1 << 20)
-    table = fields.List(
-        fields.List(fields.Integer(strict=True), validate=validate.Length(max=1024)), validate=validate.Length(1, 1024)
+    operands = _limited(2, "operands", load_default=2)
+    order = _limited(2, "order", metadata={"description": "cyclic: M"})
+    factors = fields.List(
+        _limited(2, "order"),
+        validate=validate.Length(1, 8),
+        metadata={"description": "product: the cyclic factors; M is their product (≤ LI2_MAX_ORDER)"},
     )
-    expression = fields.String(validate=validate.Length(1, 200))
-    modulus = _int(2, 1 << 20)
+    n = _int(2, 64, metadata={"description": "dihedral (M = 2n), symmetric (M = n!), alternating (M = n!/2)"})
+    prime = _limited(3, "order", 1, metadata={"description": "multiplicative: the prime p, M = p - 1"})
+    table = fields.List(
+        fields.List(fields.Integer(strict=True), validate=LimitedLength(1, "table_order")),
+        validate=LimitedLength(1, "table_order"),
+        metadata={"description": "table: the Cayley table, rows of element indices (checked as a group)"},
+    )
+    expression = fields.String(
+        validate=validate.Length(1, 200), metadata={"description": "expression: a formula in x and y, mod modulus"}
+    )
+    modulus = _limited(2, "order", metadata={"description": "expression: M"})
 
     @validates_schema
     def _kind_fields(self, data, **kwargs):
@@ -94,9 +116,27 @@ class TaskSchema(_Strict):
 
 
 class DataSchema(_Strict):
-    train_fraction = _float(0.0, 1.0, min_inclusive=False, allow_none=True, load_default=None)
-    train_size = _int(1, 1 << 40, allow_none=True, load_default=None)
-    critical_multiple = _float(0.0, 1e6, min_inclusive=False, allow_none=True, load_default=None)
+    train_fraction = _float(
+        0.0,
+        1.0,
+        min_inclusive=False,
+        max_inclusive=False,
+        allow_none=True,
+        metadata={"description": "share of the M^operands samples used for training (0.9 when `data` is omitted)"},
+    )
+    train_size = fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=Limited(1, "samples", -1),
+        metadata={"description": "number of training samples; at most M^operands - 1"},
+    )
+    critical_multiple = _float(
+        0.0,
+        1e3,
+        min_inclusive=False,
+        allow_none=True,
+        metadata={"description": f"n = multiple · {C_CRIT}·M·ln M, the theory's critical size"},
+    )
 
     @validates_schema
     def _exactly_one(self, data, **kwargs):
@@ -110,9 +150,9 @@ class DataSchema(_Strict):
 
 
 class ModelSchema(_Strict):
-    hidden = _int(1, 1 << 20, load_default=512)
+    hidden = _limited(1, "hidden", load_default=512, metadata={"description": "K, hidden nodes"})
     activation = fields.String(load_default="sqr", validate=validate.OneOf(ACTIVATIONS))
-    extra_layers = _int(0, 64, load_default=0)
+    extra_layers = _limited(0, "extra_layers", load_default=0)
     top_init_scale = _float(0.0, 1e3, load_default=1.0)
     output_scale = _float(0.0, 1e3, min_inclusive=False, load_default=1.0)
     embedding_trainable = fields.Boolean(load_default=False)
@@ -123,7 +163,7 @@ class TrainingSchema(_Strict):
     optimizer = fields.String(load_default="adam", validate=validate.OneOf(OPTIMIZERS))
     lr = _float(0.0, 100.0, min_inclusive=False, load_default=0.01)
     weight_decay = _float(0.0, 100.0, load_default=1e-4)
-    epochs = _int(1, 1 << 30, load_default=300)
+    epochs = _limited(1, "epochs", load_default=300)
     loss = fields.String(load_default="mse", validate=validate.OneOf(LOSSES))
     schedule = fields.String(load_default="none", validate=validate.OneOf(SCHEDULES))
     step_size = _int(1, 1 << 30, allow_none=True, load_default=None)
@@ -132,7 +172,12 @@ class TrainingSchema(_Strict):
     momentum = _float(0.0, 0.999999, load_default=0.9)
     eval_every = _int(1, 1 << 30, load_default=10)
     dense_until = _int(0, 1 << 30, load_default=200)
-    checkpoint_epochs = fields.List(_int(0, 1 << 30), load_default=list, validate=validate.Length(max=1000))
+    checkpoint_epochs = fields.List(
+        _limited(0, "epochs"),
+        load_default=list,
+        validate=LimitedLength(0, "checkpoints"),
+        metadata={"description": "epochs to store a snapshot at, each ≤ training.epochs"},
+    )
     diagnostics = fields.Boolean(load_default=True)
     # The Li2 diagnostics (a ridge solve on the smaller Gram of F, Fig. 3's Gram checks, irreps) run at
     # measurement epochs that are multiples of this period (and the last). None: the shortest period
@@ -153,7 +198,11 @@ class ExperimentSpecSchema(_Strict):
     """One experiment: task, data split, model, training and seed (the contract in docs/design.md)."""
 
     task = fields.Nested(TaskSchema, required=True)
-    data = fields.Nested(DataSchema, load_default=lambda: DataSchema().load({"train_fraction": 0.9}))
+    data = fields.Nested(
+        DataSchema,
+        load_default=lambda: DataSchema().load({"train_fraction": DEFAULT_TRAIN_FRACTION}),
+        metadata={"description": f"how the samples split; omitted: {{train_fraction: {DEFAULT_TRAIN_FRACTION}}}"},
+    )
     model = fields.Nested(ModelSchema, load_default=lambda: ModelSchema().load({}))
     training = fields.Nested(TrainingSchema, load_default=lambda: TrainingSchema().load({}))
     seed = _int(0, 2**31 - 1, load_default=0)
@@ -171,6 +220,25 @@ class SweepSchema(_Strict):
 def precision_of(spec: dict) -> str:
     """training.precision of a normalised spec; specs stored before the field existed are fp32."""
     return spec["training"].get("precision", PRECISION_DEFAULT)
+def _grid_fields() -> dict[str, fields.Field]:
+    """One list field per path a sweep may vary ("seed", "task.order", ...): a copy of the spec's own
+    field (type, bounds, choices) as the item, 1 to LI2_MAX_GRID_VALUES values."""
+    sections = {"": ExperimentSpecSchema, "task": TaskSchema, "data": DataSchema, "model": ModelSchema}
+    sections["training"] = TrainingSchema
+    out: dict[str, fields.Field] = {}
+    for section, schema in sections.items():
+        for name, field in schema._declared_fields.items():
+            if not isinstance(field, fields.Nested):
+                item = copy.deepcopy(field)
+                item.load_default = item.dump_default = marshmallow_missing
+                out[f"{section}.{name}" if section else name] = fields.List(
+                    item, required=False, validate=LimitedLength(1, "grid_values")
+                )
+    return out
+
+
+# A sweep's grid: {dotted path: [values]}; its paths are exactly these fields (li2.spec.sweep checks).
+GridSchema = Schema.from_dict(_grid_fields(), name="GridSchema")
 
 
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from li2.errors import SpecError
 from li2.spec.limits import limits
-from li2.spec.schema import DataSchema, ModelSchema, SweepSchema, TaskSchema, TrainingSchema, load
+from li2.spec.schema import GridSchema, SweepSchema, load
 from li2.spec.validate import validate_spec
 
 
@@ -35,15 +35,8 @@ def _set_path(spec: dict, path: str, value: Any) -> None:
 
 
 def _grid_paths_allowed() -> set[str]:
-    allowed = {"seed"}
-    for section, schema in (
-        ("task", TaskSchema),
-        ("data", DataSchema),
-        ("model", ModelSchema),
-        ("training", TrainingSchema),
-    ):
-        allowed |= {f"{section}.{name}" for name in schema().fields}
-    return allowed
+    """The dotted paths a grid may vary: the fields of li2.spec.schema.GridSchema."""
+    return set(GridSchema._declared_fields)
 
 
 def validate_sweep(raw: Any) -> dict:

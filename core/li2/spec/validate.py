@@ -47,8 +47,8 @@ def validate_spec(raw: Any) -> dict:
     errors.update(_check_cross_fields(spec))
     if errors:
         raise SpecError(errors)
-    if task["group"] in ("table", "expression"):
-        from li2.groups import build_task  # numpy only; checks group axioms / parses safely
+    if task["group"] in ("table", "expression", "multiplicative"):
+        from li2.groups import build_task  # numpy only; group axioms, a safe parse, a prime modulus
 
         build_task(spec["task"])
     return spec

@@ -13,15 +13,17 @@ import io
 import logging
 
 import sqlalchemy as sa
-from flask import Response, current_app, request
+from flask import Response, current_app, request, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from li2.spec import validate_spec
 from li2_service import auth, organise, organise_schemas, runs, schemas
+from li2_service import result_schemas as answers
 from li2_service.body import json_object
 from li2_service.errors import fail, unprocessable
 from li2_service.listing import fetch_page, page_response
+from li2_service.openapi import BINARY, BODY_ERRORS, CSV, location, problems
 from li2_store import metric_rows, models
 from li2_store import sweeps as sweeps_store
 from li2_store.db import session_scope
@@ -33,6 +35,7 @@ blp = Blueprint(
 )
 
 MAX_EPOCH = 2**31 - 1
+IDEMPOTENCY_KEY_MAX = 200  # characters; documented as the header's maxLength
 RESULT_COLUMNS = {"metrics": "metrics_json", "timeline": "timeline_json", "features": "features_json"}
 
 
@@ -55,8 +58,8 @@ def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 200:
-        unprocessable("Idempotency-Key", "must be 1 to 200 characters")
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        unprocessable("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
     return key
 
 
@@ -77,15 +80,21 @@ def _idempotency_key() -> str | None:
             "in": "header",
             "name": "Idempotency-Key",
             "required": False,
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
             "description": "same key + same user -> same answer",
         }
     ],
 )
-@blp.response(202, schemas.ExperimentSchema, description="queued")
+@blp.response(202, schemas.ExperimentSchema, description="queued", headers=location("the new run"))
 @blp.alt_response(200, schema=schemas.ExperimentSchema, description="your identical spec: the existing run, cached")
-@blp.alt_response(422, description="invalid spec; errors name each field")
-@blp.alt_response(429, description="too many active runs; see Retry-After")
+@problems(
+    blp,
+    {
+        **BODY_ERRORS,
+        422: "invalid spec, or more runs than your limit could ever hold; errors name each field",
+        429: "too many active runs right now; retry after Retry-After seconds",
+    },
+)
 def submit():
     """Submit one experiment."""
     raw, force = _read_submit_body()
@@ -94,13 +103,20 @@ def submit():
     labels = _submit_labels()
     done = runs.submit_experiment(_state(), auth.current_user(), spec, force=force, idempotency_key=key)
     row = _label_new_run(done.row, labels) if labels and done.outcome == "created" else done.row
-    cached = done.outcome == "cached"
-    return schemas.experiment_view(row, cached=cached), 200 if cached else 202
+    if done.outcome == "cached":
+        return schemas.experiment_view(row, cached=True), 200
+    return schemas.experiment_view(row), 202, _location(row.id)
+
+
+def _location(exp_id: str) -> dict:
+    """The Location header of a 202: the experiment's own URL."""
+    return {"Location": url_for("experiments.get_experiment", exp_id=exp_id)}
 
 
 @blp.route("", methods=["GET"])
 @blp.arguments(organise_schemas.ExperimentFilterQuery, location="query", unknown=RAISE)
 @blp.response(200, schemas.ExperimentPageSchema)
+@problems(blp, {403: "only admins may filter by user"})
 def list_experiments(query: dict):
     """List your experiments, newest first (admins: everyone's, or ?user=NAME), filtered by spec fields,
     outcome and labels and sorted by ?sort= (see the parameters); archived runs only with ?archived=true."""
@@ -151,43 +167,19 @@ def _cell(column, i: int):
     return schemas.json_safe(value)
 
 
-METRICS_ANSWER = {
-    "type": "object",
-    "properties": {
-        "columns": {
-            "type": "object",
-            "additionalProperties": {"type": "array", "items": {"type": "number", "nullable": True}},
-            "description": "{name: [values]}, one value per measured epoch (null: not measured then)",
-        },
-        "status": {"type": "string", "description": "the run's status when these rows were read"},
-        "complete": {
-            "type": "boolean",
-            "description": "true once the run has ended: no more rows will come; false while queued or running",
-        },
-        "last_epoch": {
-            "type": "integer",
-            "nullable": True,
-            "description": "the newest epoch in `columns` (else the `since` you sent): pass it as ?since= next time",
-        },
-    },
-}
+METRICS_ANSWER = (
+    "JSON columns, or text/csv with ?format=csv or `Accept: text/csv` (?format wins). While the run "
+    "trains: the rows measured so far (the worker stores them about once a second), complete=false; poll "
+    "with ?since=last_epoch for the new rows only. Once it has ended: the full curves of its result, "
+    "complete=true."
+)
 
 
 @blp.route("/<exp_id>/metrics", methods=["GET"])
 @blp.arguments(schemas.MetricsQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.doc(
-    responses={
-        "200": {
-            "description": (
-                "JSON columns, or text/csv with ?format=csv. While the run trains: the rows measured so far "
-                "(the worker stores them about once a second), complete=false; poll with ?since=last_epoch "
-                "for the new rows only. Once it has ended: the full curves of its result, complete=true."
-            ),
-            "content": {"application/json": {"schema": METRICS_ANSWER}, "text/csv": {"schema": {"type": "string"}}},
-        }
-    }
-)
-def metrics(exp_id: str, format: str, since: int | None = None):
+@blp.alt_response(200, schema=answers.MetricsSchema, success=True, description=METRICS_ANSWER)
+@blp.alt_response(200, schema=CSV, content_type="text/csv", success=True, description=METRICS_ANSWER)  # JSON first
+def metrics(exp_id: str, format: str | None = None, since: int | None = None):
     """Training curves as columns {name: [values]} (epoch, train_acc, test_acc, losses, diagnostics),
     also while the run trains; ?since=EPOCH returns only the rows after that epoch."""
     with session_scope(_state().engine) as session:
@@ -198,7 +190,7 @@ def metrics(exp_id: str, format: str, since: int | None = None):
         else:  # queued, running, or ended without a result (failed): the rows stored while it trained
             columns = metric_rows.columns_since(session, row.id, since)
         status = row.status
-    if format == "csv":
+    if (format or _accepted()) == "csv":
         return _csv(columns)
     epochs = columns.get("epoch") or []
     answer = {
@@ -208,6 +200,12 @@ def metrics(exp_id: str, format: str, since: int | None = None):
         "last_epoch": epochs[-1] if epochs else since,
     }
     return answer, 200, {"Cache-Control": "no-store"}
+
+
+def _accepted() -> str:
+    """json or csv, whichever the Accept header prefers (json when it names neither)."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
+    return "csv" if best == "text/csv" else "json"
 
 
 def _rows_after(columns: dict, since: int | None) -> dict:
@@ -226,16 +224,23 @@ def _result_json(exp_id: str, name: str) -> dict:
 
 
 @blp.route("/<exp_id>/timeline", methods=["GET"])
-@blp.response(200, description="stages (lazy, independent, interactive) with epochs and criteria; events")
-@blp.alt_response(409, description="not finished yet")
+@blp.alt_response(
+    200,
+    schema=answers.TimelineSchema,
+    success=True,
+    description="stages (lazy, independent, interactive) with epochs and criteria; events",
+)
+@problems(blp, {409: "not finished yet, or ended without results"})
 def timeline(exp_id: str):
     """The three-stage timeline of feature learning and its events."""
     return _result_json(exp_id, "timeline")
 
 
 @blp.route("/<exp_id>/features", methods=["GET"])
-@blp.response(200, description="per-node irrep decomposition, pairing, coverage")
-@blp.alt_response(409, description="not finished yet")
+@blp.alt_response(
+    200, schema=answers.FeaturesSchema, success=True, description="per-node irrep decomposition, pairing, coverage"
+)
+@problems(blp, {409: "not finished yet, or ended without results"})
 def features(exp_id: str):
     """The emerged features of the hidden layer."""
     return _result_json(exp_id, "features")
@@ -251,7 +256,12 @@ def predict_spec(spec: dict) -> dict:
 
 
 @blp.route("/<exp_id>/predictions", methods=["GET"])
-@blp.response(200, description="predicted critical data size and widths, from the spec")
+@blp.alt_response(
+    200,
+    schema=answers.PredictionsSchema,
+    success=True,
+    description="predicted critical data size and widths, from the spec",
+)
 def predictions(exp_id: str):
     """What the Li2 theory predicts for this spec (available right after submit)."""
     with session_scope(_state().engine) as session:
@@ -279,7 +289,9 @@ def list_checkpoints(exp_id: str):
 
 
 @blp.route("/<exp_id>/checkpoints/<int:epoch>", methods=["GET"])
-@blp.response(200, description="safetensors bytes", content_type="application/octet-stream")
+@blp.alt_response(
+    200, schema=BINARY, content_type="application/octet-stream", success=True, description="safetensors bytes"
+)
 def get_checkpoint(exp_id: str, epoch: int):
     """One checkpoint's safetensors bytes (a snapshot at that epoch, else the resume state)."""
     ck = models.Checkpoint
@@ -304,8 +316,8 @@ def get_checkpoint(exp_id: str, epoch: int):
 
 
 @blp.route("/<exp_id>/cancel", methods=["POST"])
-@blp.response(202, schemas.CancelSchema)
-@blp.alt_response(409, description="already finished")
+@blp.response(202, schemas.CancelSchema, headers=location("the experiment"))
+@problems(blp, {409: "already finished"})
 def cancel(exp_id: str):
     """Cancel: a queued run at once; a running run stops within seconds and frees its slot."""
     engine = _state().engine
@@ -314,7 +326,7 @@ def cancel(exp_id: str):
         status = runs.cancel_experiment(session, row)
     if row.sweep_id and status == "cancelled":
         sweeps_store.finalize_sweep(engine, row.sweep_id)
-    return {"id": row.id, "status": status, "cancel_requested": True}
+    return {"id": row.id, "status": status, "cancel_requested": True}, 202, _location(row.id)
 
 
 # ---------------------------------------------------------------------------------- organise
@@ -341,7 +353,7 @@ def _label_new_run(row: models.Experiment, labels: dict) -> models.Experiment:
 @blp.route("/<exp_id>", methods=["PATCH"])
 @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": organise_schemas.PatchSchema}}})
 @blp.response(200, schemas.ExperimentSchema)
-@blp.alt_response(422, description="invalid name, tags, note or archived; errors name each field, nothing changed")
+@problems(blp, {422: "invalid name, tags, note or archived; errors name each field, nothing changed"})
 def patch_experiment(exp_id: str):
     """Set the name, tags (replacing them), note or archived flag of one of your experiments."""
     body = json_object()
@@ -354,7 +366,7 @@ def patch_experiment(exp_id: str):
 
 @blp.route("/<exp_id>", methods=["DELETE"])
 @blp.response(200, organise_schemas.DeletedSchema)
-@blp.alt_response(409, description="the run is queued or running, or belongs to a sweep (delete the sweep)")
+@problems(blp, {409: "the run is queued or running, or belongs to a sweep (delete the sweep)"})
 def delete_experiment(exp_id: str):
     """Delete one of your runs that has ended, with its metric rows, result and checkpoints."""
     with session_scope(_state().engine) as session:
@@ -366,12 +378,15 @@ def delete_experiment(exp_id: str):
 
 @blp.route("/<exp_id>/archive", methods=["GET"])
 @blp.arguments(organise_schemas.ArchiveQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.response(
+@blp.alt_response(
     200,
+    schema=BINARY,
+    success=True,
     description="tar.gz (or zip) of <id>/experiment.json, <id>/result.json and <id>/checkpoints/*.safetensors",
     content_type="application/gzip",
 )
-@blp.alt_response(409, description="the run is queued or running")
+@blp.alt_response(200, schema=BINARY, success=True, description="the same as zip (?format=zip)", content_type="application/zip")
+@problems(blp, {409: "the run is queued or running"})
 def archive(exp_id: str, format: str):
     """Download a run that has ended as one archive: its record, result.json and every checkpoint (streamed)."""
     engine = _state().engine

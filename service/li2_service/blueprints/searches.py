@@ -10,7 +10,7 @@ is known to the requested tolerance or the run cap is reached. The views trigger
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
@@ -21,6 +21,8 @@ from li2_service import auth, limits, runs, schemas
 from li2_service.body import json_object
 from li2_service.errors import fail
 from li2_service.listing import fetch_page, page_response, visible_rows
+from li2_service.openapi import BODY_ERRORS, location, problems
+from li2_service.result_schemas import ScalingLawSchema
 from li2_store import models
 from li2_store import searches as store
 from li2_store import sweeps as sweeps_store
@@ -34,22 +36,7 @@ blp = Blueprint(
 )
 
 
-class SearchSubmitSchema(Schema):
-    """POST /searches body (li2.search.validate_search checks it; listed here for the document)."""
-
-    base = fields.Dict(required=True, metadata={"description": "experiment spec every run starts from"})
-    orders = fields.List(fields.Integer(), required=True, metadata={"description": "group sizes, e.g. [11, 17, 23]"})
-    order_kind = fields.String(metadata={"description": "cyclic | dihedral | symmetric | alternating | multiplicative"})
-    seeds = fields.Integer(metadata={"description": "runs per (order, size) point, ≥ 1 (2)"})
-    tolerance = fields.Float(metadata={"description": "relative half-width of each n*(M)'s 95 % interval, 0 < t < 1"})
-    max_runs = fields.Integer(metadata={"description": "most runs in all (≤ LI2_MAX_SWEEP_RUNS)"})
-    epochs = fields.Integer(metadata={"description": "epoch budget of every run (else base.training.epochs)"})
-    prior_c = fields.Float(metadata={"description": "round 0 brackets prior_c·M·ln M (2.7482)"})
-    initial_points = fields.Integer()
-    initial_spread = fields.Float()
-    points_per_round = fields.Integer()
-    max_rounds = fields.Integer()
-    early_stopping = fields.Boolean()
+SEARCH_EXAMPLE = {"base": schemas.SPEC_EXAMPLE, "orders": [11, 17], "seeds": 1, "max_runs": 12, "initial_points": 3}
 
 
 class SearchSchema(Schema):
@@ -176,9 +163,15 @@ def submit_search(state: runs.ServiceState, user: auth.Caller, raw: dict) -> mod
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchSubmit"}}},
     }
 )
-@blp.response(202, SearchSchema, description="round 0 queued")
-@blp.alt_response(422, description="invalid request; errors name each field (tolerance, seeds, order_kind, max_runs…)")
-@blp.alt_response(429, description="round 0 would exceed your active runs; see Retry-After")
+@blp.response(202, SearchSchema, description="round 0 queued", headers=location("the new search"))
+@problems(
+    blp,
+    {
+        **BODY_ERRORS,
+        422: "invalid request; errors name each field (tolerance, seeds, order_kind, max_runs…)",
+        429: "round 0 would exceed your active runs right now; retry after Retry-After seconds",
+    },
+)
 def submit():
     """Start a search {"base": SPEC, "orders": [M…], "seeds", "tolerance", "max_runs", …}."""
     state = _state()
@@ -186,12 +179,18 @@ def submit():
     with session_scope(state.engine) as session:
         fresh = session.get(models.Search, row.id)
         assert fresh is not None
-        return search_view(fresh, _counts(session, fresh.id)), 202
+        return search_view(fresh, _counts(session, fresh.id)), 202, _location(fresh.id)
+
+
+def _location(search_id: str) -> dict:
+    """The Location header of a 202: the search's own URL."""
+    return {"Location": url_for("searches.get_search", search_id=search_id)}
 
 
 @blp.route("", methods=["GET"])
 @blp.arguments(SearchListQuery, location="query", as_kwargs=True, unknown=RAISE)
 @blp.response(200, SearchPageSchema)
+@problems(blp, {403: "only admins may filter by user"})
 def list_searches(page: int, page_size: int, status: str | None = None, user: str | None = None):
     """Your searches, newest first (admins: everyone's, or ?user=NAME)."""
     se = models.Search
@@ -254,7 +253,8 @@ def search_runs(search_id: str, page: int, page_size: int):
 
 
 @blp.route("/<search_id>/cancel", methods=["POST"])
-@blp.response(202, SearchCancelSchema)
+@blp.response(202, SearchCancelSchema, headers=location("the search"))
+@problems(blp, {409: "the search has already ended"})
 def cancel(search_id: str):
     """Stop the search: no new round is planned, queued runs are cancelled, running ones stopped."""
     state = _state()
@@ -270,17 +270,19 @@ def cancel(search_id: str):
         sweep_ids = [s.id for s in rounds]
     for sweep_id in sweep_ids:
         sweeps_store.finalize_sweep(state.engine, sweep_id, state.config, state.enqueue)
-    return {"id": search_id, "status": "cancelled", **done}
+    return {"id": search_id, "status": "cancelled", **done}, 202, _location(search_id)
 
 
 @blp.route("/<search_id>/scaling-law", methods=["GET"])
 @blp.arguments(schemas.ScalingLawQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.response(
+@blp.alt_response(
     200,
+    schema=ScalingLawSchema,
+    success=True,
     description="status, c, ci95, s, critical, missing, alternatives, goodness_of_fit, by_budget, convergence, "
     "time_to_grok; plus partial, n_runs_used, fitted_at. `c` is null unless status is 'fitted'; `note` says why.",
 )
-@blp.alt_response(409, description="the search is still running and ?partial=true was not given")
+@problems(blp, {409: "the search is still running and ?partial=true was not given, or the fit failed"})
 def scaling_law(search_id: str, partial: bool):
     """The joint law over every run of the search: stored when it has ended; ?partial=true fits now."""
     search_id = _visible_search(search_id, close=True)

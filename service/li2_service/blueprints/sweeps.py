@@ -9,7 +9,7 @@ and closes the sweep. The views trigger that same finaliser early (reads of one 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
@@ -17,6 +17,8 @@ from li2_service import auth, organise, organise_schemas, runs, schemas
 from li2_service.body import json_object
 from li2_service.errors import fail
 from li2_service.listing import fetch_page, page_response
+from li2_service.openapi import BODY_ERRORS, location, problems
+from li2_service.result_schemas import ScalingLawSchema
 from li2_store import models
 from li2_store import sweeps as sweeps_store
 from li2_store.db import session_scope, utcnow
@@ -40,9 +42,15 @@ def _state() -> runs.ServiceState:
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SweepSubmit"}}},
     }
 )
-@blp.response(202, schemas.SweepSchema, description="queued")
-@blp.alt_response(422, description="invalid base spec or grid; errors name each field")
-@blp.alt_response(429, description="too many runs (per sweep or active per user); see Retry-After")
+@blp.response(202, schemas.SweepSchema, description="queued", headers=location("the new sweep"))
+@problems(
+    blp,
+    {
+        **BODY_ERRORS,
+        422: "invalid base spec or grid, or more runs than a sweep (or your limit) may hold; errors name each field",
+        429: "too many active runs right now; retry after Retry-After seconds",
+    },
+)
 def submit():
     """Submit a sweep {"base": SPEC, "grid": {"dotted.path": [values]}}."""
     state = _state()
@@ -54,12 +62,18 @@ def submit():
             organise.apply_labels(sweep, labels)
             session.flush()
             session.refresh(sweep)
-        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id)), 202
+        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id)), 202, _location(sweep.id)
+
+
+def _location(sweep_id: str) -> dict:
+    """The Location header of a 202: the sweep's own URL."""
+    return {"Location": url_for("sweeps.get_sweep", sweep_id=sweep_id)}
 
 
 @blp.route("", methods=["GET"])
 @blp.arguments(organise_schemas.SweepFilterQuery, location="query", unknown=RAISE)
 @blp.response(200, schemas.SweepPageSchema)
+@problems(blp, {403: "only admins may filter by user"})
 def list_sweeps(query: dict):
     """List your sweeps, newest first (admins: everyone's, or ?user=NAME); ?name=, ?tag= filter by
     labels; archived sweeps only with ?archived=true."""
@@ -108,7 +122,7 @@ def sweep_runs(sweep_id: str, page: int, page_size: int, status: str | None = No
 
 
 @blp.route("/<sweep_id>/cancel", methods=["POST"])
-@blp.response(202, schemas.SweepCancelSchema)
+@blp.response(202, schemas.SweepCancelSchema, headers=location("the sweep"))
 def cancel(sweep_id: str):
     """Cancel every queued run of the sweep and ask its running runs to stop."""
     engine = _state().engine
@@ -116,18 +130,18 @@ def cancel(sweep_id: str):
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
         done = runs.cancel_sweep(session, sweep)
     sweeps_store.finalize_sweep(engine, sweep.id)
-    return {"id": sweep.id, **done}
+    return {"id": sweep.id, **done}, 202, _location(sweep.id)
 
 
 @blp.route("/<sweep_id>/scaling-law", methods=["GET"])
 @blp.arguments(schemas.ScalingLawQuery, location="query", as_kwargs=True, unknown=RAISE)
-@blp.response(
+@blp.alt_response(
     200,
+    schema=ScalingLawSchema,
+    success=True,
     description="form, c, ci95, critical (per-M n_star, p_star), alternatives; plus partial, n_runs_used, fitted_at",
 )
-@blp.alt_response(
-    409, description="no run has succeeded yet, the fit failed, or the sweep is still running without ?partial=true"
-)
+@problems(blp, {409: "no run has succeeded yet, the fit failed, or the sweep is still running without ?partial=true"})
 def scaling_law(sweep_id: str, partial: bool):
     """The fitted scaling law n* ≈ c·M·ln M: stored when the sweep has ended; ?partial=true fits now."""
     from li2_store.sweeps import fit_law  # the finaliser's own fit (numpy/scipy only)
@@ -165,7 +179,7 @@ def scaling_law(sweep_id: str, partial: bool):
 @blp.route("/<sweep_id>", methods=["PATCH"])
 @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": organise_schemas.PatchSchema}}})
 @blp.response(200, schemas.SweepSchema)
-@blp.alt_response(422, description="invalid name, tags, note or archived; errors name each field, nothing changed")
+@problems(blp, {422: "invalid name, tags, note or archived; errors name each field, nothing changed"})
 def patch_sweep(sweep_id: str):
     """Set the name, tags (replacing them), note or archived flag of one of your sweeps."""
     body = json_object()
@@ -178,7 +192,7 @@ def patch_sweep(sweep_id: str):
 
 @blp.route("/<sweep_id>", methods=["DELETE"])
 @blp.response(200, organise_schemas.DeletedSchema)
-@blp.alt_response(409, description="a run of the sweep is queued or running, or the sweep is a round of a search")
+@problems(blp, {409: "a run of the sweep is queued or running, or the sweep is a round of a search"})
 def delete_sweep(sweep_id: str):
     """Delete one of your sweeps whose runs have all ended (or were cancelled), with all its runs."""
     with session_scope(_state().engine) as session:
