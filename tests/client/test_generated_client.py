@@ -26,7 +26,11 @@ def test_a_generated_client_completes_the_user_flow(live_service, alice, tmp_pat
     doc = requests.get(f"{live_service.url}/api/v1/openapi.json", timeout=30)
     assert doc.status_code == 200
     (tmp_path / "openapi.json").write_text(doc.text)
-    (tmp_path / "config.yaml").write_text("post_hooks: []\n")  # no formatter needed to generate
+    # No formatter needed to generate; archives (gzip, zip) are bytes like any binary download.
+    (tmp_path / "config.yaml").write_text(
+        "post_hooks: []\ncontent_type_overrides:\n"
+        "  application/gzip: application/octet-stream\n  application/zip: application/octet-stream\n"
+    )
     generated = subprocess.run(
         [str(GENERATOR), "generate", "--path", "openapi.json", "--meta", "none", "--config", "config.yaml"],
         cwd=tmp_path,

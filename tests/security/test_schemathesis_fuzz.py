@@ -60,7 +60,7 @@ def test_fuzz_every_operation_from_the_openapi_document(app, world):
     for op in operations:
         names = {p.name for p in op.path_parameters}
         failures.append(fuzz_operation(op, headers, None))
-        if names & set(real_ids):
+        if names & set(real_ids) and op.method.upper() != "DELETE":  # the world's objects must stay
             failures.append(fuzz_operation(op, headers, {k: v for k, v in real_ids.items() if k in names}))
     failures = [f for f in failures if f]
     assert not failures, "\n\n".join(failures)
