@@ -220,6 +220,8 @@ class SweepSchema(_Strict):
 def precision_of(spec: dict) -> str:
     """training.precision of a normalised spec; specs stored before the field existed are fp32."""
     return spec["training"].get("precision", PRECISION_DEFAULT)
+
+
 def _grid_fields() -> dict[str, fields.Field]:
     """One list field per path a sweep may vary ("seed", "task.order", ...): a copy of the spec's own
     field (type, bounds, choices) as the item, 1 to LI2_MAX_GRID_VALUES values."""

@@ -385,7 +385,9 @@ def delete_experiment(exp_id: str):
     description="tar.gz (or zip) of <id>/experiment.json, <id>/result.json and <id>/checkpoints/*.safetensors",
     content_type="application/gzip",
 )
-@blp.alt_response(200, schema=BINARY, success=True, description="the same as zip (?format=zip)", content_type="application/zip")
+@blp.alt_response(
+    200, schema=BINARY, success=True, description="the same as zip (?format=zip)", content_type="application/zip"
+)
 @problems(blp, {409: "the run is queued or running"})
 def archive(exp_id: str, format: str):
     """Download a run that has ended as one archive: its record, result.json and every checkpoint (streamed)."""
