@@ -410,6 +410,8 @@ def cmd_wait(client: Client, a: argparse.Namespace) -> int:
 
 
 def cmd_features(client: Client, a: argparse.Namespace) -> int:
+    if a.top < 1:
+        raise BadInput(f"--top must be at least 1, got {a.top}")
     f = client.features(a.id)
     if a.json:
         emit_json(f.raw)

@@ -70,6 +70,8 @@ def test_features_predictions_and_checkpoints(li2, finished_exp):
     lines = out.splitlines()
     assert code == 0 and lines[0].startswith("coverage: ") and lines[3].split() == ["irrep", "mean", "power", "share"]
     assert len(lines) == 3 + 2 + 3
+    code, _, err = li2("features", finished_exp.id, "--top", "0")
+    assert code == 2 and "--top must be at least 1" in err
     code, out, _ = li2("predictions", finished_exp.id, "--json")
     assert code == 0 and json.loads(out)["order"] == 11
     code, out, _ = li2("predictions", finished_exp.id)
