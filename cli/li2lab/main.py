@@ -29,7 +29,7 @@ EXIT_BAD_INPUT = 2
 DELEGATES = {  # subcommands whose options and help belong to another package
     "serve": ("li2lab.serve", "the HTTP API (see li2lab serve --help)"),
     "worker": ("li2_worker.main", "a Celery worker (see li2lab worker --help)"),
-    "users": ("li2lab.users", "manage users: users create NAME [--admin]"),
+    "users": ("li2lab.users", "manage accounts: users create|list|revoke|rotate NAME"),
     "migrate": ("li2lab.migrate", "bring LI2_DATABASE_URL's schema to the newest revision"),
 }
 

@@ -2,7 +2,7 @@
 
     from li2_client import Client, Spec
     client = Client()                       # LI2_URL / LI2_TOKEN, or ~/.config/li2lab/config.toml
-    exp = client.submit(Spec.cyclic(23).train_fraction(0.4).epochs(300))
+    exp = client.submit(Spec.cyclic(23).train_fraction(0.9).epochs(150))   # groks: test accuracy 1.0
     exp.wait(timeout=600, progress=True)
     exp.metrics()                           # pandas DataFrame, every recorded epoch
     exp.timeline().stages                   # [Stage(name, start_epoch, end_epoch, ...)]

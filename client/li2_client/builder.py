@@ -1,6 +1,6 @@
 """A small typed builder for experiment specs, so a notebook gets completion instead of typos.
 
-    Spec.cyclic(23).train_fraction(0.4).model(hidden=512, activation="sqr") \
+    Spec.cyclic(23).train_fraction(0.9).model(hidden=512, activation="sqr") \
         .adam(lr=0.01, weight_decay=1e-4).epochs(300).seed(5).to_dict()
 
 Each call returns a *new* builder (the original is unchanged), so one base can seed many variants.

@@ -8,9 +8,15 @@
     li2 list --order 23 --grokked --tag paper --sort=-final_test_acc | li2 download ID -o run.tar.gz
     li2 tag ID paper | li2 name ID "baseline" | li2 note ID "text" | li2 archive ID | li2 delete ID
 
+    li2 wait ID | li2 features ID | li2 predictions ID | li2 checkpoints ID | li2 plots ID -o DIR
+    li2 sweep list | li2 sweep cancel ID
+
 Connection: ``--url/--token/--profile``, else LI2_URL/LI2_TOKEN, else ~/.config/li2lab/config.toml.
-``--json`` prints machine-readable JSON instead of tables. Exit codes: 0 ok, 1 error (service,
-network, failed run, a scaling law that is not a fit), 2 bad input (unreadable spec file, invalid spec, bad arguments).
+``--json`` prints machine-readable JSON instead of tables. Every command's ``--help`` ends with an
+example (EXAMPLES); the exit codes (EXIT_CODES, also in ``li2 --help`` and docs/design.md) are 0 ok,
+1 error (service, network, a scaling law that is not a fit), 2 bad input (unreadable spec file,
+invalid spec, bad arguments), and for the commands that wait on a run (``wait``, ``submit --wait``,
+``metrics --follow``) 3 the run failed, 4 it was cancelled, 5 the wait timed out; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,18 +24,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .client import Client
-from .errors import Li2Error, ValidationError
+from .errors import Li2Error, ValidationError, WaitTimeout
 from .experiments import Experiment
 from .results import ScalingLaw
 from .searches import Search
 from .sweeps import Sweep, flatten
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_FAILED, EXIT_CANCELLED, EXIT_TIMEOUT, EXIT_INTERRUPTED = 3, 4, 5, 130
+# What each exit code means: printed at the end of `li2 --help` and listed in docs/design.md.
+EXIT_CODES = {
+    EXIT_OK: "done; a waited-for run succeeded",
+    EXIT_ERROR: "error: service, network, not found, a scaling law that is not a fit",
+    EXIT_BAD_INPUT: "bad input: unreadable or invalid spec file, bad arguments",
+    EXIT_FAILED: "the run failed (wait, submit --wait, metrics --follow)",
+    EXIT_CANCELLED: "the run was cancelled (same commands)",
+    EXIT_TIMEOUT: "the wait timed out; the run goes on (wait, submit --wait)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+RUN_EXIT = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 
 
 class BadInput(Exception):
@@ -137,13 +155,12 @@ def print_experiment(e: Experiment) -> None:
 # -- commands -----------------------------------------------------------------------------------
 def cmd_submit(client: Client, a: argparse.Namespace) -> int:
     exp = client.submit(read_document(a.spec_file), force=a.force)
-    if a.wait:
-        exp.wait(timeout=a.timeout, progress=not a.json, raise_on_failure=False)
+    code = wait_for_run(exp, a.timeout, progress=not a.json) if a.wait else RUN_EXIT.get(exp.status, EXIT_OK)
     if a.json:
         emit_json(exp.data)
     else:
         print_experiment(exp)
-    return EXIT_ERROR if exp.status in ("failed", "cancelled") else EXIT_OK
+    return code
 
 
 def cmd_status(client: Client, a: argparse.Namespace) -> int:
@@ -188,7 +205,7 @@ def cmd_metrics(client: Client, a: argparse.Namespace) -> int:
         for row in exp.follow(poll=1.0):
             print("  ".join(f"{k}={cell(row.get(k))}" for k in LIVE_COLUMNS if k in row), flush=True)
         print(f"{exp.id}: {exp.status}")
-        return EXIT_OK if exp.status == "succeeded" else EXIT_ERROR
+        return RUN_EXIT.get(exp.status, EXIT_ERROR)
     if a.csv:
         if a.csv == "-":
             sys.stdout.write(exp.metrics_csv_text())
@@ -359,6 +376,97 @@ def cmd_search_cancel(client: Client, a: argparse.Namespace) -> int:
     return _print_search(client.get_search(a.id).cancel(), a)
 
 
+# -- one run's results, waiting, sweeps list/cancel -----------------------------------------------
+def wait_for_run(exp: Experiment, timeout: float | None, progress: bool) -> int:
+    """Wait until `exp` ends; its exit code: 0 succeeded, 3 failed, 4 cancelled, 5 timed out."""
+    try:
+        exp.wait(timeout=timeout, progress=progress, raise_on_failure=False)
+    except WaitTimeout as exc:
+        print(f"li2: {exc}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    return RUN_EXIT.get(exp.status, EXIT_ERROR)
+
+
+def cmd_wait(client: Client, a: argparse.Namespace) -> int:
+    exp = client.get(a.id)
+    code = wait_for_run(exp, a.timeout, progress=not (a.json or a.quiet))
+    if a.json:
+        emit_json(exp.data)
+    elif code == EXIT_TIMEOUT:
+        print(f"{exp.id}: still {exp.status}")
+    else:
+        summary = exp.summary
+        acc = f"  test_acc={cell(summary.get('test_acc'))}" if "test_acc" in summary else ""
+        print(f"{exp.id}: {exp.status}{acc}" + (f"  error: {exp.error}" if exp.error else ""))
+    return code
+
+
+def cmd_features(client: Client, a: argparse.Namespace) -> int:
+    if a.top < 1:
+        raise BadInput(f"--top must be at least 1, got {a.top}")
+    f = client.features(a.id)
+    if a.json:
+        emit_json(f.raw)
+        return EXIT_OK
+    if not f.is_group:
+        print(f.raw.get("note") or "no irreps: this task is not a group")
+        return EXIT_OK
+    print(f"coverage: {cell(f.coverage)}   mean concentration: {cell(f.mean_concentration)}")
+    print(f"covered: {', '.join(f.covered) or '—'}")
+    print(f"missing: {', '.join(f.missing) or '—'}")
+    spectrum = sorted(f.layer_spectrum().items(), key=lambda kv: -kv[1])
+    print(format_table(["irrep", "mean power share"], spectrum[: a.top]))
+    return EXIT_OK
+
+
+def cmd_predictions(client: Client, a: argparse.Namespace) -> int:
+    p = client.predictions(a.id)
+    if a.json:
+        emit_json(p.raw)
+        return EXIT_OK
+    fields = [(k, v) for k, v in vars(p).items() if k != "raw"]
+    width = max(len(k) for k, _ in fields)
+    for k, v in fields:
+        print(f"{k.ljust(width)}  {cell(v)}")
+    return EXIT_OK
+
+
+def cmd_checkpoints(client: Client, a: argparse.Namespace) -> int:
+    items = client.checkpoints(a.id)
+    if a.json:
+        emit_json(items)
+        return EXIT_OK
+    print(format_table(["epoch", "kind", "size"], [[c.get("epoch"), c.get("kind"), c.get("size")] for c in items]))
+    print(f"{len(items)} checkpoint(s)")
+    return EXIT_OK
+
+
+def cmd_plots(client: Client, a: argparse.Namespace) -> int:
+    from .plots import plot_experiment
+
+    paths = plot_experiment(client.get(a.id), a.out, spectrum=not a.no_spectrum)
+    if a.json:
+        emit_json([str(p) for p in paths])
+    else:
+        print("\n".join(str(p) for p in paths))
+    return EXIT_OK
+
+
+def cmd_sweep_list(client: Client, a: argparse.Namespace) -> int:
+    sweeps = list(client.list_sweeps())
+    if a.json:
+        emit_json([s.data for s in sweeps])
+        return EXIT_OK
+    rows = [[s.id, s.status, s.n_runs, f"{s.progress:.0%}", s.data.get("created_at", "")] for s in sweeps]
+    print(format_table(["id", "status", "runs", "ended", "created"], rows))
+    print(f"{len(sweeps)} sweep(s)")
+    return EXIT_OK
+
+
+def cmd_sweep_cancel(client: Client, a: argparse.Namespace) -> int:
+    return _print_sweep(client.cancel_sweep(a.id), a)
+
+
 def cmd_health(client: Client, a: argparse.Namespace) -> int:
     body = client.health()
     if a.json:
@@ -419,9 +527,93 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
     s.add_argument("--partial", action="store_true", help="fit now on the runs that have ended")
     s.add_argument("--plot", metavar="PNG", help="also save the scaling-law plot here")
+    add_sweep_list_cancel(sw, add)
     add_search_commands(sub, add)
     add_organise_commands(sub, add)
+    add_result_commands(sub, add)
+    attach_help(p)
     return p
+
+
+def add_result_commands(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """`li2 wait|features|predictions|checkpoints|plots ID`: one run's end and its results."""
+    s = add("wait", cmd_wait, "wait until a run ends; exit 0 succeeded, 3 failed, 4 cancelled, 5 timed out")
+    s.add_argument("id")
+    s.add_argument("--timeout", type=float, default=3600, help="seconds to wait (3600)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    s = add("features", cmd_features, "the learned features: irrep coverage and spectrum of a finished run")
+    s.add_argument("id")
+    s.add_argument("--top", type=int, default=10, help="irreps shown, by mean power share (10)")
+    add("predictions", cmd_predictions, "what the theory predicts for a run's spec (at once)").add_argument("id")
+    add("checkpoints", cmd_checkpoints, "a run's stored checkpoints: epoch, kind, size").add_argument("id")
+    s = add("plots", cmd_plots, "save a finished run's PNG plots: curves with stages shaded, irrep spectrum")
+    s.add_argument("id")
+    s.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the PNGs (created)")
+    s.add_argument("--no-spectrum", action="store_true", help="only the curves")
+
+
+def add_sweep_list_cancel(sw: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """`li2 sweep list` and `li2 sweep cancel ID`."""
+    add("list", cmd_sweep_list, "list your sweeps, newest first", sw)
+    add("cancel", cmd_sweep_cancel, "cancel every run of a sweep that has not ended", sw).add_argument("id")
+
+
+# An example for each command's --help, by its words after `li2` (a test checks every command has one).
+EXAMPLES = {
+    "submit": "li2 submit spec.json --wait        # exit 0 once the run succeeded",
+    "status": "li2 status 3f2a... --json",
+    "list": "li2 list --order 23 --grokked --tag paper --sort=-final_test_acc",
+    "tag": "li2 tag 3f2a... paper baseline      (--remove to take them off; --sweep for a sweep id)",
+    "name": 'li2 name 3f2a... "Z_23 reference"',
+    "note": 'li2 note 3f2a... "grokked late; rerun with wd 2e-4"',
+    "archive": "li2 archive 3f2a...                 (--undo to bring it back)",
+    "delete": "li2 delete 3f2a...                  (an ended run; --sweep for a whole sweep)",
+    "download": "li2 download 3f2a... -o run.tar.gz  (.zip for a zip)",
+    "cancel": "li2 cancel 3f2a...",
+    "timeline": "li2 timeline 3f2a...",
+    "metrics": "li2 metrics 3f2a... --csv curves.csv    (or --follow while it trains)",
+    "health": "li2 --url http://127.0.0.1:8000 health",
+    "wait": "li2 wait 3f2a... --timeout 600 && li2 timeline 3f2a...",
+    "features": "li2 features 3f2a... --top 5",
+    "predictions": "li2 predictions 3f2a... --json",
+    "checkpoints": "li2 checkpoints 3f2a...",
+    "plots": "li2 plots 3f2a... -o plots/",
+    "sweep": "li2 sweep list",
+    "sweep submit": 'li2 sweep submit sweep.json --wait    # {"base": SPEC, "grid": {"seed": [1, 2]}}',
+    "sweep status": "li2 sweep status 9c1e...",
+    "sweep runs": "li2 sweep runs 9c1e...",
+    "sweep law": "li2 sweep law 9c1e... --plot law.png",
+    "sweep list": "li2 sweep list --json",
+    "sweep cancel": "li2 sweep cancel 9c1e...",
+    "search": "li2 search start search.json --wait",
+    "search start": 'li2 search start search.json --wait   # {"base": SPEC, "orders": [23, 41]}',
+    "search status": "li2 search status 5b7d...",
+    "search runs": "li2 search runs 5b7d...",
+    "search law": "li2 search law 5b7d... --plot law.png",
+    "search cancel": "li2 search cancel 5b7d...",
+}
+
+
+def subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    """Every (words after `li2`, sub-parser) below `parser`, depth first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield " ".join((*path, name)), child
+                yield from subcommands(child, (*path, name))
+
+
+def attach_help(p: argparse.ArgumentParser) -> None:
+    """Give each command's --help its example (EXAMPLES) and `li2 --help` the exit-code table."""
+    for words, child in subcommands(p):
+        if words in EXAMPLES:
+            child.epilog = f"example:\n  {EXAMPLES[words]}"
+            child.formatter_class = argparse.RawDescriptionHelpFormatter
+    codes = "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
+    p.epilog = (
+        f"examples:\n  li2 submit spec.json --wait\n  li2 wait ID && li2 plots ID -o plots/\n\nexit codes:\n{codes}"
+    )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def add_search_commands(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -597,7 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("li2: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ like unknown ids, so ids cannot be probed.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
@@ -21,6 +19,9 @@ from sqlalchemy.orm import Session
 from li2_service.errors import fail
 from li2_store import models
 from li2_store.db import session_scope
+from li2_store.users import create_user, hash_token, user_for_token
+
+__all__ = ["create_user", "hash_token"]  # re-exported: the account functions live in li2_store.users
 
 # Endpoints reachable without a token. flask-smorest names its docs endpoints "api-docs.*"; the
 # vendored docs/chart scripts ("assets.*") and the dashboard's pages ("dashboard.*", shells that
@@ -39,19 +40,6 @@ class Caller:
 
 
 Row = TypeVar("Row", models.Experiment, models.Sweep, models.Search)
-
-
-def hash_token(token: str) -> str:
-    """The stored form of a token (sha256 hex). Tokens are 256-bit random, so no salt is needed."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def create_user(session, name: str, admin: bool = False) -> str:
-    """Create a user and return the new token; only its hash is stored, so print it now or lose it."""
-    token = secrets.token_urlsafe(32)
-    session.add(models.User(name=name, token_hash=hash_token(token), is_admin=bool(admin)))
-    session.flush()
-    return token
 
 
 def is_public(endpoint: str | None) -> bool:
@@ -74,7 +62,7 @@ def authenticate() -> None:
     if len(token) > 512:
         _unauthorized("invalid token")
     with session_scope(current_app.extensions["li2"].engine) as session:
-        user = session.scalar(sa.select(models.User).where(models.User.token_hash == hash_token(token)))
+        user = user_for_token(session, token)  # every request asks the database: revocation is immediate
         if user is None:
             _unauthorized("invalid token")
         g.user = Caller(id=user.id, name=user.name, is_admin=bool(user.is_admin))

@@ -38,6 +38,7 @@ class User(Base):
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)  # sha256 hex; tokens never stored
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)  # set: the token is refused (li2_store.users)
 
 
 class Search(Base):

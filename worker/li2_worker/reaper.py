@@ -16,6 +16,9 @@ reapers (one per worker host) can run at once without double work:
    it) becomes cancelled.
 4. **sweep fan-in** — sweeps whose runs have all ended get their scaling law (sweeps.py).
 
+The loop also applies the checkpoint retention settings (retention.py) once a minute, apart from
+these passes: deleting old checkpoints is never urgent, and it scans the checkpoints table.
+
 Every age is measured on the database's clock (cutoffs from `database_now`, stamps by `db_now`),
 the same clock the workers' heartbeats are stamped with, so hosts whose clocks disagree never make
 each other's live runs look stale.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +45,7 @@ from li2_store import sweeps
 from li2_store.db import changed, database_now, db_now, is_unavailable, session_scope
 from li2_store.models import Experiment as E
 from li2_store.producer import producer_app, send_batch
+from li2_worker.retention import apply_retention
 from li2_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -183,14 +188,25 @@ def reaper_interval(settings: WorkerSettings) -> float:
     return max(0.5, min(settings.heartbeat_s, settings.lease_s / 4, settings.requeue_after_s / 2))
 
 
+RETENTION_EVERY_S = 60.0  # seconds between two applications of the checkpoint retention rules
+
+
+def retention_due(settings: WorkerSettings, last: float | None) -> bool:
+    """Whether the loop should apply checkpoint retention now (monotonic `last` run, None: never)."""
+    enabled = settings.checkpoint_keep > 0 or settings.checkpoint_max_age_days > 0
+    return enabled and (last is None or time.monotonic() - last >= RETENTION_EVERY_S)
+
+
 def run_forever(engine: Engine, settings: WorkerSettings, stop: threading.Event) -> None:
     """The reaper loop (a thread of `li2lab worker`'s main process); errors are logged, not fatal.
 
     It remembers database outages it saw: after one, `reachable_since` is the database time of the
-    first pass that reached it again (module docstring).
+    first pass that reached it again (module docstring). Checkpoint retention runs on the first
+    pass and then every RETENTION_EVERY_S.
     """
     outage = False
     reachable_since: datetime | None = None
+    retained_at: float | None = None
     while not stop.wait(reaper_interval(settings)):
         try:
             if outage:
@@ -203,3 +219,9 @@ def run_forever(engine: Engine, settings: WorkerSettings, stop: threading.Event)
         except Exception as exc:
             outage = outage or is_unavailable(exc)
             log.warning("reaper pass failed (will retry): %s", exc)
+        if retention_due(settings, retained_at):
+            retained_at = time.monotonic()  # a failed pass is retried at the next period, not at once
+            try:
+                apply_retention(engine, settings)
+            except Exception as exc:
+                log.warning("checkpoint retention failed (will retry): %s", exc)

@@ -30,6 +30,8 @@ class WorkerSettings:
     max_batch: int  # runs per re-enqueued message (LI2_MAX_BATCH, 64)
     batch_memory_bytes: int  # device memory per re-enqueued batch (LI2_BATCH_MEMORY_MB, 8192)
     checkpoint_every: int  # epochs between "resume" checkpoints (LI2_CHECKPOINT_EVERY, 50)
+    checkpoint_keep: int  # per run, the newest checkpoints kept; 0 = all (LI2_CHECKPOINT_KEEP, 0; retention.py)
+    checkpoint_max_age_days: float  # ended runs' checkpoints older: deleted; 0 = never (LI2_CHECKPOINT_MAX_AGE_DAYS)
     device: str  # auto | cpu | cuda | cuda:N (LI2_WORKER_DEVICE, auto)
     time_limit_s: int  # hard Celery limit: the child is killed (LI2_TASK_TIME_LIMIT_S, 6 h)
     soft_time_limit_s: int  # soft limit: the batch fails cleanly (LI2_TASK_SOFT_TIME_LIMIT_S)
@@ -78,6 +80,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         max_batch=shared["MAX_BATCH"],
         batch_memory_bytes=shared["BATCH_MEMORY_MB"] << 20,
         checkpoint_every=_number(env, "LI2_CHECKPOINT_EVERY", 50, 1, int),
+        checkpoint_keep=_number(env, "LI2_CHECKPOINT_KEEP", 0, 0, int),
+        checkpoint_max_age_days=_number(env, "LI2_CHECKPOINT_MAX_AGE_DAYS", 0, 0),
         device=device,
         time_limit_s=hard,
         soft_time_limit_s=soft,
