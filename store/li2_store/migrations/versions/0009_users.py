@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_users"
-down_revision = "0004_searches"
+down_revision = "0008_organise"
 branch_labels = None
 depends_on = None
 
