@@ -1,7 +1,7 @@
 """Users: `revoked_at`, so an admin can refuse an account's token at once (li2lab users revoke).
 
 Revision ID: 0009_users
-Revises: 0004_searches
+Revises: 0008_organise
 Create Date: 2026-12-03
 
 NULL (every existing account) means active; `li2_store.users.user_for_token` only finds accounts
