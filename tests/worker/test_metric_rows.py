@@ -7,7 +7,6 @@ tests/service/test_live_metrics.py and, end to end in a browser, in tests/browse
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
@@ -21,16 +20,6 @@ from li2_worker.tasks import BatchJob
 from .helpers import FakeRunner, add_run, add_user, new_engine, row, settings_for, tiny_spec, update
 
 W = "test@host/1"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path):
-    url = (
-        f"sqlite:///{tmp_path / 'li2.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    engine = new_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def columns(engine, run_id: str, since: int | None = None) -> dict:

@@ -28,7 +28,8 @@ class WorkerSettings:
     max_attempts: int  # LI2_MAX_ATTEMPTS (3)
     max_batch: int  # runs per re-enqueued message (LI2_MAX_BATCH, 64)
     batch_memory_bytes: int  # device memory per re-enqueued batch (LI2_BATCH_MEMORY_MB, 8192)
-    checkpoint_every: int  # epochs between "resume" checkpoints (LI2_CHECKPOINT_EVERY, 50)
+    checkpoint_interval_s: float  # seconds between a batch's "resume" checkpoints (LI2_CHECKPOINT_INTERVAL_S, 300)
+    checkpoint_every: int  # also every N epochs; 0 = off (LI2_CHECKPOINT_EVERY, 0)
     device: str  # auto | cpu | cuda | cuda:N (LI2_WORKER_DEVICE, auto)
     time_limit_s: int  # hard Celery limit: the child is killed (LI2_TASK_TIME_LIMIT_S, 6 h)
     soft_time_limit_s: int  # soft limit: the batch fails cleanly (LI2_TASK_SOFT_TIME_LIMIT_S)
@@ -75,7 +76,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         max_attempts=shared["MAX_ATTEMPTS"],
         max_batch=shared["MAX_BATCH"],
         batch_memory_bytes=shared["BATCH_MEMORY_MB"] << 20,
-        checkpoint_every=_number(env, "LI2_CHECKPOINT_EVERY", 50, 1, int),
+        checkpoint_interval_s=_number(env, "LI2_CHECKPOINT_INTERVAL_S", 300, 0.1),
+        checkpoint_every=_number(env, "LI2_CHECKPOINT_EVERY", 0, 0, int),
         device=device,
         time_limit_s=hard,
         soft_time_limit_s=soft,
