@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-shot GPU check for the li2 trainer: environment, `pytest -m gpu`, and the Z_97 K=512 bench.
+# One-shot GPU check for the li2 trainer: environment, `pytest -m gpu`, the Z_97 K=512 bench, and
+# the checkpoint overhead through the worker (bench/bench_checkpoints.py, SQLite).
 #
 #   bench/gpu_check.sh --prepare   # here (CPU box): copy pure-Python test deps into var/gpu-deps
 #   bench/gpu_check.sh             # on the GPU box, repo root; carry var/gpu-deps; logs go to $OUT
@@ -12,18 +13,20 @@ DEPS=var/gpu-deps
 if [ "${1:-}" = "--prepare" ]; then
   SITE=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   rm -rf "$DEPS" && mkdir -p "$DEPS"
-  for m in marshmallow safetensors yaml _pytest pytest pluggy iniconfig packaging tqdm pygments pytest_timeout.py; do
+  for m in marshmallow safetensors yaml _pytest pytest pluggy iniconfig packaging tqdm pygments pytest_timeout.py \
+           sqlalchemy celery kombu billiard vine amqp click dateutil six.py tzlocal; do
     cp -r "$SITE/$m" "$DEPS/"
   done
   find "$DEPS" -name __pycache__ -prune -exec rm -rf {} +
+  find "$DEPS/sqlalchemy" -name '*.so' -delete  # its optional C speed-ups; pure Python on any CPython
   du -sh "$DEPS"; exit 0
 fi
 
 OUT=${OUT:-var/gpu-check}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
-export PYTHONPATH=worker:service
-if ! $PY -c 'import marshmallow, safetensors, yaml, pytest, tqdm' 2>/dev/null; then
+export PYTHONPATH=core:store:worker:service
+if ! $PY -c 'import marshmallow, safetensors, yaml, pytest, tqdm, sqlalchemy, celery' 2>/dev/null; then
   export PYTHONPATH=$PYTHONPATH:$DEPS
 fi
 {
@@ -59,3 +62,10 @@ echo "bench precision: exit $?" | tee -a "$OUT/bench-precision.txt"; tail -9 "$O
 timeout 300 $PY bench/bench_startup.py --device cuda --runs 64 --write "$OUT/BENCHMARKS.md" \
   > "$OUT/bench-startup.txt" 2>&1
 echo "bench startup: exit $?" | tee -a "$OUT/bench-startup.txt"; tail -6 "$OUT/bench-startup.txt"
+# Checkpoint overhead through the worker's path on the GPU (SQLite in $OUT): off vs every 5 s vs
+# the old every-50-epochs rate; Z_97 K=512, R=64, eager (no compile wait inside the timing).
+LI2_COMPILE=0 timeout 240 $PY bench/bench_checkpoints.py overhead --device cuda --order 97 --hidden 512 \
+  --runs 64 --epochs 4000 --interval 5 --repeats 1 --database "sqlite:///$(realpath "$OUT")/bench-checkpoints.sqlite" \
+  > "$OUT/bench-checkpoints.txt" 2>&1
+echo "bench checkpoints (worker path, cuda): exit $?" | tee -a "$OUT/bench-checkpoints.txt"
+grep '^|' "$OUT/bench-checkpoints.txt"

@@ -95,8 +95,8 @@ def cmd_run(args) -> int:
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    def save_checkpoint(index: int, epoch: int, blob: bytes) -> None:
-        (ckpt_dir / f"epoch_{epoch:05d}.safetensors").write_bytes(blob)
+    def save_checkpoint(index: int, epoch: int, state) -> None:  # state: li2.checkpoint.State
+        (ckpt_dir / f"epoch_{epoch:05d}.safetensors").write_bytes(state.dump())
 
     progress = Progress([spec])
     try:

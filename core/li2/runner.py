@@ -9,6 +9,7 @@ After training, `li2.analysis.analyze_run` fills `summary`, `timeline` and `feat
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -48,15 +49,19 @@ def run_batch(
     *,
     on_progress: Callable[[int, int, dict], None] | None = None,
     should_stop: Callable[[], set[int]] | None = None,
-    on_checkpoint: Callable[[int, int, bytes], None] | None = None,
+    on_checkpoint: Callable[[int, int, checkpoint.State], None] | None = None,
     resume: list[bytes | None] | None = None,
     checkpoint_every: int | None = None,
+    checkpoint_interval_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[dict]:
     """Train normalised `specs` (see module doc) and return their result dicts in order.
 
     on_progress(i, epoch, metrics) at each measurement; should_stop() -> indices to stop now;
-    on_checkpoint(i, epoch, blob) at epoch 0, the spec's checkpoint_epochs, every
-    `checkpoint_every` epochs and after the last step; resume[i] a blob from on_checkpoint.
+    on_checkpoint(i, epoch, state) at epoch 0, the spec's checkpoint_epochs, after the last step,
+    at a stop, and as `checkpoint.Cadence(checkpoint_interval_s, checkpoint_every, clock)` says
+    (every interval of `clock` seconds; every `checkpoint_every` epochs); `state` is a host copy
+    (`checkpoint.State`) whose `dump()` the caller may run on another thread; resume[i] such bytes.
     """
     dev = resolve_device(device)
     environment = describe(dev)
@@ -73,18 +78,17 @@ def run_batch(
                 tensors, history, epoch, _ = states[i]
                 trainer.load_run_state(local, tensors, history, epoch)
 
-        def checkpoint_at(local: int, epoch: int, members=members) -> bool:
+        cadence = checkpoint.Cadence(checkpoint_interval_s, checkpoint_every, clock)
+
+        def checkpoint_at(local: int, epoch: int, members=members, cadence=cadence) -> bool:
             tr = specs[members[local]]["training"]
-            return (
-                epoch == 0
-                or epoch == tr["epochs"]
-                or epoch in tr["checkpoint_epochs"]
-                or bool(checkpoint_every and epoch % checkpoint_every == 0)
-            )
+            due = cadence.due(epoch)  # asked every epoch: one batch-wide decision per epoch
+            return due or epoch == 0 or epoch == tr["epochs"] or epoch in tr["checkpoint_epochs"]
 
         def emit_checkpoint(local: int, epoch: int, members=members, trainer=trainer) -> None:
-            tensors, history = trainer.run_state(local)
-            on_checkpoint(members[local], epoch, checkpoint.dump(tensors, history, epoch, specs[members[local]]))
+            tensors, history = trainer.run_state(local)  # host copies: the device→host copy happens here
+            state = checkpoint.State(tensors, {k: list(v) for k, v in history.items()}, epoch, specs[members[local]])
+            on_checkpoint(members[local], epoch, state)
 
         outcomes = trainer.train(
             on_measure=(lambda local, e, row, members=members: on_progress(members[local], e, row))

@@ -219,13 +219,13 @@ class BatchTrainer:
     # ------------------------------------------------------------------ checkpoint state
 
     def run_state(self, index: int) -> tuple[dict[str, torch.Tensor], dict]:
-        """(tensors, history) of spec `index`: params, W₀/V₀, optimizer state, all on the CPU."""
+        """(tensors, history) of spec `index`: params, optimizer state and emergence epochs, as CPU
+        copies that later steps do not change. Not W₀/V₀: the constructor redraws them from the seed."""
         p = self.ids.index(index)
         tensors = {f"param.{k}": v[p] for k, v in self.params.items()}
-        tensors.update({f"init.{k}": v[p] for k, v in self.init.items()})
         tensors.update({f"opt.{k}": v[p] for k, v in self.opt.state.items()})
         tensors.update({f"track.{k}": v[p] for k, v in self.track.items()})
-        return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, self.history[index]
+        return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}, self.history[index]
 
     @torch.no_grad()
     def load_run_state(self, index: int, tensors: dict[str, torch.Tensor], history: dict, epoch: int) -> None:

@@ -63,7 +63,7 @@ def heartbeat(engine: Engine, claims: list[Claim], worker_id: str) -> tuple[set[
     """Refresh the lease of every held run; return (cancel requested, lease lost) run ids."""
     alive: set[str] = set()
     with session_scope(engine) as s:
-        for c in claims:
+        for c in sorted(claims, key=lambda c: c.run_id):  # one lock order for all multi-run writes
             if changed(s, sa.update(E).where(owned(c.run_id, c.attempt, worker_id)).values(heartbeat_at=db_now())):
                 alive.add(c.run_id)
         ids = [c.run_id for c in claims]
@@ -88,7 +88,10 @@ def write_progress(engine: Engine, progress: dict[Claim, list[tuple[int, dict]]]
     for runs whose lease this worker still holds."""
     with session_scope(engine) as s:
         held = []
-        for c, rows in progress.items():
+        # rows in run-id order, as heartbeat takes its locks: two transactions that lock the same
+        # runs in different orders deadlock on PostgreSQL (the progress dict's order follows the
+        # measurements, which wraps around the batch)
+        for c, rows in sorted(progress.items(), key=lambda item: item[0].run_id):
             if not rows:
                 continue
             epoch, metrics = rows[-1]

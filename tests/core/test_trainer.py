@@ -77,7 +77,7 @@ def test_resume_from_a_checkpoint_continues_exactly(make_spec):
     spec = make_spec(epochs=60, seed=7)
     straight = run_batch([spec], "cpu")[0]
     blobs = {}
-    run_batch([spec], "cpu", on_checkpoint=lambda i, e, b: blobs.__setitem__(e, b), checkpoint_every=30)
+    run_batch([spec], "cpu", on_checkpoint=lambda i, e, st: blobs.__setitem__(e, st.dump()), checkpoint_every=30)
     assert {0, 30, 60} <= set(blobs)
     tensors, _history, epoch, saved_spec = checkpoint.read(blobs[30])
     assert epoch == 30 and saved_spec == spec and "param.W" in tensors and "opt.W.exp_avg" in tensors
@@ -90,7 +90,7 @@ def test_resume_keeps_the_diagnostics_and_the_nodes_emergence(make_spec):
     spec = make_spec(epochs=40, seed=3, diagnostics=True, training={"diagnostics_every": 5})
     straight = run_batch([spec], "cpu")[0]
     blobs = {}
-    run_batch([spec], "cpu", on_checkpoint=lambda i, e, b: blobs.__setitem__(e, b), checkpoint_every=20)
+    run_batch([spec], "cpu", on_checkpoint=lambda i, e, st: blobs.__setitem__(e, st.dump()), checkpoint_every=20)
     resumed = run_batch([spec], "cpu", resume=[blobs[20]])[0]
     assert resumed["metrics"] == straight["metrics"]
     emergence = straight["features"]["nodes"]["emergence_epoch"]
@@ -107,7 +107,7 @@ def test_a_stopped_run_leaves_the_batch_and_says_so(make_spec):
         return {1} if asked["n"] >= 3 else set()
 
     blobs = {}
-    res = run_batch(specs, "cpu", should_stop=stop, on_checkpoint=lambda i, e, b: blobs.__setitem__((i, e), b))
+    res = run_batch(specs, "cpu", should_stop=stop, on_checkpoint=lambda i, e, st: blobs.__setitem__((i, e), st.dump()))
     assert res[1]["summary"]["stopped"] is True and res[1]["metrics"]["epoch"][-1] == 2
     assert res[0]["summary"]["stopped"] is False and res[0]["metrics"]["epoch"][-1] == 39
     alone = run_batch([specs[0]], "cpu")[0]

@@ -89,10 +89,10 @@ def test_kill_9_mid_run_resumes_from_last_checkpoint(stack, tmp_path):
 
 @pytest.mark.timeout(400)
 def test_sigterm_checkpoints_and_the_run_resumes_elsewhere(stack, tmp_path):
-    # Checkpoints only every 10000 epochs here: a checkpoint past epoch 0 can only be the one the
-    # worker writes because it was told to stop.
+    # No periodic checkpoints here (interval 10000 s): a checkpoint past epoch 0 can only be the one
+    # the worker writes because it was told to stop.
     api = stack.api(stack.create_user("alice"))
-    stack.start_worker("a", LI2_CHECKPOINT_EVERY=10_000)
+    stack.start_worker("a", LI2_CHECKPOINT_INTERVAL_S=10_000)
     spec = small_spec(EPOCHS, seed=4)
     r = api.post("/experiments", json=spec)
     exp_id = r.json()["id"]
@@ -112,7 +112,7 @@ def test_sigterm_checkpoints_and_the_run_resumes_elsewhere(stack, tmp_path):
     )
     row = stack.experiment(exp_id)
     assert (row["status"], row["attempt"], row["claimed_by"]) == ("queued", 2, None), row  # requeued by the victim
-    stack.start_worker("b", LI2_CHECKPOINT_EVERY=10_000)  # takes the message the victim sent
+    stack.start_worker("b", LI2_CHECKPOINT_INTERVAL_S=10_000)  # takes the message the victim sent
 
     body = assert_finished_once_from_checkpoint(stack, api, exp_id, victim, ckpt_epoch, tmp_path, spec)
     assert body["max_attempts"] >= 3  # a graceful stop does not use up a retry

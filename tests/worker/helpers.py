@@ -108,18 +108,31 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+class FakeState:
+    """Stands in for li2.checkpoint.State: `dump()` gives its blob."""
+
+    def __init__(self, blob: bytes):
+        self.blob = blob
+
+    def dump(self) -> bytes:
+        return self.blob
+
+
 class FakeRunner:
     """Stands in for li2.runner.run_batch in unit tests: same callbacks, no torch, no training.
 
     Each epoch it reports progress, asks should_stop(), and every `checkpoint_every` epochs hands a
-    blob b"state@<epoch>"; a resumed run starts after the epoch in its blob. `fail` raises inside.
+    `FakeState` whose blob is b"state@<epoch>"; a resumed run starts after the epoch in its blob.
+    `fail` raises inside. (The wall-time cadence is li2.runner's, tested with the real runner.)
     """
 
     def __init__(self, fail: Exception | None = None, between_epochs: Callable[[int], None] | None = None):
         self.fail, self.between_epochs = fail, between_epochs
         self.calls: list[dict] = []
 
-    def __call__(self, specs, device, *, on_progress, should_stop, on_checkpoint, resume, checkpoint_every):
+    def __call__(
+        self, specs, device, *, on_progress, should_stop, on_checkpoint, resume, checkpoint_every, checkpoint_interval_s
+    ):
         self.calls.append({"n": len(specs), "device": device, "resume": list(resume)})
         starts = [int(b.split(b"@")[1]) + 1 if b else 0 for b in resume]
         stopped_at: dict[int, int] = {}
@@ -138,7 +151,7 @@ class FakeRunner:
                     continue
                 on_progress(i, epoch, {"train_acc": epoch / epochs, "test_loss": float("nan")})
                 if epoch % checkpoint_every == 0 or epoch == spec["training"]["epochs"]:
-                    on_checkpoint(i, epoch, b"state@%d" % epoch)
+                    on_checkpoint(i, epoch, FakeState(b"state@%d" % epoch))
         return [
             {
                 "spec": s,

@@ -165,8 +165,10 @@ def test_lost_lease_discards_the_result(db, redis_url):
     job.run([(run, 1)])
     r = row(engine, run)
     assert (r["status"], r["attempt"]) == ("queued", 2) and count(engine, Result, run) == 0
-    with session_scope(engine) as s:  # no checkpoint written after the takeover (epoch 10 on)
-        assert [c.epoch for c in s.query(Checkpoint).filter_by(experiment_id=run, kind="resume")] == [5]
+    # No checkpoint of epoch 10 on: those are taken after the takeover. (Epoch 5's may be refused
+    # too: it is written on the background thread, maybe after the takeover, under the lease check.)
+    with session_scope(engine) as s:
+        assert [c.epoch for c in s.query(Checkpoint).filter_by(experiment_id=run, kind="resume")] in ([0], [5])
 
 
 def test_sigterm_checkpoints_and_requeues_with_next_attempt(db, redis_url):

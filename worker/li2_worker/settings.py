@@ -29,7 +29,8 @@ class WorkerSettings:
     max_attempts: int  # LI2_MAX_ATTEMPTS (3)
     max_batch: int  # runs per re-enqueued message (LI2_MAX_BATCH, 64)
     batch_memory_bytes: int  # device memory per re-enqueued batch (LI2_BATCH_MEMORY_MB, 8192)
-    checkpoint_every: int  # epochs between "resume" checkpoints (LI2_CHECKPOINT_EVERY, 50)
+    checkpoint_interval_s: float  # seconds between a batch's "resume" checkpoints (LI2_CHECKPOINT_INTERVAL_S, 300)
+    checkpoint_every: int  # also every N epochs; 0 = off (LI2_CHECKPOINT_EVERY, 0)
     checkpoint_keep: int  # per run, the newest checkpoints kept; 0 = all (LI2_CHECKPOINT_KEEP, 0; retention.py)
     checkpoint_max_age_days: float  # ended runs' checkpoints older: deleted; 0 = never (LI2_CHECKPOINT_MAX_AGE_DAYS)
     device: str  # auto | cpu | cuda | cuda:N (LI2_WORKER_DEVICE, auto)
@@ -79,7 +80,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         max_attempts=shared["MAX_ATTEMPTS"],
         max_batch=shared["MAX_BATCH"],
         batch_memory_bytes=shared["BATCH_MEMORY_MB"] << 20,
-        checkpoint_every=_number(env, "LI2_CHECKPOINT_EVERY", 50, 1, int),
+        checkpoint_interval_s=_number(env, "LI2_CHECKPOINT_INTERVAL_S", 300, 0.1),
+        checkpoint_every=_number(env, "LI2_CHECKPOINT_EVERY", 0, 0, int),
         checkpoint_keep=_number(env, "LI2_CHECKPOINT_KEEP", 0, 0, int),
         checkpoint_max_age_days=_number(env, "LI2_CHECKPOINT_MAX_AGE_DAYS", 0, 0),
         device=device,

@@ -9,6 +9,9 @@ Flow of one message ``[[run_id, attempt], ...]`` (runs of one li2.batching.batch
    child (CUDA is never initialised in Celery's parent process), and run the batch; every measured
    row is written, batched at most about once a second, as progress and live metric rows
    (li2_store.metric_rows), so the API can serve a running run's curves;
+   checkpoints come at the cadence `li2.checkpoint.Cadence` sets (every LI2_CHECKPOINT_INTERVAL_S
+   seconds, plus epoch 0, the requested epochs, the end and a stop) and are serialised and stored
+   by a background `CheckpointWriter`, which is flushed before step 4;
 4. write each run's final state, guarded by its lease: succeeded (+ result row), cancelled
    (stopped on request; partial result kept), failed (the core raised: the error text is stored,
    a run is never silently lost), or back to queued with attempt+1 when the worker is being shut
@@ -40,6 +43,7 @@ from li2_store import lease, results, sweeps
 from li2_store.db import db_now, is_unavailable, make_engine, retrying, session_scope
 from li2_store.producer import TASK_NAME, send_batch
 from li2_worker import compile_cache
+from li2_worker.checkpoint_writer import CheckpointWriter
 from li2_worker.heartbeat import Heartbeat
 from li2_worker.settings import WorkerSettings, load_settings
 
@@ -104,6 +108,7 @@ class BatchJob:
         self.term = TermFlag()
         self._pending: dict[lease.Claim, list[tuple[int, dict]]] = {}  # rows measured since the last flush
         self._last_progress = 0.0
+        self.writer: CheckpointWriter | None = None  # while training: serialises + stores checkpoints
 
     # -- the task -------------------------------------------------------------------------
     def run(self, pairs: list[tuple[str, int]]) -> None:
@@ -154,15 +159,22 @@ class BatchJob:
     def _train(self) -> list[dict]:
         resume = [self._resume_blob(c) for c in self.claims]
         run_batch = self._run_batch or _load_runner()
-        return run_batch(
-            [c.spec for c in self.claims],
-            self.settings.device,
-            on_progress=self.on_progress,
-            should_stop=self.should_stop,
-            on_checkpoint=self.on_checkpoint,
-            resume=resume,
-            checkpoint_every=self.settings.checkpoint_every,
-        )
+        self.writer = writer = CheckpointWriter()
+        try:
+            outcomes = run_batch(
+                [c.spec for c in self.claims],
+                self.settings.device,
+                on_progress=self.on_progress,
+                should_stop=self.should_stop,
+                on_checkpoint=self.on_checkpoint,
+                resume=resume,
+                checkpoint_every=self.settings.checkpoint_every or None,
+                checkpoint_interval_s=self.settings.checkpoint_interval_s,
+            )
+            writer.flush()  # every checkpoint stored before any final state or requeue
+        finally:
+            writer.close()
+        return outcomes
 
     def _resume_blob(self, c: lease.Claim) -> bytes | None:
         if c.attempt == 1:
@@ -199,28 +211,35 @@ class BatchJob:
         stop = self.heartbeat.stopped_ids() if self.heartbeat else set()
         return {i for i, c in enumerate(self.claims) if c.run_id in stop}
 
-    def on_checkpoint(self, index: int, epoch: int, blob: bytes) -> None:
-        """Store a checkpoint with the lease refreshed in the same transaction; training waits
-        while the database is unavailable. If it stays unavailable past DB_RETRY_S this
-        checkpoint is skipped (the run goes on; the previous one still stands)."""
+    def on_checkpoint(self, index: int, epoch: int, state) -> None:
+        """Hand one run's checkpoint (a host copy, `li2.checkpoint.State`) to the background writer:
+        serialised and stored there, with the lease refreshed in the same transaction, while
+        training goes on. If the database stays unavailable past DB_RETRY_S this checkpoint is
+        skipped (the run goes on; the previous one still stands); any other error fails the batch."""
         c = self.claims[index]
         training = c.spec.get("training", {})
         snapshot = epoch in {0, training.get("epochs", c.epochs), *training.get("checkpoint_epochs", [])}
 
-        def write() -> None:
-            with session_scope(self.engine) as s:
-                if not lease.touch(s, c, self.worker_id):
-                    return  # not ours any more: the newer attempt owns the checkpoints
-                results.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "resume")
-                if snapshot:
-                    results.add_checkpoint(s, c.run_id, int(epoch), bytes(blob), "snapshot")
+        def job() -> None:
+            blob = state.dump()
 
-        try:
-            retrying(f"checkpoint of run {c.run_id} at epoch {epoch}", write)
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            log.error("run %s: checkpoint at epoch %d not stored, the database stayed unavailable", c.run_id, epoch)
+            def write() -> None:
+                with session_scope(self.engine) as s:
+                    if not lease.touch(s, c, self.worker_id):
+                        return  # not ours any more: the newer attempt owns the checkpoints
+                    results.add_checkpoint(s, c.run_id, int(epoch), blob, "resume")
+                    if snapshot:
+                        results.add_checkpoint(s, c.run_id, int(epoch), blob, "snapshot")
+
+            try:
+                retrying(f"checkpoint of run {c.run_id} at epoch {epoch}", write)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                log.error("run %s: checkpoint at epoch %d not stored, the database stayed unavailable", c.run_id, epoch)
+
+        assert self.writer is not None, "_train starts the writer before training"
+        self.writer.submit(c.run_id, job)
 
     # -- final states -------------------------------------------------------------------------
     def _record(self, outcomes: list[dict]) -> None:
