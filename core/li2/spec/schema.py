@@ -116,6 +116,18 @@ class ModelSchema(_Strict):
     ridge_top = _float(0.0, 1e6, min_inclusive=False, allow_none=True, load_default=None)
 
 
+class EarlyStopSchema(_Strict):
+    """training.early_stop: stop a run once it has generalized and stayed there (li2.trainer).
+
+    Stop after the measurement at which test accuracy has been ≥ threshold at every measurement of
+    the last patience_epochs epochs. Defaults (filled in by validate_spec): the run's
+    success_threshold, and success_window × epochs, so a stopped run passes the "held" success rule.
+    """
+
+    threshold = _float(0.0, 1.0, min_inclusive=False, allow_none=True, load_default=None)
+    patience_epochs = _int(1, 1 << 30, allow_none=True, load_default=None)
+
+
 class TrainingSchema(_Strict):
     optimizer = fields.String(load_default="adam", validate=validate.OneOf(OPTIMIZERS))
     lr = _float(0.0, 100.0, min_inclusive=False, load_default=0.01)
@@ -141,6 +153,9 @@ class TrainingSchema(_Strict):
     success_threshold = _float(0.0, 1.0, min_inclusive=False, load_default=SUCCESS_THRESHOLD)
     success_rule = fields.String(load_default="held", validate=validate.OneOf(SUCCESS_RULES))
     success_window = _float(0.0, 1.0, min_inclusive=False, load_default=SUCCESS_WINDOW)
+    # Opt-in early stopping (EarlyStopSchema); None trains the whole budget. It changes the curves,
+    # so it is part of the spec hash.
+    early_stop = fields.Nested(EarlyStopSchema, allow_none=True, load_default=None)
 
 
 class ExperimentSpecSchema(_Strict):
@@ -160,6 +175,8 @@ class SweepSchema(_Strict):
     grid = fields.Dict(
         keys=fields.String(validate=validate.Length(1, 100)), values=fields.List(fields.Raw()), required=True
     )
+    # Sets training.early_stop of every run ({} for the defaults); None leaves the base spec's own.
+    early_stop = fields.Nested(EarlyStopSchema, allow_none=True, load_default=None)
 
 
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -193,6 +210,7 @@ _SECTION_SCHEMAS = {
     "data": DataSchema,
     "model": ModelSchema,
     "training": TrainingSchema,
+    "training.early_stop": EarlyStopSchema,
 }
 
 
