@@ -91,6 +91,15 @@ class SweepSubmitSchema(Schema):
             "example": {"task.order": [23, 41], "seed": [1, 2]},
         },
     )
+    early_stop = fields.Dict(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "early stopping for every run: training.early_stop {threshold, patience_epochs}, "
+            "{} for the defaults (the success threshold, held for the success window)",
+            "example": {},
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------- answers
