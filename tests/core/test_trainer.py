@@ -76,7 +76,7 @@ def test_early_stopping_ends_a_decided_run_and_leaves_its_batch_mates_alone(make
     rule = {"threshold": 0.1, "patience_epochs": 15}
     fast = {"hidden": 64, "epochs": 80, "fraction": 0.8}
     early = make_spec(seed=1, **fast, training={"lr": 0.05, "early_stop": rule})
-    plain = make_spec(seed=2, **fast, training={"lr": 0.05})
+    plain = make_spec(seed=2, **{**fast, "fraction": 0.5}, training={"lr": 0.05})  # a ragged batch-mate
     full = make_spec(seed=1, **fast, training={"lr": 0.05})  # the early run without its stop
     stopped, mate = run_batch([early, plain], "cpu")
     s = stopped["summary"]

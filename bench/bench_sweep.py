@@ -1,0 +1,205 @@
+"""Submit → fitted law: a Fig. 5-shaped scaling-law sweep through the real service, end to end.
+
+A sweep of orders × training sizes × seeds (Z_M addition, σ = x², mse, Adam lr 0.01, wd 1e-4) is
+submitted with the SDK to `li2lab serve` in embedded mode (SQLite database and broker, one worker
+subprocess, every batch in a fresh pool process, as tests/client/embedded_service.py starts it);
+the clock runs from the POST until the sweep's stored scaling law has been read back. Reported:
+
+- efficiency: the sweep's run-epochs / wall time, against the trainer's own rate on the same
+  runs in this process (`li2.trainer.BatchTrainer`, one ragged batch per order, as the packer
+  makes them; only the training is timed): the share of the trainer's speed a user gets;
+- speed-up: the same runs one by one with a plain one-run PyTorch loop (`bench_trainer.plain_loop`,
+  the reference script's way) in this process, against the service's submit → law time;
+- old against new packing in the same script: the service once with LI2_RAGGED_BATCHES=0 (one
+  training size per batch, the packing before ragged batches) and once with ragged batches.
+
+Every side runs with one torch thread (the worker with OMP_NUM_THREADS=1), so that the numbers
+compare like with like on a shared machine.
+
+    python bench/bench_sweep.py                                    # CPU defaults (a few minutes)
+    python bench/bench_sweep.py --orders 11,17,23 --fractions 0.2,0.3,0.4,0.5,0.6,0.7 --seeds 2 --epochs 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "client")]
+
+from bench_trainer import device_name, plain_loop  # noqa: E402
+from embedded_service import running_service  # noqa: E402
+
+
+def base_spec(args) -> dict:
+    """The sweep's base: tiny enough for this CPU, the algorithm bench_trainer's plain loop trains."""
+    return {
+        "task": {"group": "cyclic", "order": 11},
+        "data": {"train_fraction": 0.5},
+        "model": {"hidden": args.hidden, "activation": "sqr"},
+        "training": {
+            "optimizer": "adam",
+            "lr": 0.01,
+            "weight_decay": 1e-4,
+            "epochs": args.epochs,
+            "loss": "mse",
+            "dense_until": 0,
+            "eval_every": args.eval_every,
+            "diagnostics": False,
+        },
+        "seed": 1,
+    }
+
+
+def grid(args) -> dict:
+    return {
+        "task.order": [int(m) for m in args.orders.split(",")],
+        "data.train_fraction": [float(f) for f in args.fractions.split(",")],
+        "seed": list(range(1, args.seeds + 1)),
+    }
+
+
+def sweep_specs(args) -> list[dict]:
+    from li2.spec import expand_sweep, validate_sweep
+
+    return expand_sweep(validate_sweep({"base": base_spec(args), "grid": grid(args)}))
+
+
+def trainer_seconds(specs: list[dict]) -> float:
+    """Seconds of BatchTrainer.train() over the sweep, one ragged batch per order (after a warm-up)."""
+    from li2.batching import batch_key
+    from li2.trainer import BatchTrainer
+
+    groups: dict[str, list[dict]] = {}
+    for s in specs:
+        groups.setdefault(batch_key(s), []).append(s)
+    warm = [{**s, "training": {**s["training"], "epochs": 3}} for s in specs[:2]]
+    BatchTrainer(warm).train()
+    total = 0.0
+    for members in groups.values():
+        trainer = BatchTrainer(members)
+        t0 = time.perf_counter()
+        trainer.train()
+        total += time.perf_counter() - t0
+    return total
+
+
+def plain_seconds(specs: list[dict], args) -> float:
+    """Seconds for the plain one-run loop to train every run of the sweep, one after another."""
+
+    def loop_args(spec: dict) -> SimpleNamespace:
+        return SimpleNamespace(
+            device="cpu", order=spec["task"]["order"], hidden=args.hidden, eval_every=args.eval_every
+        )
+
+    plain_loop(loop_args(specs[0]), specs[0], 3)  # warm-up: torch's lazy first-call costs
+    total = 0.0
+    for s in specs:
+        t0 = time.perf_counter()
+        plain_loop(loop_args(s), s, args.epochs)
+        total += time.perf_counter() - t0
+    return total
+
+
+def service_run(args, ragged: bool) -> dict:
+    """Submit the sweep to a fresh embedded service; seconds from the POST to the stored law read back."""
+    from li2_client import Client
+
+    with tempfile.TemporaryDirectory(prefix="li2-bench-sweep-") as tmp:
+        workdir = Path(tmp)
+        settings = {"OMP_NUM_THREADS": "1", "LI2_RAGGED_BATCHES": "1" if ragged else "0"}
+        with running_service(workdir, **settings) as svc:
+            client = Client(svc.url, svc.create_user("bench"))
+            t0 = time.perf_counter()
+            sweep = client.submit_sweep(base_spec(args), grid(args))
+            sweep.wait(timeout=args.timeout, poll=0.2, progress=False)
+            law = client.scaling_law(sweep.id)
+            seconds = time.perf_counter() - t0
+            items = sweep.run_items()
+            log = svc.log.read_text(errors="replace")
+    shares = {}  # one entry per batch: (runs, n_max, padding_share) is the batch's record in each run
+    for item in items:
+        batch = (item.get("summary") or {}).get("batch")
+        if batch:
+            shares[(batch["runs"], batch["n_max"], batch["padding_share"], item["spec"]["task"]["order"])] = batch
+    statuses = {item["status"] for item in items}
+    return {
+        "seconds": seconds,
+        "tasks": len(re.findall(r"li2\.run_batch: claimed [1-9]\d* of", log)),
+        "runs": len(items),
+        "statuses": statuses,
+        "law": law.status,
+        "padding": max((b["padding_share"] for b in shares.values()), default=0.0),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--orders", default="11,17,23", help="comma-separated M (default 11,17,23)")
+    ap.add_argument("--fractions", default="0.2,0.3,0.4,0.5,0.6,0.7", help="training fractions (default 6 sizes)")
+    ap.add_argument("--seeds", type=int, default=2, help="seeds per (M, size) (default 2)")
+    ap.add_argument("--hidden", type=int, default=64, help="K (default 64)")
+    ap.add_argument("--epochs", type=int, default=1000, help="epoch budget (default 1000)")
+    ap.add_argument("--eval-every", type=int, default=50, help="metrics every this many epochs (default 50)")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for one sweep (default 1800)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+
+    specs = sweep_specs(args)
+    run_epochs = len(specs) * args.epochs
+    print(f"{len(specs)} runs × {args.epochs} epochs = {run_epochs:,} run-epochs", file=sys.stderr, flush=True)
+    new = service_run(args, ragged=True)
+    print(f"service, ragged packing: {new}", file=sys.stderr, flush=True)
+    old = service_run(args, ragged=False)
+    print(f"service, one size per batch: {old}", file=sys.stderr, flush=True)
+    trainer_s = trainer_seconds(specs)
+    print(f"trainer alone: {trainer_s:.1f} s", file=sys.stderr, flush=True)
+    plain_s = plain_seconds(specs, args)
+    print(f"plain loop: {plain_s:.1f} s", file=sys.stderr, flush=True)
+
+    trainer_rate = run_epochs / trainer_s
+    rows = [
+        ("plain loop, one run after another (in process)", "—", plain_s, "—"),
+        ("li2 BatchTrainer alone, one ragged batch per order (in process)", "—", trainer_s, "—"),
+        ("service, one training size per batch (old packing)", old["tasks"], old["seconds"], f"{old['padding']:.0%}"),
+        ("service, ragged batches (new packing)", new["tasks"], new["seconds"], f"{new['padding']:.0%}"),
+    ]
+    command = "python bench/bench_sweep.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    lines = [
+        f"Command: `{command.strip()}`",
+        "",
+        f"{len(specs)} runs: Z_M for M ∈ {{{args.orders}}} × training fractions {{{args.fractions}}} × "
+        f"{args.seeds} seeds; K={args.hidden}, sqr, mse, Adam lr 0.01 wd 1e-4, {args.epochs} epochs, metrics "
+        f"every {args.eval_every}, diagnostics off; {run_epochs:,} run-epochs. CPU: {device_name('cpu')}; "
+        f"torch {torch.__version__}. Service: `li2lab serve` embedded (SQLite, one worker, fresh process "
+        f"per batch); time from POST /sweeps to the stored law read back (law status: new "
+        f"{new['law']}, old {old['law']}).",
+        "",
+        "| how | Celery tasks | seconds | run-epochs/s | largest padding share |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {name} | {tasks} | {s:.1f} | {run_epochs / s:,.0f} | {pad} |" for name, tasks, s, pad in rows]
+    lines += [
+        "",
+        f"- efficiency (service with ragged batches vs the trainer alone): "
+        f"{run_epochs / new['seconds'] / trainer_rate:.0%}; with the old packing "
+        f"{run_epochs / old['seconds'] / trainer_rate:.0%}",
+        f"- speed-up over the plain loop: {plain_s / new['seconds']:.1f}× "
+        f"(old packing {plain_s / old['seconds']:.1f}×)",
+        f"- new packing vs old, end to end: {old['seconds'] / new['seconds']:.1f}×",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
