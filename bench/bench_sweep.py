@@ -36,28 +36,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "client")]
 
-from bench_trainer import device_name, plain_loop  # noqa: E402
+from bench_trainer import device_name, make_specs, plain_loop  # noqa: E402
 from embedded_service import running_service  # noqa: E402
 
 
 def base_spec(args) -> dict:
-    """The sweep's base: tiny enough for this CPU, the algorithm bench_trainer's plain loop trains."""
-    return {
-        "task": {"group": "cyclic", "order": 11},
-        "data": {"train_fraction": 0.5},
-        "model": {"hidden": args.hidden, "activation": "sqr"},
-        "training": {
-            "optimizer": "adam",
-            "lr": 0.01,
-            "weight_decay": 1e-4,
-            "epochs": args.epochs,
-            "loss": "mse",
-            "dense_until": 0,
-            "eval_every": args.eval_every,
-            "diagnostics": False,
-        },
-        "seed": 1,
-    }
+    """The sweep's base: bench_trainer's spec (the algorithm its plain loop trains), diagnostics off."""
+    shape = SimpleNamespace(order=11, fraction=0.5, hidden=args.hidden, epochs=args.epochs, eval_every=args.eval_every)
+    return make_specs(shape, 1)[0]
 
 
 def grid(args) -> dict:
@@ -110,8 +96,9 @@ def plain_seconds(specs: list[dict], args) -> float:
     return total
 
 
-def service_run(args, ragged: bool) -> dict:
-    """Submit the sweep to a fresh embedded service; seconds from the POST to the stored law read back."""
+def service_run(args, ragged: bool, early_stop: bool = False) -> dict:
+    """Submit the sweep to a fresh embedded service; seconds from the POST to the stored law read back.
+    `early_stop`: with the sweep option early_stop = {} (the defaults: held success stops a run)."""
     from li2_client import Client
 
     with tempfile.TemporaryDirectory(prefix="li2-bench-sweep-") as tmp:
@@ -120,25 +107,23 @@ def service_run(args, ragged: bool) -> dict:
         with running_service(workdir, **settings) as svc:
             client = Client(svc.url, svc.create_user("bench"))
             t0 = time.perf_counter()
-            sweep = client.submit_sweep(base_spec(args), grid(args))
+            sweep = client.submit_sweep(base_spec(args), grid(args), early_stop={} if early_stop else None)
             sweep.wait(timeout=args.timeout, poll=0.2, progress=False)
             law = client.scaling_law(sweep.id)
             seconds = time.perf_counter() - t0
             items = sweep.run_items()
             log = svc.log.read_text(errors="replace")
-    shares = {}  # one entry per batch: (runs, n_max, padding_share) is the batch's record in each run
-    for item in items:
-        batch = (item.get("summary") or {}).get("batch")
-        if batch:
-            shares[(batch["runs"], batch["n_max"], batch["padding_share"], item["spec"]["task"]["order"])] = batch
-    statuses = {item["status"] for item in items}
+    summaries = [item.get("summary") or {} for item in items]
     return {
         "seconds": seconds,
         "tasks": len(re.findall(r"li2\.run_batch: claimed [1-9]\d* of", log)),
         "runs": len(items),
-        "statuses": statuses,
+        "statuses": sorted({item["status"] for item in items}),
         "law": law.status,
-        "padding": max((b["padding_share"] for b in shares.values()), default=0.0),
+        "c": law.c,
+        "grokked": sum(bool(s.get("grokked")) for s in summaries),
+        "epochs_run": sum(int(s.get("epochs_run") or 0) for s in summaries),
+        "padding": max((s["batch"]["padding_share"] for s in summaries if s.get("batch")), default=0.0),
     }
 
 
@@ -161,18 +146,29 @@ def main(argv=None) -> int:
     print(f"service, ragged packing: {new}", file=sys.stderr, flush=True)
     old = service_run(args, ragged=False)
     print(f"service, one size per batch: {old}", file=sys.stderr, flush=True)
+    early = service_run(args, ragged=True, early_stop=True)
+    print(f"service, ragged packing, early_stop: {early}", file=sys.stderr, flush=True)
     trainer_s = trainer_seconds(specs)
     print(f"trainer alone: {trainer_s:.1f} s", file=sys.stderr, flush=True)
     plain_s = plain_seconds(specs, args)
     print(f"plain loop: {plain_s:.1f} s", file=sys.stderr, flush=True)
 
     trainer_rate = run_epochs / trainer_s
+
+    def law(r: dict) -> str:
+        c = "—" if r["c"] is None else f"{r['c']:.2f}"
+        return f"{r['law']}, c = {c}, {r['grokked']}/{r['runs']} grokked"
+
     rows = [
-        ("plain loop, one run after another (in process)", "—", plain_s, "—"),
-        ("li2 BatchTrainer alone, one ragged batch per order (in process)", "—", trainer_s, "—"),
-        ("service, one training size per batch (old packing)", old["tasks"], old["seconds"], f"{old['padding']:.0%}"),
-        ("service, ragged batches (new packing)", new["tasks"], new["seconds"], f"{new['padding']:.0%}"),
+        ("plain loop, one run after another (in process)", "—", plain_s, run_epochs, "—", "—"),
+        ("li2 BatchTrainer alone, one ragged batch per order (in process)", "—", trainer_s, run_epochs, "—", "—"),
     ]
+    for name, r in (
+        ("service, one training size per batch (old packing)", old),
+        ("service, ragged batches (new packing)", new),
+        ("service, ragged batches + sweep option early_stop {}", early),
+    ):
+        rows.append((name, r["tasks"], r["seconds"], r["epochs_run"], f"{r['padding']:.0%}", law(r)))
     command = "python bench/bench_sweep.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     lines = [
         f"Command: `{command.strip()}`",
@@ -181,21 +177,25 @@ def main(argv=None) -> int:
         f"{args.seeds} seeds; K={args.hidden}, sqr, mse, Adam lr 0.01 wd 1e-4, {args.epochs} epochs, metrics "
         f"every {args.eval_every}, diagnostics off; {run_epochs:,} run-epochs. CPU: {device_name('cpu')}; "
         f"torch {torch.__version__}. Service: `li2lab serve` embedded (SQLite, one worker, fresh process "
-        f"per batch); time from POST /sweeps to the stored law read back (law status: new "
-        f"{new['law']}, old {old['law']}).",
+        "per batch); seconds from POST /sweeps to the stored law read back. run-epochs/s = the sweep's "
+        "budget (runs × epochs) / seconds.",
         "",
-        "| how | Celery tasks | seconds | run-epochs/s | largest padding share |",
-        "|---|---:|---:|---:|---:|",
+        "| how | Celery tasks | seconds | run-epochs trained | run-epochs/s | largest padding share | law |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
-    lines += [f"| {name} | {tasks} | {s:.1f} | {run_epochs / s:,.0f} | {pad} |" for name, tasks, s, pad in rows]
+    lines += [
+        f"| {name} | {tasks} | {sec:.1f} | {trained:,} | {run_epochs / sec:,.0f} | {pad} | {fit} |"
+        for name, tasks, sec, trained, pad, fit in rows
+    ]
     lines += [
         "",
         f"- efficiency (service with ragged batches vs the trainer alone): "
         f"{run_epochs / new['seconds'] / trainer_rate:.0%}; with the old packing "
         f"{run_epochs / old['seconds'] / trainer_rate:.0%}",
         f"- speed-up over the plain loop: {plain_s / new['seconds']:.1f}× "
-        f"(old packing {plain_s / old['seconds']:.1f}×)",
-        f"- new packing vs old, end to end: {old['seconds'] / new['seconds']:.1f}×",
+        f"(old packing {plain_s / old['seconds']:.1f}×; ragged + early_stop {plain_s / early['seconds']:.1f}×)",
+        f"- new packing vs old, end to end: {old['seconds'] / new['seconds']:.1f}× "
+        f"(with early_stop {old['seconds'] / early['seconds']:.1f}×)",
     ]
     print("\n".join(lines))
     return 0
