@@ -471,7 +471,10 @@ class BatchTrainer:
         out: dict[str, torch.Tensor] = {}
         for n, positions in by_size.items():
             idx = torch.tensor(positions, device=self.device)
-            pick = lambda t, idx=idx: t.index_select(0, idx)  # noqa: E731
+            if len(positions) == R:  # every run, one size: no copies
+                pick = lambda t: t  # noqa: E731
+            else:
+                pick = lambda t, idx=idx: t.index_select(0, idx)  # noqa: E731
             r = len(positions)
             beta = torch.ones(r, device=self.device) if self.unit_beta else pick(self.beta).view(r)
             eta = diag.top_layer_ridge(
