@@ -18,6 +18,7 @@ compare like with like on a shared machine.
 
     python bench/bench_sweep.py                                    # CPU defaults (a few minutes)
     python bench/bench_sweep.py --orders 11,17,23 --fractions 0.2,0.3,0.4,0.5,0.6,0.7 --seeds 2 --epochs 1000
+    python bench/bench_sweep.py --device cuda --hidden 512 ...     # a GPU worker (not measured yet)
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def sweep_specs(args) -> list[dict]:
     return expand_sweep(validate_sweep({"base": base_spec(args), "grid": grid(args)}))
 
 
-def trainer_seconds(specs: list[dict]) -> float:
+def trainer_seconds(specs: list[dict], device: str) -> float:
     """Seconds of BatchTrainer.train() over the sweep, one ragged batch per order (after a warm-up)."""
     from li2.batching import batch_key
     from li2.trainer import BatchTrainer
@@ -69,12 +70,14 @@ def trainer_seconds(specs: list[dict]) -> float:
     for s in specs:
         groups.setdefault(batch_key(s), []).append(s)
     warm = [{**s, "training": {**s["training"], "epochs": 3}} for s in specs[:2]]
-    BatchTrainer(warm).train()
+    BatchTrainer(warm, device).train()
     total = 0.0
     for members in groups.values():
-        trainer = BatchTrainer(members)
+        trainer = BatchTrainer(members, device)
         t0 = time.perf_counter()
         trainer.train()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         total += time.perf_counter() - t0
     return total
 
@@ -84,7 +87,7 @@ def plain_seconds(specs: list[dict], args) -> float:
 
     def loop_args(spec: dict) -> SimpleNamespace:
         return SimpleNamespace(
-            device="cpu", order=spec["task"]["order"], hidden=args.hidden, eval_every=args.eval_every
+            device=args.device, order=spec["task"]["order"], hidden=args.hidden, eval_every=args.eval_every
         )
 
     plain_loop(loop_args(specs[0]), specs[0], 3)  # warm-up: torch's lazy first-call costs
@@ -92,6 +95,8 @@ def plain_seconds(specs: list[dict], args) -> float:
     for s in specs:
         t0 = time.perf_counter()
         plain_loop(loop_args(s), s, args.epochs)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
         total += time.perf_counter() - t0
     return total
 
@@ -105,6 +110,7 @@ def service_run(args, ragged: bool, early_stop: bool = False) -> dict:
         workdir = Path(tmp)
         settings = {
             "OMP_NUM_THREADS": "1",
+            "LI2_WORKER_DEVICE": args.device,
             "LI2_RAGGED_BATCHES": "1" if ragged else "0",
             # no re-sends of messages the worker already holds (prefetch): this measures throughput,
             # and in embedded mode such a re-send was seen to stall the SQLite database for minutes
@@ -141,10 +147,11 @@ def main(argv=None) -> int:
     ap.add_argument("--hidden", type=int, default=64, help="K (default 64)")
     ap.add_argument("--epochs", type=int, default=1000, help="epoch budget (default 1000)")
     ap.add_argument("--eval-every", type=int, default=50, help="metrics every this many epochs (default 50)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: the worker, trainer and plain loop")
     ap.add_argument("--repeats", type=int, default=2, help="alternated measurements, best kept (default 2)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for one sweep (default 1800)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # on CUDA too: the host side stays comparable with the worker's
 
     specs = sweep_specs(args)
     run_epochs = len(specs) * args.epochs
@@ -154,7 +161,7 @@ def main(argv=None) -> int:
     best: dict[str, dict] = {}
     for _ in range(args.repeats):
         for name, measure in (
-            ("trainer", lambda: {"seconds": trainer_seconds(specs)}),
+            ("trainer", lambda: {"seconds": trainer_seconds(specs, args.device)}),
             ("new", lambda: service_run(args, ragged=True)),
             ("old", lambda: service_run(args, ragged=False)),
             ("early", lambda: service_run(args, ragged=True, early_stop=True)),
@@ -189,7 +196,8 @@ def main(argv=None) -> int:
         "",
         f"{len(specs)} runs: Z_M for M ∈ {{{args.orders}}} × training fractions {{{args.fractions}}} × "
         f"{args.seeds} seeds; K={args.hidden}, sqr, mse, Adam lr 0.01 wd 1e-4, {args.epochs} epochs, metrics "
-        f"every {args.eval_every}, diagnostics off; {run_epochs:,} run-epochs. CPU: {device_name('cpu')}; "
+        f"every {args.eval_every}, diagnostics off; {run_epochs:,} run-epochs. "
+        f"Device: {args.device} ({device_name(args.device)}); "
         f"torch {torch.__version__}. Service: `li2lab serve` embedded (SQLite, one worker, fresh process "
         "per batch); seconds from POST /sweeps to the stored law read back; every row the best of "
         f"{args.repeats}, alternated. run-epochs/s = the sweep's budget (runs × epochs) / seconds.",
