@@ -227,3 +227,20 @@ def test_a_sweep_over_training_sizes_at_one_order_is_one_task(tmp_path, redis_ur
             lambda: (x := s.get(Sweep, sweep, populate_existing=True)).status == "succeeded" and x, 30, "the sweep"
         )
         assert [(c["order"], c["free"]["n_runs"]) for c in sw.scaling_law_json["critical"]] == [(11, 6)]
+
+
+def test_an_early_stopped_run_succeeds_with_its_stop_recorded(tmp_path, redis_url, postgres_url, workers):
+    """training.early_stop through a real worker: the run ends succeeded (not cancelled or failed),
+    after fewer epochs than its budget, and says why in its summary."""
+    engine = new_engine(postgres_url)
+    spec = tiny_spec(epochs=80, seed=1, lr=0.05, early_stop={"threshold": 0.1, "patience_epochs": 15})
+    spec["data"]["train_fraction"] = 0.8  # the Z_11 run of tests/core that crosses 0.1 for good by epoch 40
+    run = add_run(engine, add_user(engine), spec)
+    send_batch([(run, 1)], redis_url)
+    w = workers("w1", worker_env(postgres_url, redis_url))
+    r = wait_status(engine, run, "succeeded", worker=w)
+    s = r["summary_json"]
+    assert s["stopped_early"] is True and s["stopped"] is False and r["error"] is None
+    assert r["progress_epoch"] == s["epochs_run"] == s["early_stop"]["epoch"] + 1 < 80
+    (res,) = results_of(engine, run)
+    assert res.metrics_json["epoch"][-1] == s["early_stop"]["epoch"]
