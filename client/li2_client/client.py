@@ -225,14 +225,20 @@ class Client:
         name: str | None = None,
         tags: builtins.list[str] | None = None,
         note: str | None = None,
+        early_stop: dict[str, Any] | None = None,
     ) -> Sweep:
         """Submit the Cartesian product of ``grid`` (dotted spec paths → values) over ``base``;
         ``name``, ``tags`` and ``note`` label the sweep (filters of ``list_sweeps``).
 
+        ``early_stop`` ({} for the defaults, or {"threshold", "patience_epochs"}) stops every run
+        once it has generalized and stayed there (``training.early_stop`` in docs/design.md).
+
         The service has no idempotency key for sweeps, so this POST is never retried: after a
         network error, look at ``list_sweeps()`` before submitting again.
         """
-        body = {"base": as_spec_dict(base), "grid": grid, **_labels(name, tags, note)}
+        body: dict[str, Any] = {"base": as_spec_dict(base), "grid": grid, **_labels(name, tags, note)}
+        if early_stop is not None:
+            body["early_stop"] = early_stop
         return Sweep(self, self._http.post_json("/sweeps", body))
 
     def get_sweep(self, sweep_id: str) -> Sweep:

@@ -159,7 +159,24 @@ def centered_targets(y: torch.Tensor, order: int) -> torch.Tensor:
     return (y.unsqueeze(-1) == classes).to(torch.float32) - 1.0 / order
 
 
-def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None = None) -> torch.Tensor:
+def sample_mean(x: torch.Tensor, mask: torch.Tensor | None = None, count: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-run mean over samples, (R, n) -> (R,).
+
+    In a ragged batch (runs of different n padded to the largest) `mask` (R, n) is 1 on a run's own
+    samples and 0 on padding and `count` (R,) is each run's own n: a padded sample then adds exactly
+    0 to the sum (and to every gradient), and the sum is divided by the run's own n, as alone.
+    """
+    return x.mean(-1) if mask is None else (x * mask).sum(-1) / count
+
+
+def loss_per_run(
+    out: torch.Tensor,
+    y: torch.Tensor,
+    loss: str,
+    target: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    count: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Per-run mean loss, (R,).
 
     mse: ‖(o − mean_c o) − (e_y − 1/M)‖² summed over classes, averaged over samples (no ½),
@@ -167,19 +184,23 @@ def loss_per_run(out: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Te
     `target`: centered_targets(y, M), when the caller keeps it (saves rebuilding it every step).
     The loss is always taken in float32: under bf16 autocast (`li2.precision`) `out` is bfloat16,
     and a bfloat16 mean over n samples would keep about three significant digits.
+    `mask`, `count`: a ragged batch's padding (`sample_mean`).
     """
     out = out.float()  # float32 already: the same tensor, no copy
     if loss == "mse":
         target = centered_targets(y, out.shape[-1]) if target is None else target
         diff = out - out.mean(-1, keepdim=True) - target
-        return diff.square().sum(-1).mean(-1)
+        return sample_mean(diff.square().sum(-1), mask, count)
     logp = torch.log_softmax(out, dim=-1)
-    return -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(-1)
+    return sample_mean(-logp.gather(-1, y.unsqueeze(-1)).squeeze(-1), mask, count)
 
 
-def accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction of argmax(out) == y per run, (R,)."""
-    return (out.argmax(-1) == y).float().mean(-1)
+def accuracy(
+    out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, count: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Fraction of argmax(out) == y per run, (R,); `mask`, `count` as in `sample_mean` (the
+    count of hits is exact in float32, so a padded run's accuracy equals its accuracy alone)."""
+    return sample_mean((out.argmax(-1) == y).float(), mask, count)
 
 
 def ridge_top(f: torch.Tensor, y: torch.Tensor, order: int, eta: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -199,6 +220,8 @@ def ridge_top(f: torch.Tensor, y: torch.Tensor, order: int, eta: torch.Tensor, b
     return torch.linalg.solve(gram, bf.transpose(1, 2) @ centered_targets(y, order))
 
 
-def grad_scale(loss: str, n: int) -> float:
-    """Factor turning ∂(mean loss)/∂F into the paper's G_F: n/2 for mse (½‖·‖² summed), n for nll."""
-    return n / 2.0 if loss == "mse" else float(n)
+def grad_scale(loss: str, n):
+    """Factor turning ∂(mean loss)/∂F into the paper's G_F: n/2 for mse (½‖·‖² summed), n for nll.
+
+    n: an int, or a run's own n per run as an (R,) tensor (then an (R,) tensor)."""
+    return n / 2.0 if loss == "mse" else n * 1.0

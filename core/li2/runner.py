@@ -2,13 +2,17 @@
 the worker.
 
 Specs are grouped by `li2.batching.batch_key` (and, when resuming, by the epoch their checkpoint
-was taken at); each group trains as one stacked `BatchTrainer`. Results come back in input order.
+was taken at); each group trains as one stacked `BatchTrainer` (ragged when the training sizes
+differ; the padding share is logged and kept in each run's `summary.batch`). Results come back in
+input order. An early-stopped run (`training.early_stop`) ends as a finished run with
+`summary.stopped_early` and `summary.early_stop` saying when and why.
 After training, `li2.analysis.analyze_run` fills `summary`, `timeline` and `features`, and
 `li2.predictions.predict` the `predictions` made from the spec alone.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,8 +25,10 @@ from li2.jsonsafe import json_safe
 from li2.predictions import predict
 from li2.trainer import BatchTrainer, RunOutcome
 
+log = logging.getLogger(__name__)
 
-def _result(spec: dict, outcome: RunOutcome, trainer: BatchTrainer, environment: dict) -> dict:
+
+def _result(spec: dict, outcome: RunOutcome, trainer: BatchTrainer, environment: dict, batch: dict) -> dict:
     metrics = json_safe(outcome.metrics)
     split = outcome.split
     result = {
@@ -40,6 +46,9 @@ def _result(spec: dict, outcome: RunOutcome, trainer: BatchTrainer, environment:
     }
     result["summary"]["stopped"] = outcome.stopped
     result["summary"]["epochs_run"] = outcome.epoch
+    result["summary"]["stopped_early"] = outcome.early_stop is not None  # training.early_stop ended it
+    result["summary"]["early_stop"] = outcome.early_stop  # {"epoch", "since", "reason"} or None
+    result["summary"]["batch"] = batch  # the stacked batch it trained in: runs, n_max, padding_share
     return result
 
 
@@ -73,6 +82,14 @@ def run_batch(
     results: list[dict | None] = [None] * len(specs)
     for members in groups.values():
         trainer = BatchTrainer([specs[i] for i in members], dev)
+        batch = {"runs": len(members), "n_max": trainer.n_train, "padding_share": round(trainer.padding_share, 6)}
+        log.info(
+            "batch of %d runs, n %d..%d: padding share %.1f %%",
+            len(members),
+            min(trainer.sizes),
+            trainer.n_train,
+            100 * trainer.padding_share,
+        )
         for local, i in enumerate(members):
             if states[i]:
                 tensors, history, epoch, _ = states[i]
@@ -101,5 +118,7 @@ def run_batch(
             checkpoint_at=checkpoint_at,
         )
         for outcome in outcomes:
-            results[members[outcome.index]] = _result(specs[members[outcome.index]], outcome, trainer, environment)
+            results[members[outcome.index]] = _result(
+                specs[members[outcome.index]], outcome, trainer, environment, batch
+            )
     return results

@@ -5,11 +5,23 @@ measurement epoch the metrics are taken *before* that epoch's step (the referenc
 
     measurement epochs = every epoch below `dense_until`, every `eval_every`-th after, and the last.
 
-Runs in a batch share shapes (task, operands, n_train, hidden, activation, layers, loss, optimizer,
-epochs, cadence) and may differ in seed (so in init and split), lr, weight decay, momentum, schedule,
-top_init_scale, output_scale and ridge η. Each run's loss is its own mean over its own samples;
-the losses are summed for one backward pass, so each run's gradient is exactly its own and a run's
-curve does not depend on its batch-mates.
+Runs in a batch share shapes (task, operands, hidden, activation, layers, loss, optimizer, epochs,
+cadence) and may differ in seed (so in init and split), training size n, lr, weight decay, momentum,
+schedule, top_init_scale, output_scale, ridge η and early stopping. Each run's loss is its own mean
+over its own samples; the losses are summed for one backward pass, so each run's gradient is exactly
+its own and a run's curve does not depend on its batch-mates.
+
+Ragged batches: runs of different n are padded to the batch's largest n (and test sets to the
+largest test set) with a per-run 0/1 mask; a padded sample is a valid index whose loss, accuracy and
+gradient are multiplied by 0, and each run's sums are divided by its own n (`li2.model.sample_mean`),
+so a run's curves equal its curves alone (within float rounding of the longer sums; accuracies
+exactly). `padding_share` is the share of the training rows computed that are padding. Diagnostics
+run on each run's own rows (runs of one n together), at each run's own period.
+
+Early stopping (`training.early_stop`, opt-in): at a measurement, a run whose test accuracy has been
+≥ threshold at every measurement of the last `patience_epochs` epochs stops after that epoch's step,
+like a stopped run (it leaves the batch, whose tensors shrink to the runs left), and its outcome says
+when and why (`RunOutcome.early_stop`).
 
 Per-run metric columns (result.json in docs/design.md):
   train_acc, test_acc, train_loss, test_loss   accuracies and losses before the step
@@ -94,10 +106,13 @@ def head(
     target: torch.Tensor | None,
     beta: torch.Tensor | None,
     loss: str,
+    mask: torch.Tensor | None = None,
+    count: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top layer and loss: out = β·F·V (R, n, M) and per-run losses (R,); beta None means β = 1."""
+    """Top layer and loss: out = β·F·V (R, n, M) and per-run losses (R,); beta None means β = 1;
+    mask (R, n) and count (R,) a ragged batch's padding (`li2.model.sample_mean`)."""
     out = nn.output(f, Vt, beta)
-    return out, nn.loss_per_run(out, y, loss, target)
+    return out, nn.loss_per_run(out, y, loss, target, mask, count)
 
 
 EAGER = {"_hidden": nn.hidden, "_head": head}  # what the fused (torch.compile) path falls back to
@@ -127,6 +142,7 @@ class RunOutcome:
     params: dict[str, np.ndarray]  # final "W" (d, K), "V" (K, M); "node_emergence" (K,) when tracked
     epoch: int  # epochs completed
     stopped: bool = False
+    early_stop: dict | None = None  # {"epoch", "since", "reason"} when training.early_stop ended it
     split: Split | None = field(default=None, repr=False)
 
 
@@ -149,22 +165,28 @@ class BatchTrainer:
         self.shape = nn.Shape(
             self.task.order, self.operands, m["hidden"], m["activation"], m["extra_layers"], m["embedding_trainable"]
         )
-        self.n_train = resolve_train_size(first)
-        self.splits = [make_split(self.task, self.operands, self.n_train, s["seed"]) for s in specs]
+        self.sizes = [resolve_train_size(s) for s in specs]  # each run's own n
+        self.n_train = max(self.sizes)  # the padded length of a ragged batch
+        self.splits = [
+            make_split(self.task, self.operands, n, s["seed"]) for n, s in zip(self.sizes, specs, strict=True)
+        ]
         self.ridge = m["ridge_top"] is not None
         self.precision = Precision(precision_of(first), self.device)  # training.precision (li2.precision)
         self.diagnostics = diag.batch_diagnostics if self.training["diagnostics"] else None
-        self.diagnostics_every = self.training["diagnostics_every"] or diag.auto_every(
-            self.n_train, self.shape.hidden, self.task.order
-        )
+        # each run's diagnostic period (the auto period depends on its n); `diagnostics_every` is run 0's
+        self.diagnostics_periods = [
+            s["training"]["diagnostics_every"] or diag.auto_every(n, self.shape.hidden, self.task.order)
+            for n, s in zip(self.sizes, specs, strict=True)
+        ]
+        self.diagnostics_every = self.diagnostics_periods[0]
+        self.early_stop = [s["training"].get("early_stop") for s in specs]  # None or {threshold, patience_epochs}
+        self.stopped_early: dict[int, dict] = {}
 
         dev, R = self.device, len(specs)
         col = lambda vals: torch.tensor(vals, dtype=torch.float32, device=dev)  # noqa: E731
         self.ids = list(range(R))  # batch position -> index into specs
-        self.x_train = torch.from_numpy(np.stack([s.x_train for s in self.splits])).to(dev)  # (R, n, k)
-        self.y_train = torch.from_numpy(np.stack([s.y_train for s in self.splits])).to(dev)  # (R, n)
-        self.x_test = torch.from_numpy(np.stack([s.x_test for s in self.splits])).to(dev)  # (R, n_test, k)
-        self.y_test = torch.from_numpy(np.stack([s.y_test for s in self.splits])).to(dev)  # (R, n_test)
+        self._load_data()
+        self.padding_share = self.padding  # of the batch as packed, before any run leaves
         self.beta = col([s["model"]["output_scale"] for s in specs]).view(R, 1, 1)
         self.unit_beta = all(s["model"]["output_scale"] == 1.0 for s in specs)  # then skip the multiply
         self.eta = col([s["model"]["ridge_top"] or 0.0 for s in specs]).view(R, 1, 1)
@@ -193,6 +215,36 @@ class BatchTrainer:
 
     # ------------------------------------------------------------------ batch bookkeeping
 
+    def _load_data(self) -> None:
+        """The splits of the runs in the batch as padded stacked tensors, with masks when ragged.
+
+        x_train (R, n, k), y_train (R, n), x_test (R, n_test, k), y_test (R, n_test), n and n_test the
+        largest of the runs here (padding: operand and label 0, a valid index); count_train and
+        count_test (R,) each run's own sizes; mask_train (R, n) and mask_test (R, n_test) 1 on a
+        run's own samples, or None when all runs have one size (then nothing is padded).
+        """
+        splits = [self.splits[i] for i in self.ids]
+        dev = self.device
+        for part in ("train", "test"):
+            xs, ys = [getattr(s, f"x_{part}") for s in splits], [getattr(s, f"y_{part}") for s in splits]
+            sizes = [len(y) for y in ys]
+            length = max(sizes)
+            x = np.zeros((len(xs), length, xs[0].shape[1]), dtype=xs[0].dtype)
+            y = np.zeros((len(ys), length), dtype=ys[0].dtype)
+            for r, (xr, yr) in enumerate(zip(xs, ys, strict=True)):
+                x[r, : len(yr)], y[r, : len(yr)] = xr, yr
+            count = torch.tensor(sizes, dtype=torch.float32, device=dev)
+            mask = (torch.arange(length, device=dev) < count.view(-1, 1)).float() if len(set(sizes)) > 1 else None
+            setattr(self, f"x_{part}", torch.from_numpy(x).to(dev))
+            setattr(self, f"y_{part}", torch.from_numpy(y).to(dev))
+            setattr(self, f"count_{part}", count)
+            setattr(self, f"mask_{part}", mask)
+
+    @property
+    def padding(self) -> float:
+        """Share of the training rows this batch computes that are padding (0 when not ragged)."""
+        return 1.0 - float(self.count_train.sum()) / (len(self.ids) * self.y_train.shape[1])
+
     def _derive(self) -> None:
         """Tensors computed once from the data: gather rows and (for mse) centred targets."""
         self.rows_train = nn.flat_index(self.x_train, self.task.order)  # (k, R·n)
@@ -206,7 +258,8 @@ class BatchTrainer:
         idx = torch.tensor(positions, device=self.device)
         pick = lambda t: t.detach().index_select(0, idx).contiguous()  # noqa: E731
         self.ids = [self.ids[p] for p in positions]
-        for name in ("x_train", "y_train", "x_test", "y_test", "beta", "eta", "wd"):
+        self._load_data()  # the runs left, padded only to the largest n among them
+        for name in ("beta", "eta", "wd"):
             setattr(self, name, pick(getattr(self, name)))
         self.lrs = self.lrs.index_select(1, idx)
         self.init = {k: pick(v) for k, v in self.init.items()}
@@ -267,13 +320,18 @@ class BatchTrainer:
                         on_checkpoint(i, epoch)
             if epoch == self.epochs:
                 break
+            early: set[int] = set()
             if is_measurement_epoch(self.training, epoch):
                 self._measured_step(epoch, on_measure)
+                early = self._early_stops(epoch)
             else:
                 self._step(epoch)
             stop = set(should_stop()) & set(self.ids) if should_stop else set()
+            self.stopped |= stop
+            for i in early & stop:  # asked to stop anyway: a stop (cancel, requeue), not an early stop
+                del self.stopped_early[i]
+            stop |= early
             if stop:  # stopped runs leave the batch now, with a checkpoint to resume from
-                self.stopped |= stop
                 self.epoch = epoch + 1
                 for i in sorted(stop) if on_checkpoint else ():
                     on_checkpoint(i, epoch + 1)
@@ -286,6 +344,36 @@ class BatchTrainer:
         finished += self._outcomes_for(set(self.ids))
         return sorted(finished, key=lambda o: o.index)
 
+    def _early_stops(self, epoch: int) -> set[int]:
+        """Runs that `training.early_stop` ends at this measurement (recorded in `stopped_early`).
+
+        A run stops when its test accuracy has been ≥ threshold at every measurement from epoch
+        `since` to this one and epoch − since ≥ patience_epochs. The stretch is read back from the
+        run's own history, so a resumed run decides exactly as an uninterrupted one. Never at the
+        last epoch (the run finishes its budget anyway).
+        """
+        out = set()
+        for i in self.ids:
+            rule = self.early_stop[i]
+            if not rule or epoch >= self.epochs - 1:
+                continue
+            acc, epochs = self.history[i]["test_acc"], self.history[i]["epoch"]
+            threshold = rule["threshold"]
+            j = len(acc)
+            while j > 0 and acc[j - 1] >= threshold:  # NaN never counts as ≥
+                j -= 1
+            if j == len(acc) or epoch - epochs[j] < rule["patience_epochs"]:
+                continue
+            since = int(epochs[j])
+            self.stopped_early[i] = {
+                "epoch": epoch,
+                "since": since,
+                "reason": f"test_acc ≥ {threshold} at every measurement from epoch {since} to {epoch} "
+                f"(patience {rule['patience_epochs']} epochs)",
+            }
+            out.add(i)
+        return out
+
     def _outcomes_for(self, indices: set[int]) -> list[RunOutcome]:
         out = []
         for p, i in enumerate(self.ids):
@@ -296,6 +384,7 @@ class BatchTrainer:
                         metrics=self.history[i],
                         epoch=self.epoch,
                         stopped=i in self.stopped,
+                        early_stop=self.stopped_early.get(i),
                         params={
                             "W": self.params["W"][p].detach().cpu().numpy().copy(),
                             "V": self.params["Vt"][p].detach().cpu().numpy().copy(),
@@ -315,7 +404,9 @@ class BatchTrainer:
     @torch.no_grad()
     def _solve_ridge(self) -> None:
         """ridge_top: V ← (βFᵀβF + ηI)⁻¹ βFᵀ Y_c for the current W, in place."""
-        f = nn.hidden(self.params, self.rows_train, self.shape)
+        f = nn.hidden(self.params, self.rows_train, self.shape)  # (R, n, K)
+        if self.mask_train is not None:  # padded rows out of the normal equations
+            f = f * self.mask_train.unsqueeze(-1)
         self.params["Vt"].copy_(nn.ridge_top(f, self.y_train, self.task.order, self.eta, self.beta))
 
     def _call(self, name: str, *args):
@@ -330,8 +421,16 @@ class BatchTrainer:
             setattr(self, name, EAGER[name])
             return EAGER[name](*args)
 
-    def _forward(self, rows: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None):
-        """F (R, n, K), out (R, n, M) and per-run losses (R,) for one data set (bf16: autocast)."""
+    def _forward(
+        self,
+        rows: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        mask: torch.Tensor | None,
+        count: torch.Tensor,
+    ):
+        """F (R, n, K), out (R, n, M) and per-run losses (R,) for one data set (mask: ragged padding;
+        bf16: autocast)."""
         with self.precision.forward():
             f = self._call("_hidden", self.params, rows, self.shape)
             out, losses = self._call(
@@ -342,6 +441,8 @@ class BatchTrainer:
                 None if self.fuse else target,
                 None if self.unit_beta else self.beta,
                 self.loss,
+                mask,
+                None if mask is None else count,
             )  # fused: targets inline
         return f, out, losses
 
@@ -349,7 +450,7 @@ class BatchTrainer:
         """Ridge-solve V if asked, then the forward pass on the training set."""
         if self.ridge:
             self._solve_ridge()
-        return self._forward(self.rows_train, self.y_train, self.target_train)
+        return self._forward(self.rows_train, self.y_train, self.target_train, self.mask_train, self.count_train)
 
     def _update(self, grads: dict[str, torch.Tensor], epoch: int) -> None:
         self.opt.step(grads, self.lrs[epoch], self.wd, skip=("Vt",) if self.ridge else ())
@@ -361,31 +462,49 @@ class BatchTrainer:
         grads = torch.autograd.grad(losses.sum(), [self.params[k] for k in names])
         self._update(dict(zip(names, grads, strict=False)), epoch)
 
-    def _diagnose(self, epoch: int, f: torch.Tensor, W: torch.Tensor, Vt: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The `li2.diagnostics` columns for the current snapshot, and the nodes' emergence update.
+    def _diagnose(
+        self, epoch: int, f: torch.Tensor, W: torch.Tensor, Vt: torch.Tensor, due: list[int]
+    ) -> dict[str, torch.Tensor]:
+        """The `li2.diagnostics` columns (R,) for the batch positions `due` (NaN elsewhere), and
+        their nodes' emergence update. Runs of one n are diagnosed together on their own rows.
 
         The top layer is judged at the fixed point of the loss as implemented: the effective top
         layer β·V under the optimizer's own regularisation (`li2.diagnostics.top_layer_ridge`).
         """
-        R = len(self.ids)
-        beta = torch.ones(R, device=self.device) if self.unit_beta else self.beta.view(R)
-        state = self.opt.state
-        eta = diag.top_layer_ridge(
-            self.training["optimizer"],
-            self.n_train,
-            self.wd,
-            beta,
-            ridge_eta=self.eta.view(R) if self.ridge else None,
-            exp_avg_sq=state.get("Vt.exp_avg_sq"),
-            step=state["step"],
-        )  # (R, K)
-        top = Vt if self.unit_beta else Vt * self.beta  # (R, K, M): the effective top layer βV
-        cols = self.diagnostics(f, top, self.y_train, W, eta, self.task, self.operands)
-        nodes = diag.node_concentration(W, self.task, self.operands)
-        if nodes is not None:
-            emerged = update_emergence(self.track["emergence"].cpu().numpy(), *nodes, epoch)
-            self.track["emergence"].copy_(torch.from_numpy(emerged))
-        return cols
+        R, state = len(self.ids), self.opt.state
+        sizes = self.count_train.tolist()
+        by_size: dict[int, list[int]] = {}
+        for p in due:
+            by_size.setdefault(int(sizes[p]), []).append(p)
+        out: dict[str, torch.Tensor] = {}
+        for n, positions in by_size.items():
+            idx = torch.tensor(positions, device=self.device)
+            if len(positions) == R:  # every run, one size: no copies
+                pick = lambda t: t  # noqa: E731
+            else:
+                pick = lambda t, idx=idx: t.index_select(0, idx)  # noqa: E731
+            r = len(positions)
+            beta = torch.ones(r, device=self.device) if self.unit_beta else pick(self.beta).view(r)
+            eta = diag.top_layer_ridge(
+                self.training["optimizer"],
+                n,
+                pick(self.wd),
+                beta,
+                ridge_eta=pick(self.eta).view(r) if self.ridge else None,
+                exp_avg_sq=pick(state["Vt.exp_avg_sq"]) if "Vt.exp_avg_sq" in state else None,
+                step=pick(state["step"]),
+            )  # (r, K)
+            w = pick(W)  # (r, d, K)
+            top = pick(Vt) if self.unit_beta else pick(Vt) * pick(self.beta)  # (r, K, M): the effective βV
+            cols = self.diagnostics(pick(f)[:, :n], top, pick(self.y_train)[:, :n], w, eta, self.task, self.operands)
+            for c, v in cols.items():
+                out.setdefault(c, torch.full((R,), torch.nan, dtype=v.dtype))[positions] = v
+            nodes = diag.node_concentration(w, self.task, self.operands)
+            if nodes is not None:
+                em = self.track["emergence"]  # (R, K)
+                emerged = update_emergence(pick(em).cpu().numpy(), *nodes, epoch)
+                em.index_copy_(0, idx, torch.from_numpy(emerged).to(em.device, em.dtype))
+        return out
 
     def _measured_step(self, epoch: int, on_measure) -> None:
         """Measure before the step (as the reference), step, then the across-step cosine distances."""
@@ -395,23 +514,30 @@ class BatchTrainer:
         W, Vt = self.params["W"].detach(), self.params["Vt"].detach()
         R = len(self.ids)
         with torch.no_grad():
-            _, out_test, test_losses = self._forward(self.rows_test, self.y_test, self.target_test)
+            _, out_test, test_losses = self._forward(
+                self.rows_test, self.y_test, self.target_test, self.mask_test, self.count_test
+            )
             v0 = _norm(self.init["Vt"])
             cols = {
                 "epoch": torch.full((R,), float(epoch), device=self.device),
-                "train_acc": nn.accuracy(out.detach(), self.y_train),
-                "test_acc": nn.accuracy(out_test, self.y_test),
+                "train_acc": nn.accuracy(out.detach(), self.y_train, self.mask_train, self.count_train),
+                "test_acc": nn.accuracy(out_test, self.y_test, self.mask_test, self.count_test),
                 "train_loss": losses.detach(),
                 "test_loss": test_losses,
-                "gf_norm": _norm(g_f) * nn.grad_scale(self.loss, self.n_train),
+                "gf_norm": _norm(g_f) * nn.grad_scale(self.loss, self.count_train),
                 "w_drift": _norm(W - self.init["W"]) / _norm(self.init["W"]),
                 "v_drift": torch.where(v0 > 0, _norm(Vt - self.init["Vt"]) / v0, torch.nan),
                 "w_norm": _norm(W),
                 "v_norm": _norm(Vt),
                 "lr": self.lrs[epoch],
             }
-            if self.diagnostics is not None and (epoch % self.diagnostics_every == 0 or epoch == self.epochs - 1):
-                cols.update(self._diagnose(epoch, f.detach(), W, Vt))
+            due = [
+                p
+                for p, i in enumerate(self.ids)
+                if epoch % self.diagnostics_periods[i] == 0 or epoch == self.epochs - 1
+            ]
+            if self.diagnostics is not None and due:
+                cols.update(self._diagnose(epoch, f.detach(), W, Vt, due))
             w_before, v_before = W.clone(), Vt.clone()
         self._update(dict(zip(names, grads, strict=False)), epoch)
         with torch.no_grad():

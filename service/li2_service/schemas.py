@@ -111,6 +111,15 @@ class SweepSubmitSchema(LabelsSchema):
             "example": SWEEP_EXAMPLE["grid"],
         },
     )
+    early_stop = fields.Dict(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "early stopping for every run: training.early_stop {threshold, patience_epochs}, "
+            "{} for the defaults (the success threshold, held for the success window)",
+            "example": {},
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------- answers

@@ -164,3 +164,11 @@ def test_defaults():
     req = request()
     assert req["order_kind"] == "cyclic" and req["prior_c"] == C_CRIT and req["early_stopping"] is True
     assert req["epochs"] == 100 and req["points_per_round"] == 4 and req["initial_points"] == 5
+
+
+def test_search_runs_stop_early_by_default_and_not_when_asked():
+    from li2.search import point_spec
+
+    on = point_spec(request(), 11, 40, 1)["training"]
+    assert on["early_stop"] == {"threshold": on["success_threshold"], "patience_epochs": 10}  # 10 % of 100
+    assert point_spec(request(early_stopping=False), 11, 40, 1)["training"]["early_stop"] is None

@@ -36,6 +36,69 @@ def test_batched_runs_equal_individual_runs(make_spec):
     assert together[0]["dataset"]["hash"] != together[1]["dataset"]["hash"]  # own split per seed
 
 
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"diagnostics": True},  # mse, with each run's own (auto) diagnostic period
+        {"training": {"loss": "nll"}},
+        {"model": {"ridge_top": 0.5}},
+    ],
+    ids=["mse+diagnostics", "nll", "ridge_top"],
+)
+def test_a_ragged_batch_of_mixed_sizes_equals_each_run_alone(make_spec, variant):
+    """Runs of different training sizes in one padded batch: each run's curves are its own."""
+    specs = [
+        make_spec(seed=1, epochs=30, fraction=0.3, **variant),
+        make_spec(seed=2, epochs=30, fraction=0.7, **variant),
+        make_spec(seed=3, epochs=30, fraction=0.5, **variant),
+    ]
+    trainer = BatchTrainer(specs)
+    assert trainer.mask_train is not None and trainer.n_train == max(trainer.sizes)
+    assert trainer.padding_share == pytest.approx(1 - sum(trainer.sizes) / (3 * trainer.n_train))
+    together = run_batch(specs, "cpu")
+    for spec, batched in zip(specs, together, strict=True):
+        alone = run_batch([spec], "cpu")[0]
+        _assert_same_curves(_curves(batched), _curves(alone))
+        assert batched["dataset"] == alone["dataset"]
+        assert batched["summary"]["batch"]["runs"] == 3 and alone["summary"]["batch"]["padding_share"] == 0
+        for col in (
+            ("gf_norm", "w_norm", "v_gap", "ftf_offdiag_ratio", "mean_concentration")
+            if "diagnostics" in variant
+            else ("gf_norm",)
+        ):
+            got, want = ([np.nan if v is None else v for v in r["metrics"][col]] for r in (batched, alone))
+            np.testing.assert_allclose(got, want, rtol=1e-4, equal_nan=True)
+    assert together[0]["summary"]["batch"]["padding_share"] > 0.2  # 36 and 85 of 121 samples, padded to 85
+
+
+def test_early_stopping_ends_a_decided_run_and_leaves_its_batch_mates_alone(make_spec):
+    # test accuracy of this Z_11 run: 0.12 at epochs 25-30, 0.08 at 35, then ≥ 0.12 from 40 on
+    rule = {"threshold": 0.1, "patience_epochs": 15}
+    fast = {"hidden": 64, "epochs": 80, "fraction": 0.8}
+    early = make_spec(seed=1, **fast, training={"lr": 0.05, "early_stop": rule})
+    plain = make_spec(seed=2, **{**fast, "fraction": 0.5}, training={"lr": 0.05})  # a ragged batch-mate
+    full = make_spec(seed=1, **fast, training={"lr": 0.05})  # the early run without its stop
+    stopped, mate = run_batch([early, plain], "cpu")
+    s = stopped["summary"]
+    assert s["stopped_early"] is True and s["stopped"] is False and not mate["summary"]["stopped_early"]
+    stop = s["early_stop"]["epoch"]
+    assert s["epochs_run"] == stop + 1 < 80 and stopped["metrics"]["epoch"][-1] == stop
+    assert stop - s["early_stop"]["since"] >= 15 and "patience 15 epochs" in s["early_stop"]["reason"]
+    m = stopped["metrics"]
+    window = [a for e, a in zip(m["epoch"], m["test_acc"], strict=True) if e >= s["early_stop"]["since"]]
+    assert min(window) >= 0.1 and mate["summary"]["epochs_run"] == 80
+    # the batch-mate trains on exactly as alone; the stopped run's curves are the full run's, cut
+    _assert_same_curves(mate["metrics"], run_batch([plain], "cpu")[0]["metrics"])
+    whole = run_batch([full], "cpu")[0]["metrics"]
+    _assert_same_curves(m, {c: v[: len(m["epoch"])] for c, v in whole.items()})
+
+
+def test_early_stop_defaults_follow_the_success_rule(make_spec):
+    spec = make_spec(epochs=300, training={"early_stop": {}})
+    assert spec["training"]["early_stop"] == {"threshold": 0.99, "patience_epochs": 30}
+    assert make_spec()["training"]["early_stop"] is None
+
+
 def test_cpu_runs_are_reproducible_and_seed_dependent(make_spec):
     spec = make_spec(seed=4, epochs=15)
     a, b = run_batch([spec], "cpu")[0], run_batch([spec], "cpu")[0]

@@ -62,9 +62,15 @@ def test_round_zero_is_created_batched_and_listed(svc):
     assert s["status"] == "running" and s["round"] == 0 and s["n_runs"] == 3 * 5 * 2 and s["max_runs"] == 200
     assert [o["phase"] for o in s["orders"]] == ["initial"] * 3
     assert s["counts"]["queued"] == 30
-    assert sum(len(b) for b in svc.enqueued) == 30 and len(svc.enqueued) == 15  # one batch per (M, n)
+    assert sum(len(b) for b in svc.enqueued) == 30 and len(svc.enqueued) == 3  # one ragged batch per M
     items = svc.client.get(f"/api/v1/searches/{s['id']}/runs", headers=svc.auth()).json["items"]
     assert len(items) == 30 and {i["round"] for i in items} == {0}
+    spec_of = {i["id"]: i["spec"] for i in items}
+    for batch in svc.enqueued:  # one order each, smallest training size first, early stopping on
+        specs = [spec_of[run_id] for run_id, _ in batch]
+        sizes = [sp["data"]["train_size"] for sp in specs]
+        assert len({sp["task"]["order"] for sp in specs}) == 1 and sizes == sorted(sizes) and len(set(sizes)) == 5
+        assert all(sp["training"]["early_stop"] is not None for sp in specs)
     assert all(i["spec"]["data"]["train_size"] is not None for i in items)
     listed = svc.client.get("/api/v1/searches", headers=svc.auth()).json
     assert [x["id"] for x in listed["items"]] == [s["id"]]

@@ -31,6 +31,19 @@ def test_sweep_creates_all_runs_and_enqueues_one_batch_per_shape(svc, make_spec)
         assert len(orders) == 1
 
 
+def test_training_sizes_share_a_batch_and_early_stop_is_a_sweep_option(svc, make_spec):
+    grid = {"data.train_fraction": [0.8, 0.2, 0.6, 0.4], "seed": [1, 2]}
+    r = post_sweep(svc, {"base": make_spec(), "grid": grid, "early_stop": {"patience_epochs": 7}})
+    assert r.status_code == 202, r.json
+    (batch,) = svc.enqueued  # one order: one ragged batch, smallest training size first
+    runs = svc.client.get(f"/api/v1/sweeps/{r.json['id']}/runs", headers=svc.auth()).json["items"]
+    spec_of = {i["id"]: i["spec"] for i in runs}
+    assert [spec_of[rid]["data"]["train_fraction"] for rid, _ in batch] == [0.2, 0.2, 0.4, 0.4, 0.6, 0.6, 0.8, 0.8]
+    assert all(s["training"]["early_stop"]["patience_epochs"] == 7 for s in spec_of.values())
+    bad = post_sweep(svc, {"base": make_spec(), "grid": {"seed": [1]}, "early_stop": {"patience": 7}})
+    assert bad.status_code == 422 and "early_stop.patience" in str(bad.json)
+
+
 def test_batches_respect_max_batch(db_url, service_factory, make_spec):
     svc = service_factory(db_url, MAX_BATCH=2)
     assert post_sweep(svc, {"base": make_spec(), "grid": {"seed": [1, 2, 3, 4, 5]}}).status_code == 202

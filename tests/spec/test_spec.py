@@ -130,9 +130,9 @@ def test_sweep_expands_the_grid_and_batches_by_shape():
     assert len(specs) == 8
     assert [s["task"]["order"] for s in specs[:4]] == [11] * 4
     assert all(s["data"]["train_fraction"] is None for s in specs)
-    # seeds share a batch; order and train size change the shapes.
-    assert len({batch_key(s) for s in specs}) == 4
-    assert batch_key(specs[0]) == batch_key(specs[1])
+    # seeds and training sizes share a (ragged) batch; the order changes the shapes.
+    assert len({batch_key(s) for s in specs}) == 2
+    assert batch_key(specs[0]) == batch_key(specs[1]) == batch_key(specs[3])
 
 
 def test_lr_wd_and_init_scale_share_a_batch_but_width_does_not():
@@ -203,3 +203,47 @@ def test_batches_respect_shape_count_and_memory_limits():
     by_memory = pack_batches(entries, max_batch=64, memory_bytes=three_runs)
     assert max(len(b) for b in by_memory) == 3
     assert all(len(b) == 1 for b in pack_batches(entries, max_batch=64, memory_bytes=1))  # never empty
+
+
+def test_the_packer_mixes_sizes_in_size_order_unless_ragged_packing_is_off(monkeypatch):
+    from li2.batching import RAGGED_ENV, pack_batches, run_memory_bytes
+
+    sizes = [70, 20, 50, 30, 60, 40]
+    specs = expand_sweep(validate_sweep({"base": BASE, "grid": {"data.train_size": sizes, "seed": [1, 2]}}))
+    entries = [(batch_key(s), s, i) for i, s in enumerate(specs)]
+    size_of = lambda i: specs[i]["data"]["train_size"]  # noqa: E731
+    (one,) = pack_batches(entries, max_batch=64, memory_bytes=1 << 40)
+    assert [size_of(i) for i in one] == sorted(size_of(i) for i in range(12))  # one batch, smallest first
+    by_count = pack_batches(entries, max_batch=4, memory_bytes=1 << 40)
+    assert [[size_of(i) for i in b] for b in by_count] == [[20, 20, 30, 30], [40, 40, 50, 50], [60, 60, 70, 70]]
+    # the memory cap counts every run at the batch's padded sizes (largest n, largest test set)
+    padded = run_memory_bytes(specs[0], 70, 23**2 - 20)
+    assert all(len(b) <= 4 for b in pack_batches(entries, max_batch=64, memory_bytes=4 * padded))
+    monkeypatch.setenv(RAGGED_ENV, "0")  # the packing before ragged batches: one size per batch
+    exact = pack_batches(entries, max_batch=64, memory_bytes=1 << 40)
+    assert len(exact) == 6 and all(len({size_of(i) for i in b}) == 1 for b in exact)
+
+
+def test_early_stop_is_an_opt_in_spec_field_and_a_sweep_option():
+    assert validate_spec(BASE)["training"]["early_stop"] is None
+    rule = validate_spec(with_("training.early_stop", {"patience_epochs": 20}))["training"]["early_stop"]
+    assert rule == {"threshold": 0.99, "patience_epochs": 20}
+    assert spec_hash(validate_spec(with_("training.early_stop", {}))) != spec_hash(validate_spec(BASE))
+    # Off (null), a spec hashes as it did before the field existed: stored runs still dedup.
+    before = validate_spec(BASE)
+    before["training"] = {k: v for k, v in before["training"].items() if k != "early_stop"}
+    assert spec_hash(validate_spec(BASE)) == spec_hash(before)
+    for bad, field in [
+        ({"patience_epochs": 0}, "training.early_stop.patience_epochs"),
+        ({"threshold": 1.5}, "training.early_stop.threshold"),
+        ({"epochs": 3}, "training.early_stop.epochs"),
+    ]:
+        with pytest.raises(SpecError) as info:
+            validate_spec(with_("training.early_stop", bad))
+        assert field in info.value.errors, info.value.errors
+    assert "patience_epochs" in str(info.value.errors)  # the unknown field's message names the allowed ones
+    sweep = validate_sweep({"base": BASE, "grid": {"seed": [1, 2]}, "early_stop": {"threshold": 0.9}})
+    assert all(s["training"]["early_stop"] == {"threshold": 0.9, "patience_epochs": 30} for s in expand_sweep(sweep))
+    assert all(
+        s["training"]["early_stop"] is None for s in expand_sweep(validate_sweep({"base": BASE, "grid": {"seed": [1]}}))
+    )

@@ -11,9 +11,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from li2_store.config import embedded_broker_url
+from li2.batching import pack_batches
+from li2_store.config import embedded_broker_url, load_config
 from li2_store.db import session_scope
-from li2_store.models import Checkpoint, Result, Sweep
+from li2_store.models import Checkpoint, Experiment, Result, Sweep
 from li2_store.producer import send_batch
 
 from .helpers import add_run, add_sweep, add_user, new_engine, row, tiny_spec, update, wait_until
@@ -194,3 +195,52 @@ def test_embedded_sqlite_transport_runs_an_experiment(tmp_path, workers, monkeyp
     w = workers("w1", worker_env(db_url, None))
     r = wait_status(engine, run, "succeeded", timeout=120, worker=w)
     assert r["progress_epoch"] == 200 and len(results_of(engine, run)) == 1
+
+
+def test_a_sweep_over_training_sizes_at_one_order_is_one_task(tmp_path, redis_url, postgres_url, workers):
+    """Six training sizes of Z_11: the packer (as the API and the reaper use it) makes one ragged batch,
+    one message and one task; the worker logs its padding share and each run's summary keeps it."""
+    engine = new_engine(postgres_url)
+    user = add_user(engine)
+    sweep = add_sweep(engine, user, n_runs=6)
+    specs = [tiny_spec(epochs=60, seed=s) for s in range(6)]
+    for spec, size in zip(specs, (15, 60, 30, 45, 25, 50), strict=True):
+        spec["data"] = {"train_fraction": None, "train_size": size, "critical_multiple": None}
+    runs = [add_run(engine, user, spec, sweep_id=sweep) for spec in specs]
+    with session_scope(engine) as s:
+        rows = [s.get(Experiment, r) for r in runs]
+        entries = [(e.batch_key, e.spec_json, (e.id, e.attempt)) for e in rows]
+    cfg = load_config({})
+    (batch,) = pack_batches(entries, cfg["MAX_BATCH"], cfg["BATCH_MEMORY_MB"] << 20)
+    assert [specs[runs.index(r)]["data"]["train_size"] for r, _ in batch] == [15, 25, 30, 45, 50, 60]
+    send_batch(batch, redis_url)
+    w = workers("w1", worker_env(postgres_url, redis_url))
+    for r in runs:
+        wait_status(engine, r, "succeeded", timeout=180, worker=w)
+    assert len(re.findall(r"claimed \d+ of \d+", w.log())) == 1 and "claimed 6 of 6" in w.log()
+    share = 1 - (15 + 25 + 30 + 45 + 50 + 60) / (6 * 60)
+    assert f"batch of 6 runs, n 15..60: padding share {100 * share:.1f} %" in w.log()
+    for r in runs:
+        assert row(engine, r)["summary_json"]["batch"] == {"runs": 6, "n_max": 60, "padding_share": round(share, 6)}
+    with session_scope(engine) as s:
+        sw = wait_until(
+            lambda: (x := s.get(Sweep, sweep, populate_existing=True)).status == "succeeded" and x, 30, "the sweep"
+        )
+        assert [(c["order"], c["free"]["n_runs"]) for c in sw.scaling_law_json["critical"]] == [(11, 6)]
+
+
+def test_an_early_stopped_run_succeeds_with_its_stop_recorded(tmp_path, redis_url, postgres_url, workers):
+    """training.early_stop through a real worker: the run ends succeeded (not cancelled or failed),
+    after fewer epochs than its budget, and says why in its summary."""
+    engine = new_engine(postgres_url)
+    spec = tiny_spec(epochs=80, seed=1, lr=0.05, early_stop={"threshold": 0.1, "patience_epochs": 15})
+    spec["data"]["train_fraction"] = 0.8  # the Z_11 run of tests/core that crosses 0.1 for good by epoch 40
+    run = add_run(engine, add_user(engine), spec)
+    send_batch([(run, 1)], redis_url)
+    w = workers("w1", worker_env(postgres_url, redis_url))
+    r = wait_status(engine, run, "succeeded", worker=w)
+    s = r["summary_json"]
+    assert s["stopped_early"] is True and s["stopped"] is False and r["error"] is None
+    assert r["progress_epoch"] == s["epochs_run"] == s["early_stop"]["epoch"] + 1 < 80
+    (res,) = results_of(engine, run)
+    assert res.metrics_json["epoch"][-1] == s["early_stop"]["epoch"]

@@ -109,15 +109,15 @@ def point_spec(request: dict, value: int, train_size: int, seed: int) -> dict:
 
 
 def apply_early_stopping(spec: dict, enabled: bool) -> dict:
-    """The hook where a search turns on early stopping for its runs (issue 15).
+    """A search's runs with early stopping on (`training.early_stop` at its defaults) when `enabled`.
 
     A run that has generalized for good needs no more epochs: stopping it saves most of a
-    successful run's budget, and the success rule (held over the last window) stays what decides.
-    The trainer has no early-stopping field yet, so this returns the spec unchanged; when it has
-    one, set it here from `enabled` and every search (service and `li2lab search`) uses it.
+    successful run's budget, and the success rule (held over the last window) stays what decides,
+    since the default patience is that window. A base spec's own early_stop is kept.
     """
-    del enabled
-    return spec
+    if not enabled or spec["training"]["early_stop"] is not None:
+        return spec
+    return validate_spec({**spec, "training": {**spec["training"], "early_stop": {}}})
 
 
 def validate_search(raw: Any) -> dict:

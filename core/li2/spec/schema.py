@@ -159,6 +159,18 @@ class ModelSchema(_Strict):
     ridge_top = _float(0.0, 1e6, min_inclusive=False, allow_none=True, load_default=None)
 
 
+class EarlyStopSchema(_Strict):
+    """training.early_stop: stop a run once it has generalized and stayed there (li2.trainer).
+
+    Stop after the measurement at which test accuracy has been ≥ threshold at every measurement of
+    the last patience_epochs epochs. Defaults (filled in by validate_spec): the run's
+    success_threshold, and success_window × epochs, so a stopped run passes the "held" success rule.
+    """
+
+    threshold = _float(0.0, 1.0, min_inclusive=False, allow_none=True, load_default=None)
+    patience_epochs = _int(1, 1 << 30, allow_none=True, load_default=None)
+
+
 class TrainingSchema(_Strict):
     optimizer = fields.String(load_default="adam", validate=validate.OneOf(OPTIMIZERS))
     lr = _float(0.0, 100.0, min_inclusive=False, load_default=0.01)
@@ -192,6 +204,9 @@ class TrainingSchema(_Strict):
     # The matrix products' arithmetic: fp32 (reference), tf32 (CUDA only; a no-op on the CPU) or
     # bf16 autocast (li2.precision). It changes results, so it is in the hash and the batch key.
     precision = fields.String(load_default=PRECISION_DEFAULT, validate=validate.OneOf(PRECISIONS))
+    # Opt-in early stopping (EarlyStopSchema); None trains the whole budget. It changes the curves,
+    # so it is part of the spec hash.
+    early_stop = fields.Nested(EarlyStopSchema, allow_none=True, load_default=None)
 
 
 class ExperimentSpecSchema(_Strict):
@@ -215,6 +230,8 @@ class SweepSchema(_Strict):
     grid = fields.Dict(
         keys=fields.String(validate=validate.Length(1, 100)), values=fields.List(fields.Raw()), required=True
     )
+    # Sets training.early_stop of every run ({} for the defaults); None leaves the base spec's own.
+    early_stop = fields.Nested(EarlyStopSchema, allow_none=True, load_default=None)
 
 
 def precision_of(spec: dict) -> str:
@@ -274,6 +291,7 @@ _SECTION_SCHEMAS = {
     "data": DataSchema,
     "model": ModelSchema,
     "training": TrainingSchema,
+    "training.early_stop": EarlyStopSchema,
 }
 
 

@@ -40,10 +40,16 @@ def _grid_paths_allowed() -> set[str]:
 
 
 def validate_sweep(raw: Any) -> dict:
-    """Validate a sweep {"base": SPEC, "grid": {dotted.path: [values]}}; every run is checked."""
+    """Validate a sweep {"base": SPEC, "grid": {dotted.path: [values]}, "early_stop": {...} | None};
+    every run is checked. `early_stop` sets training.early_stop in the base (so in every run)."""
     if not isinstance(raw, dict):
         raise SpecError({"_schema": ["the sweep must be a JSON object {base, grid}"]})
     sweep = load(SweepSchema, raw)
+    if sweep["early_stop"] is not None:  # the sweep's option: early stopping for every run
+        sweep["base"] = copy.deepcopy(sweep["base"])
+        training = sweep["base"].setdefault("training", {})
+        if isinstance(training, dict):
+            training["early_stop"] = sweep["early_stop"]
     lim = limits()
     errors: dict[str, list[str]] = {}
     grid = sweep["grid"]

@@ -6,6 +6,7 @@ hash the same (`li2.spec.hashing.spec_hash`). Failures raise `SpecError` naming 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from li2.errors import SpecError
@@ -29,6 +30,20 @@ def _check_cross_fields(spec: dict) -> dict[str, list[str]]:
     return errors
 
 
+def _early_stop(tr: dict) -> dict | None:
+    """training.early_stop normalised: None, or {threshold, patience_epochs} with the defaults
+    (the success threshold; the success window's share of the budget, at least one epoch)."""
+    rule = tr["early_stop"]
+    if rule is None:
+        return None
+    threshold = rule.get("threshold")
+    patience = rule.get("patience_epochs")
+    return {
+        "threshold": tr["success_threshold"] if threshold is None else threshold,
+        "patience_epochs": max(1, math.ceil(tr["success_window"] * tr["epochs"])) if patience is None else patience,
+    }
+
+
 def validate_spec(raw: Any) -> dict:
     """Validate one experiment spec and return it normalised (all defaults filled in)."""
     if not isinstance(raw, dict):
@@ -43,6 +58,7 @@ def validate_spec(raw: Any) -> dict:
     }
     spec["data"] = {k: spec["data"].get(k) for k in ("train_fraction", "train_size", "critical_multiple")}
     spec["training"]["checkpoint_epochs"] = sorted(set(spec["training"]["checkpoint_epochs"]))
+    spec["training"]["early_stop"] = _early_stop(spec["training"])
     errors = check_sizes(spec)
     errors.update(_check_cross_fields(spec))
     if errors:
