@@ -229,7 +229,8 @@ def cmd_sweep_submit(client: Client, a: argparse.Namespace) -> int:
     doc = read_document(a.sweep_file)
     if "base" not in doc or "grid" not in doc:
         raise BadInput(f'{a.sweep_file} must hold {{"base": SPEC, "grid": {{dotted.path: [values]}}}}')
-    sweep = client.submit_sweep(doc["base"], doc["grid"], doc.get("early_stop"))
+    labels = {k: doc[k] for k in ("name", "tags", "note") if k in doc}
+    sweep = client.submit_sweep(doc["base"], doc["grid"], early_stop=doc.get("early_stop"), **labels)
     if a.wait:
         sweep.wait(timeout=a.timeout, progress=not a.json)
     return _print_sweep(sweep, a)
