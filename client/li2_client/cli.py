@@ -134,7 +134,7 @@ def print_experiment(e: Experiment) -> None:
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_submit(client: Client, a: argparse.Namespace) -> int:
-    exp = client.submit(read_document(a.spec_file), force=a.force)
+    exp = client.submit(read_document(a.spec_file), force=a.force, priority=a.priority)
     if a.wait:
         exp.wait(timeout=a.timeout, progress=not a.json, raise_on_failure=False)
     if a.json:
@@ -367,6 +367,28 @@ def cmd_search_cancel(client: Client, a: argparse.Namespace) -> int:
     return _print_search(client.get_search(a.id).cancel(), a)
 
 
+def cmd_queue(client: Client, a: argparse.Namespace) -> int:
+    """`li2 queue`: what runs where, and each user's turn with its estimated start."""
+    q = client.queue()
+    if a.json:
+        emit_json(q)
+        return EXIT_OK
+    print(f"dispatch {q['dispatch']}, {q['slots']} worker slot(s), {q['released']} batch(es) sent, not yet started")
+    running = [
+        [b["user"], b["worker"], b["device"], b["since"], b["runs"], f"{b['epoch']}/{b['epochs']}"]
+        for b in q["running"]
+    ]
+    print(
+        format_table(["user", "worker", "device", "since", "runs", "epoch"], running) if running else "nothing running"
+    )
+    waiting = [
+        [w["position"], w["user"], w["runs"], w["batches"], _fmt(w["estimated_start_s"], ".0f", "unknown")]
+        for w in q["waiting"]
+    ]
+    print(format_table(["turn", "user", "runs", "batches", "starts in (s)"], waiting) if waiting else "nothing waiting")
+    return EXIT_OK
+
+
 def cmd_health(client: Client, a: argparse.Namespace) -> int:
     body = client.health()
     if a.json:
@@ -404,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("spec_file", help="path to the spec, or - for stdin")
     s.add_argument("--wait", action="store_true", help="wait until the run ends (progress on stderr)")
     s.add_argument("--force", action="store_true", help="run again even if the same spec was run before")
+    s.add_argument("--priority", choices=["low", "normal", "high"], help="order among your own waiting runs")
     s.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (3600)")
     add("status", cmd_status, "show one experiment").add_argument("id")
     s = add("list", cmd_list, "list your experiments (all pages)")
@@ -416,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--follow", action="store_true", help="print each new row while the run trains, until it ends")
     s.add_argument("--csv", metavar="FILE", help="write every row as CSV to FILE (- for stdout)")
     add("health", cmd_health, "is the service ready?")
+    add("queue", cmd_queue, "the shared queue: running batches and each user's turn")
 
     sw = sub.add_parser("sweep", help="sweeps: submit, status, runs, law").add_subparsers(
         dest="sweep_command", required=True, metavar="SWEEP_COMMAND"

@@ -20,11 +20,12 @@ from flask_smorest import Api
 from li2.spec import ExperimentSpecSchema
 from li2_service import assets, auth, dashboard, errors, schemas
 from li2_service.blueprints import experiments, health, searches, sweeps
+from li2_service.blueprints import queue as queue_blp
 from li2_service.config import load_config
 from li2_service.runs import ServiceState
 from li2_store.config import check_secrets
 from li2_store.db import make_engine
-from li2_store.producer import send_batch
+from li2_store.dispatch import enqueue_for
 
 API_PREFIX = "/api/v1"
 BEARER = {
@@ -66,7 +67,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
 
     engine = settings.get("ENGINE") or make_engine(settings["DATABASE_URL"])
-    app.extensions["li2"] = ServiceState(engine=engine, config=settings, enqueue=settings.get("ENQUEUE") or send_batch)
+    app.extensions["li2"] = ServiceState(
+        engine=engine, config=settings, enqueue=settings.get("ENQUEUE") or enqueue_for(settings)
+    )
 
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", BEARER)
@@ -74,7 +77,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.spec.components.schema("Submit", schema=schemas.SubmitSchema)
     api.spec.components.schema("SweepSubmit", schema=schemas.SweepSubmitSchema)
     api.spec.components.schema("SearchSubmit", schema=searches.SearchSubmitSchema)
-    for blueprint in (experiments.blp, sweeps.blp, searches.blp, health.blp):
+    for blueprint in (experiments.blp, sweeps.blp, searches.blp, queue_blp.blp, health.blp):
         api.register_blueprint(blueprint)
 
     @app.get("/openapi.json", endpoint="openapi_json_alias")

@@ -76,6 +76,10 @@ class SubmitSchema(Schema):
     force = fields.Boolean(
         load_default=False, metadata={"description": "run again even if an identical spec of yours exists"}
     )
+    priority = fields.String(
+        load_default="normal",
+        metadata={"description": "low | normal | high: orders your own waiting work (high: within an allowance)"},
+    )
 
 
 class SweepSubmitSchema(Schema):
@@ -90,6 +94,9 @@ class SweepSubmitSchema(Schema):
             "description": "dotted spec path -> list of values (Cartesian product)",
             "example": {"task.order": [23, 41], "seed": [1, 2]},
         },
+    )
+    priority = fields.String(
+        load_default="normal", metadata={"description": "low | normal | high, for every run of the sweep"}
     )
 
 

@@ -1,4 +1,5 @@
-"""Per-user limits: active runs and sweep size answer 429 with Retry-After and create nothing."""
+"""Per-user run-count limits: 429 with Retry-After when waiting frees them, 422 when they can never
+be met; either way nothing is created. (The compute quota: test_compute_quota.py.)"""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def test_active_run_limit_is_per_user_and_frees_up(db_url, service_factory, make
     assert post(make_spec(seed=3), who="bob").status_code == 202  # bob has his own budget
     svc.update(first, status="succeeded")
     assert post(make_spec(seed=3)).status_code == 202
+    sweep = {"base": make_spec(), "grid": {"seed": [7, 8, 9]}}  # 3 runs > the limit of 2: never admitted
+    never = svc.client.post("/api/v1/sweeps", json=sweep, headers=svc.auth("bob"))
+    assert never.status_code == 422 and "active_runs" in never.json["errors"] and "Retry-After" not in never.headers
 
 
 def test_sweep_limits(db_url, service_factory, make_spec):
@@ -29,7 +33,7 @@ def test_sweep_limits(db_url, service_factory, make_spec):
         )
 
     too_big = post({"seed": [1, 2, 3, 4, 5]})
-    assert too_big.status_code == 429 and "Retry-After" in too_big.headers
+    assert too_big.status_code == 422 and "Retry-After" not in too_big.headers  # can never be met
     assert "grid" in too_big.json["errors"]
     assert post({"seed": [1, 2, 3, 4]}).status_code == 202
     over_active = post({"seed": [5, 6, 7]})  # 4 active + 3 > 6

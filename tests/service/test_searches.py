@@ -96,10 +96,15 @@ def test_bad_input_is_a_422_naming_the_field_and_creates_nothing(db_url, service
     assert svc.counts() == before and svc.enqueued == []
 
 
-def test_round_zero_over_the_active_quota_is_429(db_url, service_factory):
-    svc = service_factory(db_url, MAX_ACTIVE_PER_USER=10)
+def test_round_zero_over_the_active_cap_is_422_alone_and_429_with_waiting_work(db_url, service_factory):
+    svc = service_factory(db_url, MAX_ACTIVE_PER_USER=40)
     before = svc.counts()
-    r = post(svc, body())
+    r = post(svc, body(orders=[11, 13, 17, 19, 23]))  # round 0 alone is 50 runs > 40: never admitted
+    assert r.status_code == 422 and "Retry-After" not in r.headers and "active_runs" in r.json["errors"]
+    assert svc.counts() == before
+    assert post(svc, body()).status_code == 202  # 30 runs
+    before = svc.counts()
+    r = post(svc, body())  # 30 more beside the 30 waiting: waiting frees it
     assert r.status_code == 429 and "Retry-After" in r.headers
     assert svc.counts() == before
 

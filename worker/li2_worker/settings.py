@@ -34,6 +34,9 @@ class WorkerSettings:
     soft_time_limit_s: int  # soft limit: the batch fails cleanly (LI2_TASK_SOFT_TIME_LIMIT_S)
     soft_shutdown_s: float  # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
     disable_prefetch: bool  # Celery's worker_disable_prefetch on Redis (LI2_WORKER_DISABLE_PREFETCH, 0)
+    dispatch: str = "fair"  # fair | fifo (LI2_DISPATCH; li2_store.dispatch)
+    lookahead: int = 0  # messages out beyond one per idle slot (LI2_LOOKAHEAD, 0)
+    dispatch_interval_s: float = 0.5  # dispatcher pass period (LI2_DISPATCH_INTERVAL_S, 0.5)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, lo: float, cast=float):
@@ -81,4 +84,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         soft_time_limit_s=soft,
         soft_shutdown_s=_number(env, "LI2_SOFT_SHUTDOWN_S", 60, 0),
         disable_prefetch=_number(env, "LI2_WORKER_DISABLE_PREFETCH", 0, 0, int) > 0,
+        dispatch=shared["DISPATCH"],
+        lookahead=shared["LOOKAHEAD"],
+        dispatch_interval_s=_number(env, "LI2_DISPATCH_INTERVAL_S", 0.5, 0.05),
     )

@@ -22,6 +22,7 @@ from li2_service import auth, runs, schemas
 from li2_service.body import json_object
 from li2_service.errors import fail, unprocessable
 from li2_service.listing import fetch_page, page_response, visible_rows
+from li2_service.priority import pop_priority
 from li2_store import metric_rows, models
 from li2_store import sweeps as sweeps_store
 from li2_store.db import session_scope
@@ -40,15 +41,16 @@ def _state() -> runs.ServiceState:
     return current_app.extensions["li2"]
 
 
-def _read_submit_body() -> tuple[dict, bool]:
-    """Accept {"spec": SPEC, "force": bool} or a bare SPEC; return (raw spec, force)."""
+def _read_submit_body() -> tuple[dict, bool, int]:
+    """Accept {"spec": SPEC, "force": bool, "priority": ...} or a bare SPEC (which may carry
+    `priority` too, outside the spec proper); return (raw spec, force, priority level)."""
     body = json_object()
-    if "spec" in body and set(body) <= {"spec", "force"}:
+    if "spec" in body and set(body) <= {"spec", "force", "priority"}:
         force = body.get("force", False)
         if not isinstance(force, bool):
             unprocessable("force", "must be true or false")
-        return body["spec"], force
-    return body, False
+        return body["spec"], force, pop_priority(body)
+    return body, False, pop_priority(body)
 
 
 def _idempotency_key() -> str | None:
@@ -88,10 +90,12 @@ def _idempotency_key() -> str | None:
 @blp.alt_response(429, description="too many active runs; see Retry-After")
 def submit():
     """Submit one experiment."""
-    raw, force = _read_submit_body()
+    raw, force, priority = _read_submit_body()
     key = _idempotency_key()
     spec = validate_spec(raw)
-    done = runs.submit_experiment(_state(), auth.current_user(), spec, force=force, idempotency_key=key)
+    done = runs.submit_experiment(
+        _state(), auth.current_user(), spec, force=force, idempotency_key=key, priority=priority
+    )
     cached = done.outcome == "cached"
     return schemas.experiment_view(done.row, cached=cached), 200 if cached else 202
 
