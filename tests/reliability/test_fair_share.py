@@ -93,3 +93,52 @@ def test_a_single_run_overtakes_a_waiting_sweep_and_three_users_alternate(stack_
     for i in range(0, 9, 3):
         assert sorted(order[i : i + 3]) == ["alice", "carol", "dave"], order  # rounds of three
     stack.assert_settled()
+
+
+@pytest.mark.timeout(480)
+def test_a_worker_kill_and_a_redis_restart_lose_nothing_and_turns_stay_fair(stack_with, redis_server):
+    """Mid-dispatch faults: kill -9 the worker holding one of alice's runs, then restart Redis
+    (empty). Every run still succeeds exactly once, and bob's runs keep taking turns with alice's."""
+    import signal
+
+    from li2_store import models
+
+    stack = stack_with(LI2_MAX_BATCH=1, LI2_LOOKAHEAD=1)
+    tokens = {n: stack.create_user(n) for n in ("alice", "bob")}
+    ids = {user_id(stack, n): n for n in tokens}
+    stack.start_worker("a")
+    stack.start_worker("b")
+    runs = {}
+    for name, seeds in (("alice", range(8)), ("bob", range(100, 104))):
+        r = stack.api(tokens[name]).post(
+            "/sweeps", json={"base": small_spec(1500, hidden=32), "grid": {"seed": list(seeds)}}
+        )
+        assert r.status_code == 202, r.text
+        runs[name] = r.json()["id"]
+    t = Experiment.__table__
+
+    def alice_running() -> str | None:
+        with stack.engine.connect() as c:
+            return c.scalar(
+                sa.select(t.c.id).where(t.c.sweep_id == runs["alice"], t.c.status == "running", t.c.progress_epoch > 50)
+            )
+
+    victim_run = wait_until(alice_running, 120, "one of alice's runs to train")
+    victim = stack.worker_holding(victim_run)
+    stack.note(f"SIGKILL to worker {victim}, then a Redis restart")
+    stack.workers[victim].kill_group(signal.SIGKILL)
+    redis_server.stop()
+    redis_server.start()
+    stack.start_worker("c")
+
+    wait_until(lambda: all_done(stack), 360, "every run to end")
+    with stack.engine.connect() as c:
+        rows = c.execute(sa.select(t.c.id, t.c.status, t.c.user_id, t.c.started_at).order_by(t.c.started_at)).all()
+    assert len(rows) == 12 and all(r.status == "succeeded" for r in rows), rows
+    assert all(stack.count(models.Result, experiment_id=r.id) == 1 for r in rows)  # nothing ran twice to the end
+    order = [ids[r.user_id] for r in rows]  # by the (last) start of each run
+    last_bob = max(i for i, u in enumerate(order) if u == "bob")
+    assert last_bob <= 9, order  # bob's 4 runs were not pushed behind alice's 8
+    streak = max(len(list(g)) for u, g in itertools.groupby(order[: last_bob + 1]))
+    assert streak <= 3, order  # while bob waited, alice never got more than a few turns in a row
+    stack.assert_settled()
