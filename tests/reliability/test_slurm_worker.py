@@ -61,10 +61,10 @@ def test_sigterm_then_sigkill_after_the_grace_resumes_the_run_elsewhere(stack, t
 
     stack.note(f"Slurm: SIGTERM to the batch script's process at epoch >= {seen}")
     job.send(signal.SIGTERM)
-    if job.wait(GRACE_S) is None:
-        stack.note("Slurm: grace over, SIGKILL to the job")
-        job.kill_group(signal.SIGKILL)
-        job.wait(10)
+    exited_in_grace = job.wait(GRACE_S) is not None
+    stack.note(f"Slurm: grace over (worker {'gone' if exited_in_grace else 'still there'}), SIGKILL to the job")
+    job.kill_group(signal.SIGKILL)  # whatever is left of the job, as Slurm does
+    job.wait(10)
     ckpt_epoch = stack.resume_checkpoint_epoch(exp_id)
     assert ckpt_epoch is not None and seen <= ckpt_epoch < EPOCHS, (ckpt_epoch, seen, stack.tail_logs())
     row = stack.experiment(exp_id)
