@@ -81,3 +81,6 @@ def test_without_measurements_the_estimate_is_unknown_not_invented(svc, make_spe
     (w,) = q["waiting"]
     assert w["position"] == 1 and w["estimated_start_s"] is None and w["estimated_start"] is None
     assert svc.client.get("/api/v1/queue").status_code == 401
+    doc = svc.client.get("/api/v1/openapi.json").json
+    props = doc["components"]["schemas"]["Queue"]["properties"]
+    assert "get" in doc["paths"]["/api/v1/queue"] and {"running", "waiting", "workers"} <= set(props)
