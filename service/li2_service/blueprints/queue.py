@@ -9,6 +9,8 @@ experiment's spec is at GET /experiments/{id}, which answers 404 for another use
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -65,8 +67,6 @@ def _iso(t) -> str | None:
 @blp.response(200, QueueSchema)
 def queue():
     """The queue now: running batches, released batches, and each waiting user's turn."""
-    from datetime import timedelta
-
     state: runs.ServiceState = current_app.extensions["li2"]
     me = auth.current_user()
     cfg = state.config
