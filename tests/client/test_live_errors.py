@@ -47,12 +47,12 @@ def test_unknown_and_foreign_ids_are_not_found(client, live_service, finished_ex
         bob.get_sweep("f" * 32)
 
 
-def test_sweep_too_large_is_quota_exceeded(live_service, tiny, limits):
+def test_sweep_too_large_is_a_validation_error(live_service, tiny, limits):
+    """Past LI2_MAX_SWEEP_RUNS a sweep can never be admitted: 422 (no Retry-After), naming the grid."""
     carol = Client(live_service.url, token=live_service.create_user("carol"), retries=0)
-    with pytest.raises(QuotaExceeded) as info:
+    with pytest.raises(ValidationError) as info:
         carol.submit_sweep(tiny(), {"seed": list(range(limits["max_sweep_runs"] + 1))})
-    assert info.value.status == 429 and info.value.retry_after and info.value.retry_after > 0
-    assert "grid" in info.value.errors
+    assert info.value.status == 422 and "grid" in info.value.errors
 
 
 def test_too_many_active_runs_is_quota_exceeded(live_service, tiny, limits):
