@@ -31,6 +31,7 @@ DELEGATES = {  # subcommands whose options and help belong to another package
     "worker": ("li2_worker.main", "a Celery worker (see li2lab worker --help)"),
     "users": ("li2lab.users", "manage accounts: users create|list|revoke|rotate NAME"),
     "migrate": ("li2lab.migrate", "bring LI2_DATABASE_URL's schema to the newest revision"),
+    "share": ("li2lab.share", "fair-share dispatch: share NAME [--weight W] [--high N]"),
 }
 
 

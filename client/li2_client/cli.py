@@ -154,7 +154,7 @@ def print_experiment(e: Experiment) -> None:
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_submit(client: Client, a: argparse.Namespace) -> int:
-    exp = client.submit(read_document(a.spec_file), force=a.force)
+    exp = client.submit(read_document(a.spec_file), force=a.force, priority=a.priority)
     code = wait_for_run(exp, a.timeout, progress=not a.json) if a.wait else RUN_EXIT.get(exp.status, EXIT_OK)
     if a.json:
         emit_json(exp.data)
@@ -229,8 +229,8 @@ def cmd_sweep_submit(client: Client, a: argparse.Namespace) -> int:
     doc = read_document(a.sweep_file)
     if "base" not in doc or "grid" not in doc:
         raise BadInput(f'{a.sweep_file} must hold {{"base": SPEC, "grid": {{dotted.path: [values]}}}}')
-    labels = {k: doc[k] for k in ("name", "tags", "note") if k in doc}
-    sweep = client.submit_sweep(doc["base"], doc["grid"], early_stop=doc.get("early_stop"), **labels)
+    options = {k: doc[k] for k in ("name", "tags", "note", "early_stop", "priority") if k in doc}
+    sweep = client.submit_sweep(doc["base"], doc["grid"], **options)
     if a.wait:
         sweep.wait(timeout=a.timeout, progress=not a.json)
     return _print_sweep(sweep, a)
@@ -468,6 +468,28 @@ def cmd_sweep_cancel(client: Client, a: argparse.Namespace) -> int:
     return _print_sweep(client.cancel_sweep(a.id), a)
 
 
+def cmd_queue(client: Client, a: argparse.Namespace) -> int:
+    """`li2 queue`: what runs where, and each user's turn with its estimated start."""
+    q = client.queue()
+    if a.json:
+        emit_json(q)
+        return EXIT_OK
+    print(f"dispatch {q['dispatch']}, {q['slots']} worker slot(s), {q['released']} batch(es) sent, not yet started")
+    running = [
+        [b["user"], b["worker"], b["device"], b["since"], b["runs"], f"{b['epoch']}/{b['epochs']}"]
+        for b in q["running"]
+    ]
+    print(
+        format_table(["user", "worker", "device", "since", "runs", "epoch"], running) if running else "nothing running"
+    )
+    waiting = [
+        [w["position"], w["user"], w["runs"], w["batches"], _fmt(w["estimated_start_s"], ".0f", "unknown")]
+        for w in q["waiting"]
+    ]
+    print(format_table(["turn", "user", "runs", "batches", "starts in (s)"], waiting) if waiting else "nothing waiting")
+    return EXIT_OK
+
+
 def cmd_health(client: Client, a: argparse.Namespace) -> int:
     body = client.health()
     if a.json:
@@ -505,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("spec_file", help="path to the spec, or - for stdin")
     s.add_argument("--wait", action="store_true", help="wait until the run ends (progress on stderr)")
     s.add_argument("--force", action="store_true", help="run again even if the same spec was run before")
+    s.add_argument("--priority", choices=["low", "normal", "high"], help="order among your own waiting runs")
     s.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (3600)")
     add("status", cmd_status, "show one experiment").add_argument("id")
     add("cancel", cmd_cancel, "cancel an experiment").add_argument("id")
@@ -514,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--follow", action="store_true", help="print each new row while the run trains, until it ends")
     s.add_argument("--csv", metavar="FILE", help="write every row as CSV to FILE (- for stdout)")
     add("health", cmd_health, "is the service ready?")
+    add("queue", cmd_queue, "the shared queue: running batches and each user's turn")
 
     sw = sub.add_parser("sweep", help="sweeps: submit, status, runs, law").add_subparsers(
         dest="sweep_command", required=True, metavar="SWEEP_COMMAND"
@@ -574,6 +598,7 @@ EXAMPLES = {
     "timeline": "li2 timeline 3f2a...",
     "metrics": "li2 metrics 3f2a... --csv curves.csv    (or --follow while it trains)",
     "health": "li2 --url http://127.0.0.1:8000 health",
+    "queue": "li2 queue        # what runs where, and each user's turn with its estimated start",
     "wait": "li2 wait 3f2a... --timeout 600 && li2 timeline 3f2a...",
     "features": "li2 features 3f2a... --top 5",
     "predictions": "li2 predictions 3f2a... --json",

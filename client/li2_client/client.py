@@ -92,6 +92,7 @@ class Client:
         name: str | None = None,
         tags: builtins.list[str] | None = None,
         note: str | None = None,
+        priority: str | None = None,
     ) -> Experiment:
         """Submit one experiment; return its handle (``exp.cached`` is True when the same spec was
         already submitted by you and ``force`` is False — then no new run is made, and the run keeps
@@ -100,9 +101,12 @@ class Client:
         ``name``, ``tags`` and ``note`` label the new run (filters of ``list``). Each call sends an
         ``Idempotency-Key`` (a fresh UUID unless you pass one), which makes a retry after a lost
         answer safe: the server answers it with the first run, not a second one.
+        ``priority`` (low | normal | high) orders your own waiting work; it is not part of the spec.
         """
         key = idempotency_key or uuid.uuid4().hex
-        body = {"spec": as_spec_dict(spec), "force": bool(force), **_labels(name, tags, note)}
+        body: dict[str, Any] = {"spec": as_spec_dict(spec), "force": bool(force), **_labels(name, tags, note)}
+        if priority is not None:
+            body["priority"] = priority
         data = self._http.post_json("/experiments", body, headers={"Idempotency-Key": key})
         return Experiment(self, data)
 
@@ -226,6 +230,7 @@ class Client:
         tags: builtins.list[str] | None = None,
         note: str | None = None,
         early_stop: dict[str, Any] | None = None,
+        priority: str | None = None,
     ) -> Sweep:
         """Submit the Cartesian product of ``grid`` (dotted spec paths → values) over ``base``;
         ``name``, ``tags`` and ``note`` label the sweep (filters of ``list_sweeps``).
@@ -234,11 +239,13 @@ class Client:
         once it has generalized and stayed there (``training.early_stop`` in docs/design.md).
 
         The service has no idempotency key for sweeps, so this POST is never retried: after a
-        network error, look at ``list_sweeps()`` before submitting again.
+        network error, look at ``list_sweeps()`` before submitting again. ``priority``: as `submit`.
         """
         body: dict[str, Any] = {"base": as_spec_dict(base), "grid": grid, **_labels(name, tags, note)}
         if early_stop is not None:
             body["early_stop"] = early_stop
+        if priority is not None:
+            body["priority"] = priority
         return Sweep(self, self._http.post_json("/sweeps", body))
 
     def get_sweep(self, sweep_id: str) -> Sweep:
@@ -349,6 +356,11 @@ class Client:
         return ScalingLaw.from_dict(self._http.get_json(_search_path(search_id, "/scaling-law"), params))
 
     # -- service --------------------------------------------------------------------------------
+    def queue(self) -> dict[str, Any]:
+        """``GET /queue``: running batches (worker, device, since, user), and each waiting user's
+        position and estimated start (seconds from now; None until epoch rates are measured)."""
+        return self._http.get_json("/queue")
+
     def health(self) -> dict[str, Any]:
         """``GET /readyz``: whether the database and broker are reachable (raises ServerError if not)."""
         resp = self._http.request("GET", "/readyz")

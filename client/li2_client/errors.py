@@ -51,7 +51,7 @@ class Conflict(Li2Error):
 
 
 class QuotaExceeded(Li2Error):
-    """429: too many active runs for now. ``retry_after`` is the server's hint in seconds (or None)."""
+    """429: over a quota that waiting frees (active runs, estimated compute). ``retry_after``: seconds (or None)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)

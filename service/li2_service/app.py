@@ -23,12 +23,13 @@ from li2.search.request import SearchRequestSchema
 from li2.spec import ExperimentSpecSchema
 from li2_service import assets, auth, dashboard, errors, schemas
 from li2_service.blueprints import experiments, health, searches, sweeps
+from li2_service.blueprints import queue as queue_blp
 from li2_service.config import load_config
 from li2_service.openapi import Li2Api, OperationsPlugin, range_exclusivity, split_task_kinds
 from li2_service.runs import ServiceState
 from li2_store.config import check_secrets
 from li2_store.db import make_engine
-from li2_store.producer import send_batch
+from li2_store.dispatch import enqueue_for
 
 API_PREFIX = "/api/v1"
 BEARER = {
@@ -70,7 +71,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
 
     engine = settings.get("ENGINE") or make_engine(settings["DATABASE_URL"])
-    app.extensions["li2"] = ServiceState(engine=engine, config=settings, enqueue=settings.get("ENQUEUE") or send_batch)
+    app.extensions["li2"] = ServiceState(
+        engine=engine, config=settings, enqueue=settings.get("ENQUEUE") or enqueue_for(settings)
+    )
 
     api = Li2Api(app, spec_kwargs={"extra_plugins": [OperationsPlugin()]})
     api.ma_plugin.converter.add_attribute_function(range_exclusivity)
@@ -79,7 +82,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.spec.components.schema("Submit", {"example": schemas.SUBMIT_EXAMPLE}, schema=schemas.SubmitSchema)
     api.spec.components.schema("SweepSubmit", {"example": schemas.SWEEP_EXAMPLE}, schema=schemas.SweepSubmitSchema)
     api.spec.components.schema("SearchSubmit", {"example": searches.SEARCH_EXAMPLE}, schema=SearchRequestSchema)
-    for blueprint in (experiments.blp, sweeps.blp, searches.blp, health.blp):
+    for blueprint in (experiments.blp, sweeps.blp, searches.blp, queue_blp.blp, health.blp):
         api.register_blueprint(blueprint)
     split_task_kinds(api.spec.components.schemas)
 

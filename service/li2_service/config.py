@@ -19,8 +19,11 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     return {
         **shared.load_config(env),
-        "MAX_ACTIVE_PER_USER": shared.env_int(env, "LI2_MAX_ACTIVE_PER_USER", 200),
-        "MAX_SWEEP_RUNS": shared.env_int(env, "LI2_MAX_SWEEP_RUNS", 256),
+        # Abuse guards only; the quota that measures work is MAX_COMPUTE_PFLOP (li2_service.limits).
+        "MAX_ACTIVE_PER_USER": shared.env_int(env, "LI2_MAX_ACTIVE_PER_USER", 10_000),
+        "MAX_SWEEP_RUNS": shared.env_int(env, "LI2_MAX_SWEEP_RUNS", 10_000),
+        "MAX_COMPUTE_PFLOP": shared.env_int(env, "LI2_MAX_COMPUTE_PFLOP", 50),
         "MAX_BODY_BYTES": shared.env_int(env, "LI2_MAX_BODY_BYTES", 1 << 20),
         "RETRY_AFTER_S": shared.env_int(env, "LI2_RETRY_AFTER_S", 30),
+        "HIGH_ALLOWANCE": shared.env_int(env, "LI2_HIGH_ALLOWANCE", 8, lo=0),  # li2_service.priority
     }

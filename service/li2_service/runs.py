@@ -24,6 +24,7 @@ from li2.spec import expand_sweep, spec_hash, validate_sweep
 from li2_service import limits
 from li2_service.auth import Caller
 from li2_service.errors import fail, unprocessable
+from li2_service.priority import check_priority, pop_priority
 from li2_store import models
 from li2_store.db import changed, database_now, db_now, session_scope
 from li2_store.searches import new_experiment
@@ -72,7 +73,7 @@ def _new_experiment(user: Caller, spec: dict, config: dict, enqueued_at: datetim
 
 
 def submit_experiment(
-    state: ServiceState, user: Caller, spec: dict, *, force: bool, idempotency_key: str | None
+    state: ServiceState, user: Caller, spec: dict, *, force: bool, idempotency_key: str | None, priority: int = 1
 ) -> Submitted:
     """Create (or find) the experiment for a validated spec, then enqueue it.
 
@@ -100,7 +101,11 @@ def submit_experiment(
                         existing.dedup_key = None
                         session.flush()
                 limits.check_active(session, user, 1, state.config)
-                row = _new_experiment(user, spec, state.config, database_now(session), dedup_key=dedup)
+                limits.check_compute(session, user, [spec], state.config)
+                check_priority(session, user, priority, 1, state.config)
+                row = _new_experiment(
+                    user, spec, state.config, database_now(session), dedup_key=dedup, priority=priority
+                )
                 session.add(row)
         except IntegrityError:
             continue  # lost the race to an identical submit: the next pass returns its row
@@ -119,19 +124,25 @@ def batches(rows: list[models.Experiment], config: dict) -> list[list[tuple[str,
 
 
 def submit_sweep(state: ServiceState, user: Caller, raw: dict) -> models.Sweep:
-    """Validate and expand a sweep, create it and all its runs in one transaction, enqueue batches."""
+    """Validate and expand a sweep, create it and all its runs in one transaction, enqueue batches.
+
+    `raw` may carry `priority` (low | normal | high) beside base and grid: every run gets it."""
+    raw = dict(raw)
+    priority = pop_priority(raw)
     sweep = validate_sweep(raw)
     specs = expand_sweep(sweep)
     limits.check_sweep_size(len(specs), state.config)
     with session_scope(state.engine) as session:
         limits.check_active(session, user, len(specs), state.config)
+        limits.check_compute(session, user, specs, state.config)
+        check_priority(session, user, priority, len(specs), state.config)
         row = models.Sweep(
             user_id=user.id, base_json=sweep["base"], grid_json=sweep["grid"], status="queued", n_runs=len(specs)
         )
         session.add(row)
         session.flush()
         now = database_now(session)
-        runs = [_new_experiment(user, spec, state.config, now, sweep_id=row.id) for spec in specs]
+        runs = [_new_experiment(user, spec, state.config, now, sweep_id=row.id, priority=priority) for spec in specs]
         session.add_all(runs)
         session.flush()
         work = batches(runs, state.config)

@@ -96,6 +96,10 @@ class SubmitSchema(LabelsSchema):
     force = fields.Boolean(
         load_default=False, metadata={"description": "run again even if an identical spec of yours exists"}
     )
+    priority = fields.String(
+        load_default="normal",
+        metadata={"description": "low | normal | high: orders your own waiting work (high: within an allowance)"},
+    )
 
 
 class SweepSubmitSchema(LabelsSchema):
@@ -119,6 +123,9 @@ class SweepSubmitSchema(LabelsSchema):
             "{} for the defaults (the success threshold, held for the success window)",
             "example": {},
         },
+    )
+    priority = fields.String(
+        load_default="normal", metadata={"description": "low | normal | high, for every run of the sweep"}
     )
 
 

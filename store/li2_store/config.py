@@ -58,7 +58,20 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_BATCH": env_int(env, "LI2_MAX_BATCH", 64),
         # Device memory one batch may take (li2.batching.run_memory_bytes); the smallest worker GPU's.
         "BATCH_MEMORY_MB": env_int(env, "LI2_BATCH_MEMORY_MB", 8192),
+        # Dispatch (li2_store.dispatch): "fair" holds waiting runs in the database and releases them
+        # per-user round-robin; "fifo" sends every batch at submit (before fair-share existed).
+        "DISPATCH": _choice(env, "LI2_DISPATCH", ("fair", "fifo")),
+        # Messages kept in the broker beyond one per idle worker slot (0: only what idle workers take).
+        "LOOKAHEAD": env_int(env, "LI2_LOOKAHEAD", 0, lo=0),
     }
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """`env[name]` if one of `allowed` (default: the first); ConfigError naming the variable otherwise."""
+    value = env.get(name) or allowed[0]
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
 
 
 def check_secrets(config: Mapping[str, object] | None = None) -> None:

@@ -95,6 +95,7 @@ class Experiment(Base):
         # Atomic dedup: one plain (non-forced, non-sweep) submit per user and spec.
         sa.UniqueConstraint("user_id", "dedup_key", name="uq_experiments_user_dedup"),
         sa.Index("ix_experiments_status_enqueued", "status", "enqueued_at"),
+        sa.Index("ix_experiments_status_released", "status", "released_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
@@ -142,6 +143,11 @@ class Experiment(Base):
     grokked: Mapped[bool | None] = mapped_column(index=True, default=None)
     epoch_generalized: Mapped[int | None] = mapped_column(index=True, default=None)
     final_test_acc: Mapped[float | None] = mapped_column(sa.Float, index=True, default=None)
+    # Fair-share dispatch (li2_store.dispatch): a queued run waits in the database until the
+    # dispatcher releases it to the broker; `release_id` names the message (batch) it went out in.
+    priority: Mapped[int] = mapped_column(sa.SmallInteger, default=1, server_default="1")  # 0 low, 1 normal, 2 high
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
+    release_id: Mapped[str | None] = mapped_column(sa.String(32), default=None)
 
     result: Mapped[Result | None] = relationship(back_populates="experiment", uselist=False)
 
@@ -201,3 +207,28 @@ class MetricRow(Base):
     experiment_id: Mapped[str] = mapped_column(sa.ForeignKey("experiments.id"), primary_key=True)
     epoch: Mapped[int] = mapped_column(primary_key=True)
     row_json: Mapped[dict] = mapped_column(sa.JSON)  # {column: value}: one row of li2.trainer.COLUMNS
+
+
+class FairShare(Base):
+    """A user's standing in fair-share dispatch (li2_store.dispatch): admin-set weight and `high`
+    allowance, and the stride scheduler's pass value (advanced by 1/weight per released batch)."""
+
+    __tablename__ = "fair_shares"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    weight: Mapped[float] = mapped_column(sa.Float, default=1.0)
+    high_allowance: Mapped[int | None] = mapped_column(default=None)  # None: LI2_HIGH_ALLOWANCE
+    pass_value: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    last_released_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WorkerSlot(Base):
+    """A live `li2lab worker` and its pool size, refreshed by its dispatcher thread every pass; the
+    dispatcher counts the slots of workers seen within a lease to know how many batches to release."""
+
+    __tablename__ = "worker_slots"
+
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    slots: Mapped[int] = mapped_column(default=1)
+    device: Mapped[str] = mapped_column(sa.String(32), default="cpu")
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)

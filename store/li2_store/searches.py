@@ -62,12 +62,12 @@ def _settings(config: dict | None) -> dict:
     return load_config()
 
 
-def _sender(enqueue: Enqueue | None) -> Enqueue:
+def _sender(enqueue: Enqueue | None, config: dict) -> Enqueue:
     if enqueue is not None:
         return enqueue
-    from li2_store.producer import send_batch
+    from li2_store.dispatch import enqueue_for
 
-    return send_batch
+    return enqueue_for(config)
 
 
 def add_round(session: Session, search: Search, round_index: int, plan: Plan, config: dict) -> list[Experiment]:
@@ -102,7 +102,7 @@ def work_items(rows: list[Experiment]) -> list[tuple[str, dict, tuple[str, int]]
 
 def send_rows(work: list[tuple[str, dict, tuple[str, int]]], config: dict, enqueue: Enqueue | None = None) -> None:
     """Enqueue runs in li2.batching's batches; a broker failure is logged (the reaper re-sends)."""
-    send = _sender(enqueue)
+    send = _sender(enqueue, config)
     batches = pack_batches(work, config["MAX_BATCH"], config["BATCH_MEMORY_MB"] << 20)
     for items in batches:
         try:

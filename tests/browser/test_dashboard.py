@@ -195,6 +195,9 @@ def test_the_runs_page_lists_filters_and_sorts_with_the_runs_values(
     page.click("#runs th[data-key=wd]")  # sort by weight decay, ascending
     wds = [r[10] for r in table_rows(page, "#runs") if r[10] != "—"]
     assert [float(w) for w in wds] == sorted(float(w) for w in wds)
+    # the queue panel reads GET /queue (fair-share dispatch, the embedded worker's slot)
+    page.wait_for_function("document.querySelector('#queue-source').textContent.includes('fair dispatch')")
+    assert "1 worker slot(s)" in page.text_content("#queue-source")
     screenshot(page, shots, "runs")
 
 

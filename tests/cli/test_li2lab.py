@@ -138,3 +138,19 @@ def test_cli_import_does_not_import_torch():
 def test_help_of_a_delegated_subcommand_reaches_its_owner():
     proc = subprocess.run([sys.executable, "-m", "li2lab", "users", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "create" in proc.stdout
+
+
+def test_share_sets_a_users_weight_and_high_allowance(tmp_path, monkeypatch, capsys):
+    from li2lab.main import main as li2lab
+
+    monkeypatch.setenv("LI2_DATABASE_URL", f"sqlite:///{tmp_path / 'li2.sqlite'}")
+    assert li2lab(["users", "create", "alice"]) == 0
+    capsys.readouterr()
+    assert li2lab(["share", "alice", "--weight", "2.5", "--high", "3"]) == 0
+    assert capsys.readouterr().out.strip() == "alice: weight 2.5, high allowance 3"
+    assert li2lab(["share", "alice"]) == 0
+    assert "weight 2.5" in capsys.readouterr().out
+    assert li2lab(["share", "nobody"]) == 1
+    with pytest.raises(SystemExit) as bad:
+        li2lab(["share", "alice", "--weight", "0"])
+    assert bad.value.code == 2 and "--weight must be a number > 0" in capsys.readouterr().err

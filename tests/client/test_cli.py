@@ -139,3 +139,13 @@ def test_health_and_cancel_finished_run(li2, finished_exp):
     assert code == 0 and json.loads(out)["status"] == "ok"
     code, _, err = li2("cancel", finished_exp.id)
     assert code == 1 and "Conflict" in err  # a finished run cannot be cancelled
+
+
+def test_queue_as_json_and_table_matches_the_sdk(li2, client, finished_exp):
+    """`li2 queue` and `client.queue()` show the same queue: the embedded worker's slot, the dispatch."""
+    q = client.queue()
+    assert q["dispatch"] == "fair" and q["slots"] >= 1 and [w["slots"] for w in q["workers"]] == [1]
+    code, out, _ = li2("queue", "--json")
+    assert code == 0 and json.loads(out)["workers"][0]["name"] == q["workers"][0]["name"]
+    code, out, _ = li2("queue")
+    assert code == 0 and "1 worker slot(s)" in out and ("nothing waiting" in out or "turn" in out)

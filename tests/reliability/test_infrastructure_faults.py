@@ -37,7 +37,9 @@ def assert_each_succeeded_once(stack, ids: list[str], timeout: float) -> list[di
 
 
 @pytest.mark.timeout(300)
-def test_redis_restart_loses_nothing(stack, redis_server):
+def test_redis_restart_loses_nothing(stack_with, redis_server):
+    # A look-ahead of 2, so under fair-share dispatch the waiting runs' messages are in Redis too.
+    stack = stack_with(LI2_LOOKAHEAD=2)
     api = stack.api(stack.create_user("alice"))
     stack.start_worker("a")
     long_id = api.post("/experiments", json=small_spec(1500, seed=1)).json()["id"]

@@ -45,7 +45,9 @@ def test_duplicate_and_late_messages_execute_once(stack):
     stack.start_worker("b")
     wait_until(lambda: all("ready." in p.log() for p in stack.workers.values()), 60, "both workers ready")
     exp_id = api.post("/experiments", json=small_spec(600, seed=5)).json()["id"]
-    send_batch([(exp_id, 1)], stack.broker_url)  # the same message again, while both workers are idle
+    # fair-share dispatch: the dispatcher sends the run's message (released_at marks it) ...
+    wait_until(lambda: stack.experiment(exp_id)["released_at"], 30, "the dispatcher to send the run")
+    send_batch([(exp_id, 1)], stack.broker_url)  # ... and here is the same message again
 
     row = stack.wait_status(exp_id, ("succeeded", "failed", "cancelled"), 120)
     assert row["status"] == "succeeded" and row["attempt"] == 1, row

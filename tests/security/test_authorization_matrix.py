@@ -63,6 +63,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("/api/v1/searches/<search_id>/runs", "GET"): USER,
     ("/api/v1/searches/<search_id>/cancel", "POST"): USER,
     ("/api/v1/searches/<search_id>/scaling-law", "GET"): USER,
+    ("/api/v1/queue", "GET"): USER,
 }
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -200,3 +201,26 @@ def test_user_filter_is_admin_only(client, world):
         assert r.status_code == 403, path
         r = client.get(path, headers={"Authorization": f"Bearer {world.root}"})
         assert r.status_code == 200 and r.get_json()["total"] >= 1, path
+
+
+def test_the_queue_shows_another_users_work_without_ids_or_specs(client, world):
+    """GET /queue: bob sees that alice waits (counts, position), never her run ids or specs."""
+    spec = {
+        "task": {"group": "cyclic", "order": 11},
+        "model": {"hidden": 8},
+        "training": {"epochs": 20, "eval_every": 10},
+        "seed": 424242,
+    }
+    r = client.post("/api/v1/experiments", json=spec, headers={"Authorization": f"Bearer {world.alice}"})
+    assert r.status_code == 202, r.get_json()
+    run_id = r.get_json()["id"]
+    mine = client.get("/api/v1/queue", headers={"Authorization": f"Bearer {world.alice}"})
+    theirs = client.get("/api/v1/queue", headers={"Authorization": f"Bearer {world.bob}"})
+    assert mine.status_code == theirs.status_code == 200
+    alice_row = next(w for w in mine.get_json()["waiting"] if w["user"] == "alice")
+    assert alice_row["runs"] >= 1 and alice_row["position"] >= 1
+    queued_ids = set(alice_row["next_run_ids"])
+    as_bob = next(w for w in theirs.get_json()["waiting"] if w["user"] == "alice")
+    assert as_bob["runs"] == alice_row["runs"] and as_bob["next_run_ids"] is None
+    text = theirs.get_data(as_text=True)
+    assert '"spec"' not in text and run_id not in text and not any(i in text for i in queued_ids)

@@ -146,7 +146,7 @@ SWEEP_BODIES: dict[str, tuple[bytes, str]] = {
     "grid dunder path": (raw(json.dumps({"base": VALID, "grid": {"task.__class__": [1]}})), "application/json"),
     "grid injection path": (raw(json.dumps({"base": VALID, "grid": {"__import__('os')": [1]}})), "application/json"),
     "grid huge product": (
-        raw(json.dumps({"base": VALID, "grid": {"seed": list(range(200)), "training.lr": [0.01, 0.02, 0.03]}})),
+        raw(json.dumps({"base": VALID, "grid": {"seed": list(range(4000)), "training.lr": [0.01, 0.02, 0.03]}})),
         "application/json",
     ),
     "grid values NaN": (

@@ -22,7 +22,17 @@ SPEC = {
     "training": {"epochs": 20},
     "seed": 1,
 }
-TABLES = ("users", "searches", "sweeps", "experiments", "results", "checkpoints", "metric_rows")
+TABLES = (
+    "users",
+    "searches",
+    "sweeps",
+    "experiments",
+    "results",
+    "checkpoints",
+    "metric_rows",
+    "fair_shares",
+    "worker_slots",
+)
 
 
 def spec(**changes) -> dict:

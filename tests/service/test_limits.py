@@ -1,6 +1,5 @@
-"""Per-user limits create nothing when refused: 429 + Retry-After while waiting can make room (active
-runs), 422 without Retry-After when it never can (a sweep over the size limit, or more runs at once
-than the active limit)."""
+"""Per-user run-count limits: 429 with Retry-After when waiting frees them, 422 when they can never
+be met; either way nothing is created. (The compute quota: test_compute_quota.py.)"""
 
 from __future__ import annotations
 
@@ -18,6 +17,9 @@ def test_active_run_limit_is_per_user_and_frees_up(db_url, service_factory, make
     assert post(make_spec(seed=3), who="bob").status_code == 202  # bob has his own budget
     svc.update(first, status="succeeded")
     assert post(make_spec(seed=3)).status_code == 202
+    sweep = {"base": make_spec(), "grid": {"seed": [7, 8, 9]}}  # 3 runs > the limit of 2: never admitted
+    never = svc.client.post("/api/v1/sweeps", json=sweep, headers=svc.auth("bob"))
+    assert never.status_code == 422 and "active_runs" in never.json["errors"] and "Retry-After" not in never.headers
 
 
 def test_sweep_limits(db_url, service_factory, make_spec):

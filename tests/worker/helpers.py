@@ -46,8 +46,11 @@ def add_user(engine, name: str = "alice") -> int:
         return user.id
 
 
-def add_run(engine, user_id: int, spec: dict, sweep_id: str | None = None, max_attempts: int = 3) -> str:
-    """Insert a queued experiment row the way the API does (minus HTTP)."""
+def add_run(
+    engine, user_id: int, spec: dict, sweep_id: str | None = None, max_attempts: int = 3, released: bool = True
+) -> str:
+    """Insert a queued experiment row the way the API does (minus HTTP). `released`: as if its
+    message were sent (the tests send it themselves); False leaves it to the fair-share dispatcher."""
     with session_scope(engine) as s:
         exp = Experiment(
             user_id=user_id,
@@ -60,6 +63,8 @@ def add_run(engine, user_id: int, spec: dict, sweep_id: str | None = None, max_a
             max_attempts=max_attempts,
             enqueued_at=database_now(s),
         )
+        if released:
+            exp.released_at = exp.enqueued_at
         s.add(exp)
         s.flush()
         return exp.id

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import os
+import socket
 import sys
 import threading
 
@@ -95,6 +96,7 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     )
 
     stop = threading.Event()
+    name = getattr(ns, "name", None) or f"li2-{os.getpid()}@%h"
     if not getattr(ns, "no_reaper", False):
         _preload_reaper_imports()
         engine = make_engine(settings.database_url)
@@ -102,10 +104,16 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
             init_db(engine)  # embedded mode: the tables may not exist yet; PostgreSQL uses Alembic
         # A forked pool child must not reuse the reaper's pooled connections (SQLAlchemy's advice).
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+        from li2_worker import dispatcher
+
+        dispatcher.guard_forks()  # Celery forks only between the reaper's and dispatcher's passes
+        slot = (name.replace("%h", socket.gethostname()), int(getattr(ns, "concurrency", 1) or 1), device)
         threading.Thread(target=run_forever, args=(engine, settings, stop), name="li2-reaper", daemon=True).start()
+        threading.Thread(
+            target=dispatcher.run_forever, args=(engine, settings, stop, slot), name="li2-dispatch", daemon=True
+        ).start()
 
     app = make_celery(settings.broker_url)
-    name = getattr(ns, "name", None) or f"li2-{os.getpid()}@%h"
     log.info(
         "li2 worker %s: device=%s broker=%s compile cache=%s",
         name,

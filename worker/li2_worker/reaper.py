@@ -119,6 +119,7 @@ def reap_stale_leases(
                     "claimed_by": None,
                     "heartbeat_at": None,
                     "enqueued_at": db_now(),
+                    "released_at": db_now(),  # re-sent below: out of the dispatcher's hands
                 },
             )
         with session_scope(engine) as s:
@@ -142,6 +143,8 @@ def resend_lost_messages(engine: Engine, settings: WorkerSettings) -> int:
     waiting = sa.and_(
         E.status == "queued", E.cancel_requested.is_(False), sa.func.coalesce(E.enqueued_at, E.created_at) < cutoff
     )
+    if settings.dispatch == "fair":  # runs not released yet wait for the dispatcher, not for a re-send
+        waiting = sa.and_(waiting, E.released_at.is_not(None))
     with session_scope(engine) as s:
         rows = s.execute(sa.select(E.id, E.attempt, E.batch_key, E.spec_json).where(waiting)).all()
     if not rows or queue_length(settings.broker_url) != 0:
@@ -206,22 +209,27 @@ def run_forever(engine: Engine, settings: WorkerSettings, stop: threading.Event)
     """
     outage = False
     reachable_since: datetime | None = None
+    from li2_worker.dispatcher import pass_lock  # no fork mid-pass (dispatcher module docstring)
+
     retained_at: float | None = None
     while not stop.wait(reaper_interval(settings)):
-        try:
-            if outage:
-                reachable_since = database_now(engine)
-                outage = False
-                log.warning("reaper: database reachable again; judging leases from one lease after %s", reachable_since)
-            done = reap_once(engine, settings, reachable_since)
-            if any(done.values()):
-                log.info("reaper: %s", done)
-        except Exception as exc:
-            outage = outage or is_unavailable(exc)
-            log.warning("reaper pass failed (will retry): %s", exc)
-        if retention_due(settings, retained_at):
-            retained_at = time.monotonic()  # a failed pass is retried at the next period, not at once
+        with pass_lock:
             try:
-                apply_retention(engine, settings)
+                if outage:
+                    reachable_since = database_now(engine)
+                    outage = False
+                    log.warning(
+                        "reaper: database reachable again; judging leases from one lease after %s", reachable_since
+                    )
+                done = reap_once(engine, settings, reachable_since)
+                if any(done.values()):
+                    log.info("reaper: %s", done)
             except Exception as exc:
-                log.warning("checkpoint retention failed (will retry): %s", exc)
+                outage = outage or is_unavailable(exc)
+                log.warning("reaper pass failed (will retry): %s", exc)
+            if retention_due(settings, retained_at):
+                retained_at = time.monotonic()  # a failed pass is retried at the next period, not at once
+                try:
+                    apply_retention(engine, settings)
+                except Exception as exc:
+                    log.warning("checkpoint retention failed (will retry): %s", exc)

@@ -39,6 +39,9 @@ class WorkerSettings:
     soft_shutdown_s: float  # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
     disable_prefetch: bool  # Celery's worker_disable_prefetch on Redis (LI2_WORKER_DISABLE_PREFETCH, 0)
     cache_dir: str  # the host's compile cache, shared by its pool children (LI2_CACHE_DIR, ./var/cache)
+    dispatch: str = "fair"  # fair | fifo (LI2_DISPATCH; li2_store.dispatch)
+    lookahead: int = 0  # messages out beyond one per idle slot (LI2_LOOKAHEAD, 0)
+    dispatch_interval_s: float = 0.5  # dispatcher pass period (LI2_DISPATCH_INTERVAL_S, 0.5)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, lo: float, cast=float):
@@ -90,4 +93,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         soft_shutdown_s=_number(env, "LI2_SOFT_SHUTDOWN_S", 60, 0),
         disable_prefetch=_number(env, "LI2_WORKER_DISABLE_PREFETCH", 0, 0, int) > 0,
         cache_dir=env.get("LI2_CACHE_DIR") or DEFAULT_CACHE_DIR,
+        dispatch=shared["DISPATCH"],
+        lookahead=shared["LOOKAHEAD"],
+        dispatch_interval_s=_number(env, "LI2_DISPATCH_INTERVAL_S", 0.5, 0.05),
     )

@@ -24,6 +24,7 @@ from li2_service.body import json_object
 from li2_service.errors import fail, unprocessable
 from li2_service.listing import fetch_page, page_response
 from li2_service.openapi import BINARY, BODY_ERRORS, CSV, location, problems
+from li2_service.priority import pop_priority
 from li2_store import metric_rows, models
 from li2_store import sweeps as sweeps_store
 from li2_store.db import session_scope
@@ -43,15 +44,16 @@ def _state() -> runs.ServiceState:
     return current_app.extensions["li2"]
 
 
-def _read_submit_body() -> tuple[dict, bool]:
-    """Accept {"spec": SPEC, "force": bool} or a bare SPEC; return (raw spec, force)."""
+def _read_submit_body() -> tuple[dict, bool, int]:
+    """Accept {"spec": SPEC, "force": bool, "priority": ...} or a bare SPEC (which may carry
+    `priority` too, outside the spec proper); return (raw spec, force, priority level)."""
     body = json_object()
-    if "spec" in body and set(body) <= {"spec", "force", *organise.LABEL_FIELDS}:
+    if "spec" in body and set(body) <= {"spec", "force", "priority", *organise.LABEL_FIELDS}:
         force = body.get("force", False)
         if not isinstance(force, bool):
             unprocessable("force", "must be true or false")
-        return body["spec"], force
-    return body, False
+        return body["spec"], force, pop_priority(body)
+    return body, False, pop_priority(body)
 
 
 def _idempotency_key() -> str | None:
@@ -97,11 +99,13 @@ def _idempotency_key() -> str | None:
 )
 def submit():
     """Submit one experiment."""
-    raw, force = _read_submit_body()
+    raw, force, priority = _read_submit_body()
     key = _idempotency_key()
     spec = validate_spec(raw)
     labels = _submit_labels()
-    done = runs.submit_experiment(_state(), auth.current_user(), spec, force=force, idempotency_key=key)
+    done = runs.submit_experiment(
+        _state(), auth.current_user(), spec, force=force, idempotency_key=key, priority=priority
+    )
     row = _label_new_run(done.row, labels) if labels and done.outcome == "created" else done.row
     if done.outcome == "cached":
         return schemas.experiment_view(row, cached=True), 200

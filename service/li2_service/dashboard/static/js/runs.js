@@ -140,24 +140,28 @@ function runLink(id) {
 
 function renderQueue(queue) {
   if (queue) {
-    // The queue resource: {running: [{id, worker, device, started_at, user}], waiting: [{id, user, position, enqueued_at, estimated_start}]}
-    setText("queue-source", "From the service's queue.");
+    // GET /queue (docs/workers.md): running batches {worker, device, since, user, runs, run_ids (yours only)}
+    // and waiting users {user, position, runs, batches, estimated_start_s, next_run_ids (yours only)}.
+    setText("queue-source", `From the service's queue (${queue.dispatch} dispatch, ${fmt(queue.slots)} worker slot(s)).`);
+    const firstRun = (ids, n) => (ids && ids.length ? runLink(ids[0]) : `${fmt(n)} run(s)`);
     fillTable(
       $("queue-running"),
       ["run", "worker", "device", "user", "running for"],
-      (queue.running || []).map((r) => [runLink(r.id), r.worker ?? "—", r.device ?? "—", r.user ?? "—", ago(r.started_at)]),
+      (queue.running || []).map((r) => [firstRun(r.run_ids, r.runs), r.worker ?? "—", r.device ?? "—", r.user ?? "—", ago(r.since)]),
     );
     fillTable(
       $("queue-waiting"),
-      ["run", "user", "position", "waiting for", "estimated start"],
-      (queue.waiting || []).map((r) => [
-        r.id ? runLink(r.id) : "—",
-        r.user ?? "—",
-        fmt(r.position),
-        ago(r.enqueued_at || r.created_at),
-        r.estimated_start ?? "—",
+      ["next run", "user", "turn", "runs waiting", "estimated start"],
+      (queue.waiting || []).map((w) => [
+        firstRun(w.next_run_ids, w.runs),
+        w.user ?? "—",
+        fmt(w.position),
+        fmt(w.runs),
+        w.estimated_start_s == null ? "not measured yet" : `in ${Math.round(w.estimated_start_s)} s`,
       ]),
     );
+    if (!(queue.running || []).length) $("queue-running").append(el("caption", {}, "nothing running"));
+    if (!(queue.waiting || []).length) $("queue-waiting").append(el("caption", {}, "nothing waiting"));
     return;
   }
   setText("queue-source", "Your runs that are running or waiting (the service has no queue resource yet).");

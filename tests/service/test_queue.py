@@ -1,0 +1,86 @@
+"""GET /api/v1/queue: running batches, waiting users in fair-share order, estimated starts.
+
+The worker's writes (claims, finished runs with their wall times, worker registration) are made
+directly in the database, as the worker makes them. Durations come from those measured runs, so
+the expected estimates follow from the numbers written here. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from li2_store import dispatch, models
+from li2_store.db import database_now, session_scope
+
+
+def submit(svc, body, who):
+    r = svc.client.post("/api/v1/experiments", json=body, headers=svc.auth(who))
+    assert r.status_code == 202, r.json
+    return r.json["id"]
+
+
+def test_the_queue_estimates_each_users_turn_from_measured_epoch_rates(svc, make_spec):
+    epochs = 20  # make_spec's
+    done = submit(svc, make_spec(seed=1), "alice")
+    running = submit(svc, make_spec(seed=2), "alice")
+    waiting_a = [submit(svc, make_spec(seed=s), "alice") for s in (3, 4)]
+    waiting_b = submit(svc, make_spec(seed=5), "bob")
+    with session_scope(svc.engine) as s:
+        now = database_now(s)
+        dispatch.register_worker(s, "li2-1@host", 1, "cuda:0")
+        e = models.Experiment
+        # measured: 1 s per epoch (20 s for 20 epochs)
+        s.execute(
+            sa.update(e)
+            .where(e.id == done)
+            .values(status="succeeded", started_at=now - timedelta(seconds=60), finished_at=now - timedelta(seconds=40))
+        )
+        # running for 5 s of its expected 20 s: 15 s left
+        s.execute(
+            sa.update(e)
+            .where(e.id == running)
+            .values(
+                status="running",
+                claimed_by="li2-1@host/77",
+                started_at=now - timedelta(seconds=5),
+                released_at=now,
+                release_id="r1",
+                progress_epoch=5,
+            )
+        )
+        alice = s.scalar(sa.select(models.User.id).where(models.User.name == "alice"))
+        dispatch.shares(s, [alice])[alice].pass_value = 1.0  # alice was served once already
+
+    q = svc.client.get("/api/v1/queue", headers=svc.auth("alice")).json
+    assert q["slots"] == 1 and q["released"] == 0 and q["dispatch"] == "fair"
+    (batch,) = q["running"]
+    assert (batch["user"], batch["device"], batch["run_ids"], batch["epoch"], batch["epochs"]) == (
+        "alice",
+        "cuda:0",
+        [running],
+        5,
+        epochs,
+    )
+    by_user = {w["user"]: w for w in q["waiting"]}
+    # bob's turn comes first (alice was served), after the running batch's 15 s; alice's 20 s later
+    assert by_user["bob"]["position"] == 1 and abs(by_user["bob"]["estimated_start_s"] - 15) < 1
+    assert by_user["alice"]["position"] == 2 and abs(by_user["alice"]["estimated_start_s"] - 35) < 1
+    assert by_user["alice"]["runs"] == 2 and by_user["alice"]["batches"] == 1  # one shape: trained together
+    assert by_user["alice"]["next_run_ids"] == waiting_a
+    assert by_user["bob"]["next_run_ids"] is None  # not alice's to see
+    assert svc.client.get("/api/v1/queue", headers=svc.auth("root")).json["waiting"][0]["next_run_ids"] == [
+        waiting_b
+    ]  # admins see everyone's
+
+
+def test_without_measurements_the_estimate_is_unknown_not_invented(svc, make_spec):
+    submit(svc, make_spec(seed=1), "alice")
+    q = svc.client.get("/api/v1/queue", headers=svc.auth("bob")).json
+    (w,) = q["waiting"]
+    assert w["position"] == 1 and w["estimated_start_s"] is None and w["estimated_start"] is None
+    assert svc.client.get("/api/v1/queue").status_code == 401
+    doc = svc.client.get("/api/v1/openapi.json").json
+    props = doc["components"]["schemas"]["Queue"]["properties"]
+    assert "get" in doc["paths"]["/api/v1/queue"] and {"running", "waiting", "workers"} <= set(props)
