@@ -50,6 +50,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
         "success_rule",
         "success_window",
         "precision",
+        "early_stop",
     ),
 }
 
