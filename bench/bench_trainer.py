@@ -5,6 +5,8 @@ reference's class-centred MSE, full-batch Adam (lr 0.01, wd 1e-4, torch semantic
 (train/test accuracy and loss) at the same epochs. The plain loop is what the paper's reference
 script does: `nn.Linear` modules on concatenated one-hot inputs, `torch.optim.Adam`, one run at a
 time. The batched side is `li2.trainer.BatchTrainer` with R runs (different seeds) in one stack.
+The last row is the worker's automatic choice (li2.subbatch): R learned by short probes, then the
+largest R's worth of runs trained as consecutive sub-batches of that size.
 
     python bench/bench_trainer.py                                  # CPU defaults: Z_23, K=128
     python bench/bench_trainer.py --order 97 --hidden 512 --runs 1,16,64,256 --device cuda
@@ -74,6 +76,36 @@ def time_batched(args, runs: int) -> float:
     _sync(args.device)
     t0 = time.perf_counter()
     trainer.train()
+    _sync(args.device)
+    return time.perf_counter() - t0
+
+
+def learn_size(args, runs: int) -> tuple[int, dict[int, float], float]:
+    """What a worker does the first time it sees this shape (li2.subbatch): probe R = 1, 2, 4, ...
+    up to `runs`; returns (chosen R, the measured rates, seconds the probes took)."""
+    from li2 import subbatch
+
+    spec = make_specs(args, 1)[0]
+    t0 = time.perf_counter()
+    rates = subbatch.learn({}, runs, lambda r: subbatch.measure_rate(spec, r, args.device, args.probe_s))
+    return subbatch.choose(rates, runs), rates, time.perf_counter() - t0
+
+
+def time_split(args, runs: int, size: int) -> float:
+    """Seconds to train `runs` runs as consecutive sub-batches of `size` (the worker's way)."""
+    from li2.trainer import BatchTrainer
+
+    warm = make_specs(args, size)
+    for s in warm:
+        s["training"]["epochs"] = 3
+    fuse = None if "LI2_COMPILE" in os.environ else args.device.startswith("cuda")
+    BatchTrainer(warm, args.device, fuse=fuse).train()
+    specs = make_specs(args, runs)
+    trainers = [BatchTrainer(specs[i : i + size], args.device, fuse=fuse) for i in range(0, runs, size)]
+    _sync(args.device)
+    t0 = time.perf_counter()
+    for trainer in trainers:
+        trainer.train()
     _sync(args.device)
     return time.perf_counter() - t0
 
@@ -163,6 +195,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2, help="timings per R, best kept (default 2)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument(
+        "--probe-s", type=float, default=0.5, help="seconds per sub-batch-size probe (LI2_SUBBATCH_PROBE_S; 0.5)"
+    )
+    ap.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -187,6 +222,26 @@ def main(argv=None) -> int:
             file=sys.stderr,
             flush=True,
         )
+    # The automatic choice: learn R as a worker would (fresh, no cache), then train the largest R's
+    # worth of runs in sub-batches of it, timed like the fixed rows.
+    most = max(int(r) for r in args.runs.split(","))
+    chosen, rates, probe_s = learn_size(args, most)
+    auto_best = float("inf")
+    for _ in range(args.repeats):
+        plain_best = min(plain_best, time_plain(args))
+        auto_best = min(auto_best, time_split(args, most, chosen))
+    rows.append(
+        (
+            f"li2, R learned ({most} runs as sub-batches; probes {probe_s:.1f} s once)",
+            chosen,
+            most * args.epochs / auto_best,
+        )
+    )
+    print(
+        f"learned R={chosen} from {', '.join(f'{r}: {v:,.0f}' for r, v in sorted(rates.items()))} run-epochs/s",
+        file=sys.stderr,
+        flush=True,
+    )
     plain_rate = args.epochs / plain_best
     rows = [("plain loop (1 run at a time)", 1, plain_rate), *rows]
     rows = [(name, R, rate, rate / plain_rate) for name, R, rate in rows]

@@ -75,6 +75,13 @@ def pack_batches(entries: Iterable[tuple[str, dict, Item]], max_batch: int, memo
     for key, spec, item in entries:
         if key not in groups:
             groups[key] = []
-            size[key] = max(1, min(max_batch, memory_bytes // max(1, run_memory_bytes(spec))))
+            size[key] = batch_limit(spec, max_batch, memory_bytes)
         groups[key].append(item)
     return [items[i : i + size[key]] for key, items in sorted(groups.items()) for i in range(0, len(items), size[key])]
+
+
+def batch_limit(spec: dict, max_batch: int, memory_bytes: int) -> int:
+    """Most runs shaped like `spec` in one batch: `max_batch`, and by `run_memory_bytes` within
+    `memory_bytes` of device memory; always at least 1. `pack_batches` cuts messages by it and the
+    worker's sub-batches (li2.subbatch) never exceed it."""
+    return max(1, min(max_batch, memory_bytes // max(1, run_memory_bytes(spec))))

@@ -34,6 +34,9 @@ class WorkerSettings:
     soft_time_limit_s: int  # soft limit: the batch fails cleanly (LI2_TASK_SOFT_TIME_LIMIT_S)
     soft_shutdown_s: float  # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
     disable_prefetch: bool  # Celery's worker_disable_prefetch on Redis (LI2_WORKER_DISABLE_PREFETCH, 0)
+    subbatch: int  # runs per sub-batch; 0 = learned by throughput (LI2_SUBBATCH, auto)
+    subbatch_probe_s: float  # seconds one throughput probe times (LI2_SUBBATCH_PROBE_S, 0.5)
+    worker_data_dir: str  # this host's files, e.g. the sub-batch cache (LI2_WORKER_DATA_DIR, ./var)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, lo: float, cast=float):
@@ -65,6 +68,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
     if lease <= heartbeat:
         raise ConfigError(f"LI2_LEASE_S ({lease}) must be longer than LI2_HEARTBEAT_S ({heartbeat})")
     broker = shared["BROKER_URL"]
+    subbatch = env.get("LI2_SUBBATCH") or "auto"
+    if subbatch != "auto" and not (subbatch.isdigit() and int(subbatch) >= 1):
+        raise ConfigError(f"LI2_SUBBATCH must be auto or a positive integer, got {subbatch!r}")
     return WorkerSettings(
         database_url=shared["DATABASE_URL"],
         broker_url=broker,
@@ -81,4 +87,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         soft_time_limit_s=soft,
         soft_shutdown_s=_number(env, "LI2_SOFT_SHUTDOWN_S", 60, 0),
         disable_prefetch=_number(env, "LI2_WORKER_DISABLE_PREFETCH", 0, 0, int) > 0,
+        subbatch=0 if subbatch == "auto" else int(subbatch),
+        subbatch_probe_s=_number(env, "LI2_SUBBATCH_PROBE_S", 0.5, 0),
+        worker_data_dir=env.get("LI2_WORKER_DATA_DIR") or "./var",
     )

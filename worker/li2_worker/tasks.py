@@ -41,6 +41,7 @@ from li2_store.db import db_now, is_unavailable, make_engine, retrying, session_
 from li2_store.producer import TASK_NAME, send_batch
 from li2_worker.heartbeat import Heartbeat
 from li2_worker.settings import WorkerSettings, load_settings
+from li2_worker.throughput import HostThroughput
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,9 @@ class BatchJob:
     def _train(self) -> list[dict]:
         resume = [self._resume_blob(c) for c in self.claims]
         run_batch = self._run_batch or _load_runner()
-        return run_batch(
+        return HostThroughput(self.settings).run(  # sub-batches of the learned size (li2_worker.throughput)
+            run_batch,
             [c.spec for c in self.claims],
-            self.settings.device,
             on_progress=self.on_progress,
             should_stop=self.should_stop,
             on_checkpoint=self.on_checkpoint,

@@ -1,0 +1,187 @@
+"""How many runs to stack at once: the sub-batch size R that trains the most run-epochs per second.
+
+Stacking R runs in one `BatchTrainer` pays only where the device has room to spare: small shapes
+leave a CPU's cores idle between tiny matrix products and gain several times at R = 16, the
+paper's sizes (Z_71, K = 2048) run *slower* stacked on a CPU, and a big GPU gains tens of times at
+R = 256. So R is measured, per device kind and shape class, instead of fixed:
+
+- `shape_class(spec)` names what decides the cost of one epoch (task, operands, K, layers, loss,
+  optimizer, diagnostics on/off, n_train rounded up to a power of two); the epoch budget and the
+  measurement cadence are left out, so one measurement serves every sweep of that shape.
+- `learn(rates, limit, measure)` probes R = 1, 2, 4, ... (powers of two, and `limit` itself), each with
+  `measure_rate`, and stops once the newest R is clearly (`DROP`) below the best so far, or at
+  `limit`; rates already known are reused, and a later, larger batch probes on from where it
+  stopped. `choose(rates, limit)` is then the best measured R that fits.
+- `run_in_subbatches` trains a list of specs as consecutive sub-batches (each through
+  `li2.runner.run_batch`), mapping the runner's per-run callbacks back to the caller's indices.
+
+`limit` is the hard cap: at most the runs at hand, `LI2_MAX_BATCH` and the device memory
+(`li2.batching.batch_limit`), the same rule the API packs messages by, so a message may train as
+several sub-batches but never as a larger one. Which R a host learned, and where it is kept, is
+the worker's business (`li2_worker.throughput`). Nothing here imports torch at module level.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+
+from li2.batching import batch_key
+from li2.spec.limits import resolve_train_size
+
+DROP = 0.9  # a probe below DROP × the best rate so far ends the search (noise stays above it)
+WARMUP_EPOCHS = 2  # untimed epochs before a probe's clock starts (allocation, first kernels)
+MIN_TIMED_EPOCHS = 2  # a probe times at least this many epochs, however short `seconds` is
+PROBE_EPOCHS = 5000  # epoch budget of a probe (it usually stops long before)
+
+
+def shape_class(spec: dict) -> str:
+    """A readable key for everything that sets the cost of one epoch of `spec`'s run, e.g.
+    ``cyclic/23 k=2 K=128 n<=256 L=0 sqr mse adam``."""
+    t, m, tr = spec["task"], spec["model"], spec["training"]
+    n = resolve_train_size(spec)
+    parts = [
+        f"{t['group']}/{t['order']}",
+        f"k={t.get('operands', 2)}",
+        f"K={m['hidden']}",
+        f"n<={1 << max(0, math.ceil(math.log2(max(1, n))))}",
+        f"L={m['extra_layers']}",
+        m["activation"],
+        tr["loss"],
+        tr["optimizer"],
+    ]
+    if m["embedding_trainable"]:
+        parts.append("embedding")
+    if m["ridge_top"] is not None:
+        parts.append("ridge")
+    if tr["diagnostics"]:
+        parts.append("diagnostics")
+    return " ".join(parts)
+
+
+def next_probe(rates: dict[int, float], limit: int) -> int | None:
+    """The next R to measure given the `rates` measured so far (R -> run-epochs/s), or None when
+    the best R ≤ `limit` is known: the largest measured R is clearly worse than the best, or the
+    search reached `limit`."""
+    fitting = {r: v for r, v in rates.items() if r <= limit}
+    if limit <= 1:
+        return None
+    if 1 not in fitting:
+        return 1
+    top = max(fitting)
+    if fitting[top] < DROP * max(fitting.values()) or top >= limit:
+        return None
+    return min(1 << top.bit_length(), limit)  # the next power of two above top, or the cap
+
+
+def choose(rates: dict[int, float], limit: int) -> int:
+    """The measured R ≤ `limit` with the highest rate (1 when nothing fits)."""
+    fitting = {r: v for r, v in rates.items() if r <= limit}
+    return max(fitting, key=lambda r: (fitting[r], -r)) if fitting else 1
+
+
+def learn(rates: dict[int, float], limit: int, measure: Callable[[int], float]) -> dict[int, float]:
+    """`rates` extended by `measure(R)` at every R `next_probe` asks for; returns the new dict."""
+    rates = dict(rates)
+    while (r := next_probe(rates, limit)) is not None:
+        rates[r] = measure(r)
+    return rates
+
+
+def probe_specs(spec: dict, runs: int) -> list[dict]:
+    """`runs` copies of `spec` (seeds 0..runs-1) with no dense phase, no snapshots and a long
+    epoch budget: `measure_rate` stops them itself once it has timed enough epochs."""
+    out = []
+    for seed in range(runs):
+        s = copy.deepcopy(spec)
+        s["seed"] = seed
+        s["training"].update(epochs=PROBE_EPOCHS, dense_until=0, checkpoint_epochs=[], schedule="none")
+        out.append(s)
+    return out
+
+
+def measure_rate(spec: dict, runs: int, device, seconds: float, fuse: bool | None = None) -> float:
+    """Run-epochs per second of `runs` stacked copies of `spec` on `device` (steady state).
+
+    After WARMUP_EPOCHS untimed epochs, times epochs (steps plus the spec's eval_every
+    measurements) until `seconds` have passed and at least MIN_TIMED_EPOCHS were timed.
+    """
+    import torch
+
+    from li2.trainer import BatchTrainer
+
+    dev = torch.device(device)
+    trainer = BatchTrainer(probe_specs(spec, runs), dev, fuse=fuse)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    clock = {"start": 0.0, "last": 0.0}
+    epochs = [0]
+
+    def tick() -> set[int]:  # called after every step
+        epochs[0] += 1
+        if epochs[0] == WARMUP_EPOCHS:
+            sync()
+        clock["last"] = time.perf_counter()  # no sync per epoch: the host runs at most a queue ahead
+        if epochs[0] == WARMUP_EPOCHS:
+            clock["start"] = clock["last"]
+        timed = epochs[0] - WARMUP_EPOCHS
+        if timed >= MIN_TIMED_EPOCHS and clock["last"] - clock["start"] >= seconds:
+            sync()
+            clock["last"] = time.perf_counter()
+            return set(range(runs))
+        return set()
+
+    trainer.train(should_stop=tick)
+    timed = max(1, epochs[0] - WARMUP_EPOCHS)
+    return runs * timed / max(clock["last"] - clock["start"], 1e-9)
+
+
+def subbatches(specs: list[dict], size_of: Callable[[list[int]], int]) -> list[list[int]]:
+    """Indices of `specs` cut into sub-batches: runs of one batch_key together (in first-seen
+    order), in consecutive slices of `size_of(indices of that key)` runs."""
+    groups: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        groups.setdefault(batch_key(spec), []).append(i)
+    out = []
+    for members in groups.values():
+        size = max(1, size_of(members))
+        out += [members[j : j + size] for j in range(0, len(members), size)]
+    return out
+
+
+def run_in_subbatches(
+    run_batch: Callable[..., list[dict]],
+    specs: list[dict],
+    device,
+    chunks: list[list[int]],
+    *,
+    on_progress: Callable[[int, int, dict], None] | None = None,
+    should_stop: Callable[[], set[int]] | None = None,
+    on_checkpoint: Callable[[int, int, bytes], None] | None = None,
+    resume: list[bytes | None] | None = None,
+    **options,
+) -> list[dict]:
+    """`run_batch(specs, device, ...)` one sub-batch (`chunks`, lists of indices) after another.
+
+    Callbacks see the caller's indices; `options` (e.g. checkpoint_every) go to every call.
+    Results come back in the order of `specs`, as from one `run_batch` call.
+    """
+    results: list[dict | None] = [None] * len(specs)
+    for chunk in chunks:
+        local = {i: j for j, i in enumerate(chunk)}
+        out = run_batch(
+            [specs[i] for i in chunk],
+            device,
+            on_progress=(lambda j, e, row, chunk=chunk: on_progress(chunk[j], e, row)) if on_progress else None,
+            should_stop=(lambda local=local: {local[i] for i in should_stop() if i in local}) if should_stop else None,
+            on_checkpoint=(lambda j, e, blob, chunk=chunk: on_checkpoint(chunk[j], e, blob)) if on_checkpoint else None,
+            resume=[resume[i] for i in chunk] if resume is not None else None,
+            **options,
+        )
+        for i, result in zip(chunk, out, strict=True):
+            results[i] = result
+    missing = [i for i, r in enumerate(results) if r is None]
+    if missing:
+        raise ValueError(f"the sub-batches did not cover runs {missing}")
+    return results  # type: ignore[return-value]
