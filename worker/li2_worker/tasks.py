@@ -6,7 +6,8 @@ Flow of one message ``[[run_id, attempt], ...]`` (runs of one li2.batching.batch
    superseded by a newer attempt are skipped, so duplicate and late messages are harmless;
 2. load each run's newest "resume" checkpoint when its attempt is > 1 (the reaper requeued it);
 3. start the heartbeat thread and a SIGTERM handler, import li2.runner *here*, inside the pool
-   child (CUDA is never initialised in Celery's parent process), and run the batch; every measured
+   child (CUDA is never initialised in Celery's parent process), and run the batch, as consecutive
+   sub-batches of the size this host learned for the shape (li2_worker.throughput); every measured
    row is written, batched at most about once a second, as progress and live metric rows
    (li2_store.metric_rows), so the API can serve a running run's curves;
 4. write each run's final state, guarded by its lease: succeeded (+ result row), cancelled
