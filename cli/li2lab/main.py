@@ -68,7 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--device", default="auto", choices=devices)
     p.add_argument("--plots", action="store_true", help="also write PNG figures (li2.plots)")
-    p.add_argument("--batch-size", type=int, default=256, help="most runs trained together (default 256)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="most runs trained together (default 256); within it, sub-batches of the size this machine "
+        "trains fastest (LI2_SUBBATCH, docs/workers.md)",
+    )
     p.add_argument(
         "--batch-memory-mb",
         type=int,
@@ -86,7 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (run it again to resume)")
     p.add_argument("--device", default="auto", choices=devices)
     p.add_argument("--plots", action="store_true", help="also write the scaling-law figure (li2.plots)")
-    p.add_argument("--batch-size", type=int, default=256, help="most runs trained together (default 256)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="most runs trained together (default 256); within it, sub-batches of the size this machine "
+        "trains fastest (LI2_SUBBATCH, docs/workers.md)",
+    )
     p.add_argument("--batch-memory-mb", type=int, default=8192, help="device memory one batch may take (8192)")
     p.set_defaults(handler=cmd_search)
 

@@ -9,8 +9,8 @@ R = 256. So R is measured, per device kind and shape class, instead of fixed:
   optimizer, diagnostics on/off, n_train rounded up to a power of two); the epoch budget and the
   measurement cadence are left out, so one measurement serves every sweep of that shape.
 - `learn(rates, limit, measure)` probes R = 1, 2, 4, ... (powers of two, and `limit` itself), each with
-  `measure_rate`, and stops once the newest R is clearly (`DROP`) below the best so far, or at
-  `limit`; rates already known are reused, and a later, larger batch probes on from where it
+  `measure_rate`, and stops once the two newest R are clearly (`DROP`) below the best so far, or
+  at `limit`; rates already known are reused, and a later, larger batch probes on from where it
   stopped. `choose(rates, limit)` is then the best measured R that fits.
 - `run_in_subbatches` trains a list of specs as consecutive sub-batches (each through
   `li2.runner.run_batch`), mapping the runner's per-run callbacks back to the caller's indices.
@@ -33,7 +33,7 @@ from li2.spec.limits import resolve_train_size
 
 DROP = 0.9  # a probe below DROP × the best rate so far ends the search (noise stays above it)
 WARMUP_EPOCHS = 2  # untimed epochs before a probe's clock starts (allocation, first kernels)
-MIN_TIMED_EPOCHS = 2  # a probe times at least this many epochs, however short `seconds` is
+WINDOWS = 3  # a probe keeps the best of this many timed windows (at least one epoch each)
 PROBE_EPOCHS = 5000  # epoch budget of a probe (it usually stops long before)
 
 
@@ -63,15 +63,16 @@ def shape_class(spec: dict) -> str:
 
 def next_probe(rates: dict[int, float], limit: int) -> int | None:
     """The next R to measure given the `rates` measured so far (R -> run-epochs/s), or None when
-    the best R ≤ `limit` is known: the largest measured R is clearly worse than the best, or the
-    search reached `limit`."""
+    the best R ≤ `limit` is known: the two largest measured R are both clearly worse than the best
+    (one bad probe on a busy machine does not end the search), or the search reached `limit`."""
     fitting = {r: v for r, v in rates.items() if r <= limit}
     if limit <= 1:
         return None
     if 1 not in fitting:
         return 1
-    top = max(fitting)
-    if fitting[top] < DROP * max(fitting.values()) or top >= limit:
+    top, best = max(fitting), max(fitting.values())
+    last_two = sorted(fitting)[-2:]
+    if top >= limit or (len(last_two) == 2 and all(fitting[r] < DROP * best for r in last_two)):
         return None
     return min(1 << top.bit_length(), limit)  # the next power of two above top, or the cap
 
@@ -105,8 +106,9 @@ def probe_specs(spec: dict, runs: int) -> list[dict]:
 def measure_rate(spec: dict, runs: int, device, seconds: float, fuse: bool | None = None) -> float:
     """Run-epochs per second of `runs` stacked copies of `spec` on `device` (steady state).
 
-    After WARMUP_EPOCHS untimed epochs, times epochs (steps plus the spec's eval_every
-    measurements) until `seconds` have passed and at least MIN_TIMED_EPOCHS were timed.
+    After WARMUP_EPOCHS untimed epochs, times WINDOWS windows of `seconds` / WINDOWS each (at
+    least one epoch each; steps plus the spec's eval_every measurements) and returns the best
+    window's rate: on a shared machine the least disturbed window is the device's own speed.
     """
     import torch
 
@@ -115,26 +117,33 @@ def measure_rate(spec: dict, runs: int, device, seconds: float, fuse: bool | Non
     dev = torch.device(device)
     trainer = BatchTrainer(probe_specs(spec, runs), dev, fuse=fuse)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    clock = {"start": 0.0, "last": 0.0}
-    epochs = [0]
+    window_s = seconds / WINDOWS
+    state = {"epoch": 0, "start": 0.0, "timed": 0}
+    rates: list[float] = []
 
-    def tick() -> set[int]:  # called after every step
-        epochs[0] += 1
-        if epochs[0] == WARMUP_EPOCHS:
+    def tick() -> set[int]:  # called after every step; no sync per epoch (the host runs a queue ahead)
+        state["epoch"] += 1
+        if state["epoch"] < WARMUP_EPOCHS:
+            return set()
+        if state["epoch"] == WARMUP_EPOCHS:
             sync()
-        clock["last"] = time.perf_counter()  # no sync per epoch: the host runs at most a queue ahead
-        if epochs[0] == WARMUP_EPOCHS:
-            clock["start"] = clock["last"]
-        timed = epochs[0] - WARMUP_EPOCHS
-        if timed >= MIN_TIMED_EPOCHS and clock["last"] - clock["start"] >= seconds:
+            state["start"] = time.perf_counter()
+            return set()
+        state["timed"] += 1
+        if time.perf_counter() - state["start"] >= window_s:
             sync()
-            clock["last"] = time.perf_counter()
-            return set(range(runs))
+            now = time.perf_counter()
+            rates.append(runs * state["timed"] / max(now - state["start"], 1e-9))
+            state["start"], state["timed"] = now, 0
+            if len(rates) >= WINDOWS:
+                return set(range(runs))
         return set()
 
     trainer.train(should_stop=tick)
-    timed = max(1, epochs[0] - WARMUP_EPOCHS)
-    return runs * timed / max(clock["last"] - clock["start"], 1e-9)
+    if state["timed"]:  # the epoch budget ran out inside a window
+        sync()
+        rates.append(runs * state["timed"] / max(time.perf_counter() - state["start"], 1e-9))
+    return max(rates)
 
 
 def subbatches(specs: list[dict], size_of: Callable[[list[int]], int]) -> list[list[int]]:

@@ -56,11 +56,17 @@ class Curve:
 # -- the search (pure) -------------------------------------------------------------------------
 
 
-def test_the_search_doubles_until_the_rate_clearly_drops():
-    curve = Curve({1: 10.0, 2: 18.0, 4: 30.0, 8: 25.0, 16: 40.0})
+def test_the_search_doubles_until_the_rate_clearly_drops_twice():
+    curve = Curve({1: 10.0, 2: 18.0, 4: 30.0, 8: 25.0, 16: 20.0, 32: 40.0})
     rates = subbatch.learn({}, 64, curve)
-    assert curve.asked == [1, 2, 4, 8]  # 8 is below 0.9 × 30: no further probe (16 is never tried)
+    assert curve.asked == [1, 2, 4, 8, 16]  # 8 and 16 both below 0.9 × 30: 32 is never tried
     assert subbatch.choose(rates, 64) == 4
+
+
+def test_one_disturbed_probe_does_not_end_the_search():
+    curve = Curve({1: 10.0, 2: 4.0, 4: 30.0, 8: 35.0, 16: 20.0, 32: 10.0})
+    rates = subbatch.learn({}, 64, curve)
+    assert curve.asked == [1, 2, 4, 8, 16, 32] and subbatch.choose(rates, 64) == 8
 
 
 def test_the_search_stops_at_the_cap_and_a_larger_batch_probes_on():
