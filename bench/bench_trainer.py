@@ -195,6 +195,12 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2, help="timings per R, best kept (default 2)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument(
+        "--auto",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add the learned-R row (default on; --no-auto skips its probes and timing)",
+    )
+    ap.add_argument(
         "--probe-s", type=float, default=0.5, help="seconds per sub-batch-size probe (LI2_SUBBATCH_PROBE_S; 0.5)"
     )
     ap.add_argument(
@@ -225,23 +231,16 @@ def main(argv=None) -> int:
     # The automatic choice: learn R as a worker would (fresh, no cache), then train the largest R's
     # worth of runs in sub-batches of it, timed like the fixed rows.
     most = max(int(r) for r in args.runs.split(","))
-    chosen, rates, probe_s = learn_size(args, most)
-    auto_best = float("inf")
-    for _ in range(args.repeats):
-        plain_best = min(plain_best, time_plain(args))
-        auto_best = min(auto_best, time_split(args, most, chosen))
-    rows.append(
-        (
-            f"li2, R learned ({most} runs as sub-batches; probes {probe_s:.1f} s once)",
-            chosen,
-            most * args.epochs / auto_best,
-        )
-    )
-    print(
-        f"learned R={chosen} from {', '.join(f'{r}: {v:,.0f}' for r, v in sorted(rates.items()))} run-epochs/s",
-        file=sys.stderr,
-        flush=True,
-    )
+    if args.auto:
+        chosen, rates, probe_s = learn_size(args, most)
+        auto_best = float("inf")
+        for _ in range(args.repeats):
+            plain_best = min(plain_best, time_plain(args))
+            auto_best = min(auto_best, time_split(args, most, chosen))
+        label = f"li2, R learned ({most} runs as sub-batches; probes {probe_s:.1f} s once)"
+        rows.append((label, chosen, most * args.epochs / auto_best))
+        learned = ", ".join(f"{r}: {v:,.0f}" for r, v in sorted(rates.items()))
+        print(f"learned R={chosen} from {learned} run-epochs/s", file=sys.stderr, flush=True)
     plain_rate = args.epochs / plain_best
     rows = [("plain loop (1 run at a time)", 1, plain_rate), *rows]
     rows = [(name, R, rate, rate / plain_rate) for name, R, rate in rows]

@@ -103,12 +103,14 @@ def probe_specs(spec: dict, runs: int) -> list[dict]:
     return out
 
 
-def measure_rate(spec: dict, runs: int, device, seconds: float, fuse: bool | None = None) -> float:
+def measure_rate(spec: dict, runs: int, device, seconds: float, fuse: bool = False) -> float:
     """Run-epochs per second of `runs` stacked copies of `spec` on `device` (steady state).
 
     After WARMUP_EPOCHS untimed epochs, times WINDOWS windows of `seconds` / WINDOWS each (at
     least one epoch each; steps plus the spec's eval_every measurements) and returns the best
     window's rate: on a shared machine the least disturbed window is the device's own speed.
+    Probes run eager by default (`fuse` False): compiling each probed shape would cost tens of
+    seconds per R on a GPU, more than the probe itself.
     """
     import torch
 
