@@ -148,6 +148,19 @@ def test_memory_and_max_batch_stay_hard_caps(tmp_path):
     assert calls == [5, 3]  # a fixed size, no measurement
 
 
+def test_a_probe_the_device_cannot_run_is_never_chosen(tmp_path):
+    def measure(_spec, r):
+        if r >= 4:
+            raise RuntimeError("CUDA out of memory")
+        return 10.0 * r
+
+    host = HostThroughput(settings(tmp_path), measure=measure)
+    assert host.size([spec(seed=i) for i in range(16)]) == 2
+    assert host.measured == 4  # 1, 2, then 4 and 8 failed: the search stops
+    again = HostThroughput(settings(tmp_path), measure=measure)
+    assert again.size([spec(seed=i) for i in range(16)]) == 2 and again.measured == 0  # the failures are kept
+
+
 @pytest.mark.parametrize("bad", ["0", "-1", "big", "2.5"])
 def test_a_bad_subbatch_setting_is_named(bad):
     with pytest.raises(ConfigError, match="LI2_SUBBATCH"):

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "li2-throughput/1"
 MAX_R = 1 << 20  # larger R in a file is malformed
+FAILED_RATE = 1e-9  # the rate recorded for a probe that raised (the file keeps rates > 0)
 
 
 def cache_path(data_dir: str, host: str | None = None) -> Path:
@@ -75,7 +76,7 @@ class Entry:
         return {
             "device": self.device,
             "shape": self.shape,
-            "rates": {str(r): round(v, 3) for r, v in sorted(self.rates.items())},
+            "rates": {str(r): float(f"{v:.6g}") for r, v in sorted(self.rates.items())},
             "updated": self.updated,
         }
 
@@ -191,8 +192,14 @@ class HostThroughput:
         return chosen
 
     def _probe(self, spec: dict, runs: int) -> float:
+        """One measurement; a probe the device cannot run (RuntimeError, e.g. out of memory) counts
+        as a vanishing rate, so that R is never chosen and the search stops above it."""
         self.measured += 1
-        rate = self.measure(spec, runs)
+        try:
+            rate = self.measure(spec, runs)
+        except RuntimeError as exc:
+            log.warning("sub-batch probe: R=%d failed (%s); not using it", runs, exc)
+            return FAILED_RATE
         log.info("sub-batch probe: R=%d trains %.0f run-epochs/s", runs, rate)
         return rate
 
