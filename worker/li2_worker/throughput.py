@@ -130,13 +130,14 @@ def store_entry(path: Path, entry: Entry) -> None:
 
 
 def device_kind(device) -> str:
-    """What a rate depends on besides the shape: the device type and model (and CPU threads)."""
+    """What a rate depends on besides the shape: the device type and model, CPU threads, and the
+    torch version (an upgrade measures again)."""
     from li2.environment import describe
 
     env = describe(device)
     if device.type == "cpu":
-        return f"cpu: {env['device_name']}, {env['threads']} threads"
-    return f"{device.type}: {env['device_name']}"
+        return f"cpu: {env['device_name']}, {env['threads']} threads, torch {env['torch']}"
+    return f"{device.type}: {env['device_name']}, torch {env['torch']}"
 
 
 class HostThroughput:
