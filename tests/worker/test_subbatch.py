@@ -20,9 +20,9 @@ from li2_store.config import ConfigError
 from li2_store.db import session_scope
 from li2_store.models import Result
 from li2_worker import throughput
-from li2_worker.main import main as worker_main
 from li2_worker.tasks import BatchJob
 from li2_worker.throughput import Entry, HostThroughput, cache_path, read_entries, store_entry
+from li2lab.main import main as li2lab
 
 from .helpers import add_run, add_user, new_engine, row, settings_for
 
@@ -242,9 +242,9 @@ def test_explain_prints_the_table_for_this_host(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LI2_WORKER_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("LI2_WORKER_DEVICE", "cpu")  # main() sets it; restored after the test
     seed_cache(tmp_path, spec(), {1: 10.0, 2: 30.0, 4: 20.0})
-    assert worker_main(["--explain"]) == 0
+    assert li2lab(["worker", "--explain"]) == 0
     out = capsys.readouterr().out
     assert f"| {subbatch.shape_class(spec())} | 2 | 30 | 1: 10, 2: 30, 4: 20 |" in out
     cache_path(str(tmp_path)).write_text("{ broken")
-    assert worker_main(["--explain"]) == 0
+    assert li2lab(["worker", "--explain"]) == 0
     assert "not readable JSON" in capsys.readouterr().out
