@@ -82,12 +82,19 @@ def time_batched(args, runs: int) -> float:
 
 def learn_size(args, runs: int) -> tuple[int, dict[int, float], float]:
     """What a worker does the first time it sees this shape (li2.subbatch): probe R = 1, 2, 4, ...
-    up to `runs`; returns (chosen R, the measured rates, seconds the probes took)."""
+    up to `runs` and weigh plain and measured epochs by this schedule; returns (chosen R, the
+    run-epochs/s the cost model predicts by R, seconds the probes took)."""
     from li2 import subbatch
 
     spec = make_specs(args, 1)[0]
+    epochs, measured = spec["training"]["epochs"], subbatch.measured_epochs(spec["training"])
+
+    def rate(r: int, cost: tuple[float, float]) -> float:
+        return subbatch.run_rate(r, cost, epochs, measured)
+
     t0 = time.perf_counter()
-    rates = subbatch.learn({}, runs, lambda r: subbatch.measure_rate(spec, r, args.device, args.probe_s))
+    costs = subbatch.learn({}, runs, lambda r: subbatch.measure_cost(spec, r, args.device, args.probe_s), rate)
+    rates = {r: rate(r, c) for r, c in costs.items()}
     return subbatch.choose(rates, runs), rates, time.perf_counter() - t0
 
 
@@ -240,7 +247,7 @@ def main(argv=None) -> int:
         label = f"li2, R learned ({most} runs as sub-batches; probes {probe_s:.1f} s once)"
         rows.append((label, chosen, most * args.epochs / auto_best))
         learned = ", ".join(f"{r}: {v:,.0f}" for r, v in sorted(rates.items()))
-        print(f"learned R={chosen} from {learned} run-epochs/s", file=sys.stderr, flush=True)
+        print(f"learned R={chosen} from the probes' {learned} run-epochs/s", file=sys.stderr, flush=True)
     plain_rate = args.epochs / plain_best
     rows = [("plain loop (1 run at a time)", 1, plain_rate), *rows]
     rows = [(name, R, rate, rate / plain_rate) for name, R, rate in rows]

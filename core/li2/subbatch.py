@@ -7,11 +7,17 @@ R = 256. So R is measured, per device kind and shape class, instead of fixed:
 
 - `shape_class(spec)` names what decides the cost of one epoch (task, operands, K, layers, loss,
   optimizer, diagnostics on/off, n_train rounded up to a power of two); the epoch budget and the
-  measurement cadence are left out, so one measurement serves every sweep of that shape.
-- `learn(rates, limit, measure)` probes R = 1, 2, 4, ... (powers of two, and `limit` itself), each with
-  `measure_rate`, and stops once the two newest R are clearly (`DROP`) below the best so far, or
-  at `limit`; rates already known are reused, and a later, larger batch probes on from where it
-  stopped. `choose(rates, limit)` is then the best measured R that fits.
+  measurement cadence are left out (the cost model weighs them), so one measurement serves every
+  sweep of that shape.
+- `measure_cost(spec, R, device, seconds)` times R stacked copies of a run twice: plain epochs
+  and measured ones (evaluation, and diagnostics when on), seconds per epoch of the stack each.
+  `run_rate` is the cost model: run-epochs/s of R runs on a given schedule (how many of its
+  epochs are measured, `measured_epochs`), so one measurement serves every epoch budget and
+  cadence, from all-dense short runs to long runs measured every 50 epochs.
+- `learn(costs, limit, measure, rate)` probes R = 1, 2, 4, ... (powers of two, and `limit`
+  itself) and stops once the two newest R are clearly (`DROP`) below the best so far, or at
+  `limit`; costs already known are reused, and a later, larger batch probes on from where it
+  stopped. `choose(rates, limit)` is then the best R that fits.
 - `run_in_subbatches` trains a list of specs as consecutive sub-batches (each through
   `li2.runner.run_batch`), mapping the runner's per-run callbacks back to the caller's indices.
 
@@ -27,6 +33,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from li2.batching import batch_key
 from li2.spec.limits import resolve_train_size
@@ -35,6 +42,8 @@ DROP = 0.9  # a probe below DROP × the best rate so far ends the search (noise 
 WARMUP_EPOCHS = 2  # untimed epochs before a probe's clock starts (allocation, first kernels)
 WINDOWS = 3  # a probe keeps the best of this many timed windows (at least one epoch each)
 PROBE_EPOCHS = 5000  # epoch budget of a probe (it usually stops long before)
+
+Cost = TypeVar("Cost")  # what one probe of R measured (li2_worker.throughput: run_rate's cost pair)
 
 
 def shape_class(spec: dict) -> str:
@@ -83,45 +92,73 @@ def choose(rates: dict[int, float], limit: int) -> int:
     return max(fitting, key=lambda r: (fitting[r], -r)) if fitting else 1
 
 
-def learn(rates: dict[int, float], limit: int, measure: Callable[[int], float]) -> dict[int, float]:
-    """`rates` extended by `measure(R)` at every R `next_probe` asks for; returns the new dict."""
-    rates = dict(rates)
-    while (r := next_probe(rates, limit)) is not None:
-        rates[r] = measure(r)
-    return rates
+def learn(
+    known: dict[int, Cost], limit: int, measure: Callable[[int], Cost], rate: Callable[[int, Cost], float]
+) -> dict[int, Cost]:
+    """`known` costs (R -> what `measure(R)` returned) extended by a measurement at every R that
+    `next_probe` asks for, judged by `rate(R, cost)` (run-epochs/s); returns the new dict."""
+    costs = dict(known)
+    while (r := next_probe({k: rate(k, v) for k, v in costs.items()}, limit)) is not None:
+        costs[r] = measure(r)
+    return costs
 
 
-def probe_specs(spec: dict, runs: int) -> list[dict]:
-    """`runs` copies of `spec` (seeds 0..runs-1) with no dense phase, no snapshots and a long
-    epoch budget: `measure_rate` stops them itself once it has timed enough epochs."""
+def measured_epochs(training: dict) -> int:
+    """How many of the run's epochs are measurement epochs (dense phase, eval_every, the last)."""
+    from li2.trainer import is_measurement_epoch
+
+    return sum(1 for epoch in range(training["epochs"]) if is_measurement_epoch(training, epoch))
+
+
+def run_rate(runs: int, cost: tuple[float, float], epochs: int, measured: int) -> float:
+    """Run-epochs per second of `runs` stacked runs of `epochs` epochs, `measured` of them
+    measurement epochs (`measured_epochs`), from `cost` = (seconds of a plain epoch, seconds of a
+    measured epoch) of the stack: the cost model."""
+    seconds = measured * cost[1] + (epochs - measured) * cost[0]
+    return runs * epochs / max(seconds, 1e-12)
+
+
+def probe_specs(spec: dict, runs: int, measured: bool) -> list[dict]:
+    """`runs` copies of `spec` (seeds 0..runs-1) for a probe: every epoch a measurement epoch
+    (`measured`) or none after epoch 0; no snapshots, a long epoch budget (`time_epochs` stops
+    them itself)."""
+    cadence = {"dense_until": PROBE_EPOCHS} if measured else {"dense_until": 0, "eval_every": PROBE_EPOCHS}
     out = []
     for seed in range(runs):
         s = copy.deepcopy(spec)
         s["seed"] = seed
-        s["training"].update(epochs=PROBE_EPOCHS, dense_until=0, checkpoint_epochs=[], schedule="none")
+        s["training"].update(epochs=PROBE_EPOCHS, checkpoint_epochs=[], schedule="none", **cadence)
         out.append(s)
     return out
 
 
-def measure_rate(spec: dict, runs: int, device, seconds: float, fuse: bool = False) -> float:
-    """Run-epochs per second of `runs` stacked copies of `spec` on `device` (steady state).
+def measure_cost(spec: dict, runs: int, device, seconds: float, fuse: bool = False) -> tuple[float, float]:
+    """(seconds of a plain epoch, seconds of a measured epoch) of `runs` stacked copies of `spec`
+    on `device`, each timed for half of `seconds` (`time_epochs`)."""
+    plain = time_epochs(probe_specs(spec, runs, measured=False), device, seconds / 2, fuse)
+    measured = time_epochs(probe_specs(spec, runs, measured=True), device, seconds / 2, fuse)
+    return plain, measured
+
+
+def time_epochs(specs: list[dict], device, seconds: float, fuse: bool = False) -> float:
+    """Seconds per epoch of one BatchTrainer over `specs` on `device` (steady state).
 
     After WARMUP_EPOCHS untimed epochs, times WINDOWS windows of `seconds` / WINDOWS each (at
-    least one epoch each; steps plus the spec's eval_every measurements) and returns the best
-    window's rate: on a shared machine the least disturbed window is the device's own speed.
-    Probes run eager by default (`fuse` False): compiling each probed shape would cost tens of
-    seconds per R on a GPU, more than the probe itself.
+    least one epoch each) and returns the best window's time per epoch: on a shared machine the
+    least disturbed window is the device's own speed. Probes run eager by default (`fuse`
+    False): compiling each probed shape would cost tens of seconds per R on a GPU, more than the
+    probe itself.
     """
     import torch
 
     from li2.trainer import BatchTrainer
 
     dev = torch.device(device)
-    trainer = BatchTrainer(probe_specs(spec, runs), dev, fuse=fuse)
+    trainer = BatchTrainer(specs, dev, fuse=fuse)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     window_s = seconds / WINDOWS
     state = {"epoch": 0, "start": 0.0, "timed": 0}
-    rates: list[float] = []
+    per_epoch: list[float] = []
 
     def tick() -> set[int]:  # called after every step; no sync per epoch (the host runs a queue ahead)
         state["epoch"] += 1
@@ -135,17 +172,17 @@ def measure_rate(spec: dict, runs: int, device, seconds: float, fuse: bool = Fal
         if time.perf_counter() - state["start"] >= window_s:
             sync()
             now = time.perf_counter()
-            rates.append(runs * state["timed"] / max(now - state["start"], 1e-9))
+            per_epoch.append((now - state["start"]) / state["timed"])
             state["start"], state["timed"] = now, 0
-            if len(rates) >= WINDOWS:
-                return set(range(runs))
+            if len(per_epoch) >= WINDOWS:
+                return set(range(len(specs)))
         return set()
 
     trainer.train(should_stop=tick)
     if state["timed"]:  # the epoch budget ran out inside a window
         sync()
-        rates.append(runs * state["timed"] / max(time.perf_counter() - state["start"], 1e-9))
-    return max(rates)
+        per_epoch.append((time.perf_counter() - state["start"]) / state["timed"])
+    return max(min(per_epoch), 1e-12)
 
 
 def subbatches(specs: list[dict], size_of: Callable[[list[int]], int]) -> list[list[int]]:

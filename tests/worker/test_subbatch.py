@@ -42,6 +42,16 @@ def spec(seed: int = 0, epochs: int = 8, hidden: int = 256, order: int = 31) -> 
     )
 
 
+def same(_r: int, rate: float) -> float:
+    """`learn`'s rate when the measured value is the rate itself."""
+    return rate
+
+
+def as_cost(r: int, rate: float) -> tuple[float, float]:
+    """The (plain, measured) seconds per epoch of R stacked runs that train `rate` run-epochs/s."""
+    return (r / rate, r / rate)
+
+
 class Curve:
     """A made-up rate curve R -> run-epochs/s that records which R were measured."""
 
@@ -58,28 +68,45 @@ class Curve:
 
 def test_the_search_doubles_until_the_rate_clearly_drops_twice():
     curve = Curve({1: 10.0, 2: 18.0, 4: 30.0, 8: 25.0, 16: 20.0, 32: 40.0})
-    rates = subbatch.learn({}, 64, curve)
+    rates = subbatch.learn({}, 64, curve, same)
     assert curve.asked == [1, 2, 4, 8, 16]  # 8 and 16 both below 0.9 × 30: 32 is never tried
     assert subbatch.choose(rates, 64) == 4
 
 
 def test_one_disturbed_probe_does_not_end_the_search():
     curve = Curve({1: 10.0, 2: 4.0, 4: 30.0, 8: 35.0, 16: 20.0, 32: 10.0})
-    rates = subbatch.learn({}, 64, curve)
+    rates = subbatch.learn({}, 64, curve, same)
     assert curve.asked == [1, 2, 4, 8, 16, 32] and subbatch.choose(rates, 64) == 8
 
 
 def test_the_search_stops_at_the_cap_and_a_larger_batch_probes_on():
     curve = Curve({1: 10.0, 2: 18.0, 3: 24.0, 4: 30.0, 8: 50.0, 16: 20.0})
-    rates = subbatch.learn({}, 3, curve)
+    rates = subbatch.learn({}, 3, curve, same)
     assert curve.asked == [1, 2, 3] and subbatch.choose(rates, 3) == 3
-    rates = subbatch.learn(rates, 16, curve)  # a later, larger batch: known rates are kept
+    rates = subbatch.learn(rates, 16, curve, same)  # a later, larger batch: known rates are kept
     assert curve.asked == [1, 2, 3, 4, 8, 16]
     assert subbatch.choose(rates, 16) == 8 and subbatch.choose(rates, 5) == 4  # never above the cap
 
 
 def test_one_run_needs_no_measurement():
-    assert subbatch.learn({}, 1, Curve({})) == {} and subbatch.choose({}, 1) == 1
+    assert subbatch.learn({}, 1, Curve({}), same) == {} and subbatch.choose({}, 1) == 1
+
+
+def test_the_cost_model_weighs_plain_and_measured_epochs_by_the_schedule(tmp_path):
+    """One shape class, one set of probes: R = 4 is twice as fast in plain epochs and half as fast in
+    measured ones, so a run measured at every epoch trains alone and one measured every 50 stacks."""
+    costs = {1: (1.0, 1.0), 2: (1.5, 4.0), 4: (2.0, 8.0), 8: (8.0, 32.0)}
+    host = HostThroughput(settings(tmp_path), measure=lambda s, r: costs[r])
+    sparse = [spec(seed=i, epochs=200) for i in range(8)]
+    for s in sparse:
+        s["training"].update(eval_every=50, dense_until=0)
+    dense = [spec(seed=i, epochs=200) for i in range(8)]
+    for s in dense:
+        s["training"].update(eval_every=1)
+    assert subbatch.shape_class(sparse[0]) == subbatch.shape_class(dense[0])
+    assert host.size(sparse) == 4
+    assert host.size(dense) == 1
+    assert host.measured == 4  # the second batch reused the first one's probes
 
 
 def test_subbatches_keep_batch_keys_apart_and_cover_every_run():
@@ -99,7 +126,8 @@ def settings(tmp_path, **env):
 
 def seed_cache(tmp_path, spec_: dict, rates: dict[int, float]) -> None:
     host = HostThroughput(settings(tmp_path))
-    store_entry(host.path, Entry(throughput.device_kind(host.device), subbatch.shape_class(spec_), rates, "test"))
+    costs = {r: as_cost(r, v) for r, v in rates.items()}
+    store_entry(host.path, Entry(throughput.device_kind(host.device), subbatch.shape_class(spec_), costs, "test"))
 
 
 @pytest.mark.parametrize(
@@ -107,8 +135,9 @@ def seed_cache(tmp_path, spec_: dict, rates: dict[int, float]) -> None:
     [
         b"\x80\x04\x95 not json (a pickle header)",
         b'{"format": "something else", "entries": []}',
-        b'{"format": "li2-throughput/1", "entries": [{"device": "x", "shape": "y", "rates": {"0": 1.0}}]}',
-        b'{"format": "li2-throughput/1", "entries": [{"device": "x", "shape": "y", "rates": {"2": "fast"}}]}',
+        b'{"format": "li2-throughput/2", "entries": [{"device": "x", "shape": "y", "costs": {"0": [1, 1]}}]}',
+        b'{"format": "li2-throughput/2", "entries": [{"device": "x", "shape": "y", "costs": {"2": ["fast", 1]}}]}',
+        b'{"format": "li2-throughput/2", "entries": [{"device": "x", "shape": "y", "costs": {"2": [0.1, -1]}}]}',
     ],
 )
 def test_a_corrupted_cache_is_measured_again_not_fatal(tmp_path, content):
@@ -116,13 +145,12 @@ def test_a_corrupted_cache_is_measured_again_not_fatal(tmp_path, content):
     path.write_bytes(content)
     assert read_entries(path)[0] == {} and read_entries(path)[1]  # nothing trusted, a problem named
     curve = Curve({1: 10.0, 2: 30.0, 4: 20.0})
-    host = HostThroughput(settings(tmp_path), measure=lambda s, r: curve(r))
+    host = HostThroughput(settings(tmp_path), measure=lambda s, r: as_cost(r, curve(r)))
     assert host.size([spec(seed=i) for i in range(4)]) == 2
     assert curve.asked == [1, 2, 4]
     doc = json.loads(path.read_text())  # rewritten as valid JSON
-    assert [e["rates"] for e in doc["entries"] if e["shape"] == subbatch.shape_class(spec())] == [
-        {"1": 10.0, "2": 30.0, "4": 20.0}
-    ]
+    (costs,) = [e["costs"] for e in doc["entries"] if e["shape"] == subbatch.shape_class(spec())]
+    assert costs == {"1": [0.1, 0.1], "2": pytest.approx([2 / 30, 2 / 30], rel=1e-5), "4": [0.2, 0.2]}
 
 
 def test_memory_and_max_batch_stay_hard_caps(tmp_path):
@@ -135,11 +163,11 @@ def test_memory_and_max_batch_stay_hard_caps(tmp_path):
         calls.append(len(specs))
         return [{"seed": s["seed"]} for s in specs]
 
-    host = HostThroughput(settings(tmp_path, LI2_BATCH_MEMORY_MB=20), measure=lambda s, r: 1.0 * r)
+    host = HostThroughput(settings(tmp_path, LI2_BATCH_MEMORY_MB=20), measure=lambda s, r: as_cost(r, 1.0 * r))
     out = host.run(recorder, [spec(seed=i) for i in range(8)])
     assert max(calls) <= limit and sum(calls) == 8
     assert [r["seed"] for r in out] == list(range(8))  # input order
-    host = HostThroughput(settings(tmp_path, LI2_MAX_BATCH=3), measure=lambda s, r: 1.0 * r)
+    host = HostThroughput(settings(tmp_path, LI2_MAX_BATCH=3), measure=lambda s, r: as_cost(r, 1.0 * r))
     calls.clear()
     host.run(recorder, [spec(seed=i) for i in range(8)])
     assert calls == [3, 3, 2]
@@ -152,7 +180,7 @@ def test_a_probe_the_device_cannot_run_is_never_chosen(tmp_path):
     def measure(_spec, r):
         if r >= 4:
             raise RuntimeError("CUDA out of memory")
-        return 10.0 * r
+        return as_cost(r, 10.0 * r)
 
     host = HostThroughput(settings(tmp_path), measure=measure)
     assert host.size([spec(seed=i) for i in range(16)]) == 2
@@ -211,15 +239,19 @@ def test_a_claimed_batch_trains_in_sub_batches_of_the_learned_size_and_a_restart
     spy, runs, engine = claim_and_train(tmp_path / "a", seeds)
     path = cache_path(str(tmp_path / "a"))
     (entry,) = read_entries(path)[0].values()
-    assert entry.shape == subbatch.shape_class(spec()) and 1 in entry.rates  # measured, stored as JSON
-    learned = subbatch.choose(entry.rates, 8)
+    assert entry.shape == subbatch.shape_class(spec()) and 1 in entry.costs  # measured, stored as JSON
+    training = spec()["training"]
+    measured = subbatch.measured_epochs(training)
+    assert 0 < measured < training["epochs"]  # the cost model weighs both kinds of epoch
+    rates = {r: subbatch.run_rate(r, c, training["epochs"], measured) for r, c in entry.costs.items()}
+    learned = subbatch.choose(rates, 8)
     assert spy.sizes == [learned] * (8 // learned) + ([8 % learned] if 8 % learned else [])
     assert all(row(engine, r)["status"] == "succeeded" for r in runs)  # results: the next test
     engine.dispose()
 
     # a restart (new process state: new job, new cache object) with a batch of the same shape class
     # trains at the stored size without measuring again
-    monkeypatch.setattr(subbatch, "measure_rate", lambda *a, **k: pytest.fail("measured again after a restart"))
+    monkeypatch.setattr(subbatch, "measure_cost", lambda *a, **k: pytest.fail("measured again after a restart"))
     (tmp_path / "b").mkdir()
     path.rename(cache_path(str(tmp_path / "b")))
     spy, runs, engine = claim_and_train(tmp_path / "b", [10 + s for s in seeds])
@@ -229,8 +261,8 @@ def test_a_claimed_batch_trains_in_sub_batches_of_the_learned_size_and_a_restart
 
 def test_a_batch_of_eight_splits_into_the_cached_size_and_each_run_equals_training_alone(tmp_path, monkeypatch):
     (tmp_path / "c").mkdir()
-    seed_cache(tmp_path / "c", spec(), {1: 10.0, 2: 30.0, 4: 20.0})  # what a slower host measured
-    monkeypatch.setattr(subbatch, "measure_rate", lambda *a, **k: pytest.fail("the cached rates cover R <= 8"))
+    seed_cache(tmp_path / "c", spec(), {1: 10.0, 2: 30.0, 4: 20.0, 8: 15.0})  # what a slower host measured
+    monkeypatch.setattr(subbatch, "measure_cost", lambda *a, **k: pytest.fail("the cached rates cover R <= 8"))
     seeds = [20 + s for s in range(8)]
     spy, runs, engine = claim_and_train(tmp_path / "c", seeds)
     assert spy.sizes == [2, 2, 2, 2]
@@ -244,7 +276,7 @@ def test_explain_prints_the_table_for_this_host(tmp_path, monkeypatch, capsys):
     seed_cache(tmp_path, spec(), {1: 10.0, 2: 30.0, 4: 20.0})
     assert li2lab(["worker", "--explain"]) == 0
     out = capsys.readouterr().out
-    assert f"| {subbatch.shape_class(spec())} | 2 | 30 | 1: 10, 2: 30, 4: 20 |" in out
+    assert f"| {subbatch.shape_class(spec())} | 2 / 2 | 1: 10 / 10, 2: 30 / 30, 4: 20 / 20 |" in out
     cache_path(str(tmp_path)).write_text("{ broken")
     assert li2lab(["worker", "--explain"]) == 0
     assert "not readable JSON" in capsys.readouterr().out

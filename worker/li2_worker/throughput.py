@@ -2,12 +2,14 @@
 
 A claimed message trains as consecutive sub-batches of R runs, R chosen per device kind and shape
 class (`li2.subbatch`) by measured run-epochs per second. The first batch of a shape class on a
-device measures a few R (a fraction of a second each, `LI2_SUBBATCH_PROBE_S`); the rates are
-stored in ``<LI2_WORKER_DATA_DIR>/throughput-<host>.json`` and every later batch, in this process or
-after a restart, reuses them (a larger batch than any measured one may probe further R). The file
-is JSON only, validated on load: a file that does not parse, or an entry that is malformed, is
-logged and measured again, never trusted and never fatal. Writes merge under a lock and replace
-the file atomically, so several pool processes on one host may share it.
+device measures a few R (a fraction of a second each, `LI2_SUBBATCH_PROBE_S`): the seconds per
+plain and per measured epoch of the stack, which the cost model `li2.subbatch.run_rate` weighs by
+each batch's schedule. They are stored in ``<LI2_WORKER_DATA_DIR>/throughput-<host>.json`` and
+every later batch, in this process or after a restart, reuses them (a larger batch than any
+measured one may probe further R). The file is JSON only, validated on load: a file that does not
+parse, or an entry that is malformed, is logged and measured again, never trusted and never fatal.
+Writes merge under a lock and replace the file atomically, so several pool processes on one host
+may share it.
 
 `LI2_SUBBATCH` = ``auto`` (default) learns R; a positive integer fixes it (no measurement). Either
 way R is capped by the runs at hand, `LI2_MAX_BATCH` and `LI2_BATCH_MEMORY_MB`
@@ -39,9 +41,9 @@ from li2_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-FORMAT = "li2-throughput/1"
+FORMAT = "li2-throughput/2"
 MAX_R = 1 << 20  # larger R in a file is malformed
-FAILED_RATE = 1e-9  # the rate recorded for a probe that raised (the file keeps rates > 0)
+FAILED_COST = (1e9, 1e9)  # seconds per epoch recorded for a probe that raised: never chosen
 
 
 def cache_path(data_dir: str, host: str | None = None) -> Path:
@@ -51,17 +53,22 @@ def cache_path(data_dir: str, host: str | None = None) -> Path:
     return Path(data_dir) / f"throughput-{safe}.json"
 
 
-def _rates(raw) -> dict[int, float] | None:
-    """{"R": rate} from the file as {R: rate}, or None when anything is malformed."""
+def _seconds(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def _costs(raw) -> dict[int, tuple[float, float]] | None:
+    """{"R": [plain s, measured s]} from the file as {R: (plain, measured)}, or None when anything
+    is malformed."""
     if not isinstance(raw, dict) or not raw:
         return None
     out = {}
     for key, value in raw.items():
         if not (isinstance(key, str) and key.isdigit() and 1 <= int(key) <= MAX_R):
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        if not (isinstance(value, list) and len(value) == 2 and all(_seconds(v) for v in value)):
             return None
-        out[int(key)] = float(value)
+        out[int(key)] = (float(value[0]), float(value[1]))
     return out
 
 
@@ -69,14 +76,14 @@ def _rates(raw) -> dict[int, float] | None:
 class Entry:
     device: str
     shape: str
-    rates: dict[int, float]
+    costs: dict[int, tuple[float, float]]  # R -> seconds per epoch of the stack: (plain, measured)
     updated: str
 
     def to_json(self) -> dict:
         return {
             "device": self.device,
             "shape": self.shape,
-            "rates": {str(r): float(f"{v:.6g}") for r, v in sorted(self.rates.items())},
+            "costs": {str(r): [float(f"{v:.6g}") for v in c] for r, c in sorted(self.costs.items())},
             "updated": self.updated,
         }
 
@@ -95,11 +102,11 @@ def read_entries(path: Path) -> tuple[dict[tuple[str, str], Entry], list[str]]:
     entries, problems = {}, []
     for n, raw in enumerate(doc["entries"]):
         ok = isinstance(raw, dict) and all(isinstance(raw.get(k), str) and raw.get(k) for k in ("device", "shape"))
-        rates = _rates(raw.get("rates")) if ok else None
-        if rates is None:
+        costs = _costs(raw.get("costs")) if ok else None
+        if costs is None:
             problems.append(f"{path}: entry {n} is malformed; measuring it again")
             continue
-        entries[(raw["device"], raw["shape"])] = Entry(raw["device"], raw["shape"], rates, str(raw.get("updated", "")))
+        entries[(raw["device"], raw["shape"])] = Entry(raw["device"], raw["shape"], costs, str(raw.get("updated", "")))
     return entries, problems
 
 
@@ -115,12 +122,12 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def store_entry(path: Path, entry: Entry) -> None:
-    """Merge `entry`'s rates into the file (newer measurements win) and replace it atomically."""
+    """Merge `entry`'s costs into the file (newer measurements win) and replace it atomically."""
     with _locked(path):
         entries, _ = read_entries(path)
         old = entries.get((entry.device, entry.shape))
         if old is not None:
-            entry = Entry(entry.device, entry.shape, {**old.rates, **entry.rates}, entry.updated)
+            entry = Entry(entry.device, entry.shape, {**old.costs, **entry.costs}, entry.updated)
         entries[(entry.device, entry.shape)] = entry
         doc = {"format": FORMAT, "host": socket.gethostname(), "entries": [e.to_json() for e in entries.values()]}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -143,7 +150,7 @@ def device_kind(device) -> str:
 class HostThroughput:
     """Chooses each sub-batch size for one worker process; `measure(spec, R)` is overridable."""
 
-    def __init__(self, settings: WorkerSettings, measure: Callable[[dict, int], float] | None = None):
+    def __init__(self, settings: WorkerSettings, measure: Callable[[dict, int], tuple[float, float]] | None = None):
         self.settings = settings
         self.path = cache_path(settings.worker_data_dir)
         self.measure = measure or self._measure
@@ -159,8 +166,8 @@ class HostThroughput:
             self._device = resolve_device(self.settings.device)
         return self._device
 
-    def _measure(self, spec: dict, runs: int) -> float:
-        return subbatch.measure_rate(spec, runs, self.device, self.settings.subbatch_probe_s)
+    def _measure(self, spec: dict, runs: int) -> tuple[float, float]:
+        return subbatch.measure_cost(spec, runs, self.device, self.settings.subbatch_probe_s)
 
     def size(self, specs: list[dict]) -> int:
         """R for these runs of one batch_key: learned (or LI2_SUBBATCH), within the hard cap."""
@@ -174,35 +181,50 @@ class HostThroughput:
         entries, problems = read_entries(self.path)
         for problem in problems:
             log.warning("sub-batch cache: %s", problem)
-        known = entries[(kind, shape)].rates if (kind, shape) in entries else {}
-        rates = subbatch.learn(known, limit, lambda r: self._probe(spec, r))
-        if rates != known:
-            new = {r: v for r, v in rates.items() if known.get(r) != v}
+        known = entries[(kind, shape)].costs if (kind, shape) in entries else {}
+        epochs = spec["training"]["epochs"]
+        measured = subbatch.measured_epochs(spec["training"])
+
+        def rate(r: int, cost: tuple[float, float]) -> float:
+            return subbatch.run_rate(r, cost, epochs, measured)
+
+        costs = subbatch.learn(known, limit, lambda r: self._probe(spec, r), rate)
+        if costs != known:
+            new = {r: c for r, c in costs.items() if known.get(r) != c}
             store_entry(self.path, Entry(kind, shape, new, datetime.now(UTC).isoformat(timespec="seconds")))
+        rates = {r: rate(r, c) for r, c in costs.items()}
         chosen = subbatch.choose(rates, limit)
         log.info(
-            "sub-batch size R=%d for %d runs of [%s] on [%s]: %.0f run-epochs/s (%s; measured %s)",
+            "sub-batch size R=%d for %d runs of [%s] on [%s]: %.0f run-epochs/s over %d epochs, %d measured "
+            "(%s; run-epochs/s by R: %s)",
             chosen,
             len(specs),
             shape,
             kind,
             rates[chosen],
-            "cached" if rates == known else "just measured",
-            ", ".join(f"R={r}: {v:.0f}" for r, v in sorted(rates.items())),
+            epochs,
+            measured,
+            "cached" if costs == known else "just measured",
+            ", ".join(f"{r}: {v:.0f}" for r, v in sorted(rates.items())),
         )
         return chosen
 
-    def _probe(self, spec: dict, runs: int) -> float:
-        """One measurement; a probe the device cannot run (RuntimeError, e.g. out of memory) counts
-        as a vanishing rate, so that R is never chosen and the search stops above it."""
+    def _probe(self, spec: dict, runs: int) -> tuple[float, float]:
+        """One measurement; a probe the device cannot run (RuntimeError, e.g. out of memory) gets a
+        prohibitive cost, so that R is never chosen and the search stops above it."""
         self.measured += 1
         try:
-            rate = self.measure(spec, runs)
+            cost = self.measure(spec, runs)
         except RuntimeError as exc:
             log.warning("sub-batch probe: R=%d failed (%s); not using it", runs, exc)
-            return FAILED_RATE
-        log.info("sub-batch probe: R=%d trains %.0f run-epochs/s", runs, rate)
-        return rate
+            return FAILED_COST
+        log.info(
+            "sub-batch probe: R=%d: %.0f run-epochs/s in plain epochs, %.0f in measured ones",
+            runs,
+            runs / cost[0],
+            runs / cost[1],
+        )
+        return cost
 
     def run(self, run_batch: Callable[..., list[dict]], specs: list[dict], **callbacks) -> list[dict]:
         """`run_batch(specs, LI2_WORKER_DEVICE, **callbacks)` as consecutive sub-batches of the
@@ -227,11 +249,15 @@ def explain(settings: WorkerSettings) -> str:
     if entries:
         lines += [
             "",
-            "| device | shape class | R | run-epochs/s | measured (R: run-epochs/s) |",
-            "|---|---|---:|---:|---|",
+            "Run-epochs/s by R, in plain epochs / in measured ones; a batch's R weighs them by its schedule.",
+            "",
+            "| device | shape class | best R (plain / measured epochs) | run-epochs/s by R: plain / measured |",
+            "|---|---|---:|---|",
         ]
         for e in sorted(entries.values(), key=lambda e: (e.device, e.shape)):
-            best = subbatch.choose(e.rates, MAX_R)
-            measured = ", ".join(f"{r}: {v:,.0f}" for r, v in sorted(e.rates.items()))
-            lines.append(f"| {e.device} | {e.shape} | {best} | {e.rates[best]:,.0f} | {measured} |")
+            plain = {r: r / c[0] for r, c in e.costs.items()}
+            measured = {r: r / c[1] for r, c in e.costs.items()}
+            best = f"{subbatch.choose(plain, MAX_R)} / {subbatch.choose(measured, MAX_R)}"
+            by_r = ", ".join(f"{r}: {plain[r]:,.0f} / {measured[r]:,.0f}" for r in sorted(e.costs))
+            lines.append(f"| {e.device} | {e.shape} | {best} | {by_r} |")
     return "\n".join(lines)
