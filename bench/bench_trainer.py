@@ -13,8 +13,8 @@ largest R's worth of runs trained as consecutive sub-batches of that size.
     python bench/bench_trainer.py ... --write BENCHMARKS.md        # add/replace the section
 
 On CUDA the batched side uses the fused (torch.compile) step unless LI2_COMPILE=0. Timing excludes
-one short warm-up, and so the compile time; plain and batched timings alternate, `--repeats` times
-per R, and the best of each is kept; `run-epochs/s` = runs × epochs / seconds.
+one short warm-up, and so the compile time; each of `--repeats` rounds times every row once (plain
+and batched alternating) and each row keeps its best round; `run-epochs/s` = runs × epochs / seconds.
 """
 
 from __future__ import annotations
@@ -223,31 +223,28 @@ def main(argv=None) -> int:
 
     # Interleave plain and batched timings and keep the best of each: on a shared machine the
     # load changes between measurements, and the best time is the least disturbed one.
-    plain_best, rows = float("inf"), []
-    for R in (int(r) for r in args.runs.split(",")):
-        batched_best = float("inf")
-        for _ in range(args.repeats):
-            plain_best = min(plain_best, time_plain(args))
-            batched_best = min(batched_best, time_batched(args, R))
-        rows.append(("li2 BatchTrainer", R, R * args.epochs / batched_best))
-        print(
-            f"R={R}: {rows[-1][2]:,.0f} run-epochs/s (plain so far {args.epochs / plain_best:,.0f})",
-            file=sys.stderr,
-            flush=True,
-        )
-    # The automatic choice: learn R as a worker would (fresh, no cache), then train the largest R's
-    # worth of runs in sub-batches of it, timed like the fixed rows.
-    most = max(int(r) for r in args.runs.split(","))
+    # The automatic choice: learn R as a worker would (fresh, no cache); its row trains the largest
+    # R's worth of runs in sub-batches of it. Every round times every row once (plain, each fixed R,
+    # the learned R) and each row keeps its best round, so all rows sample the same load.
+    sizes = [int(r) for r in args.runs.split(",")]
+    most = max(sizes)
     if args.auto:
         chosen, rates, probe_s = learn_size(args, most)
-        auto_best = float("inf")
-        for _ in range(args.repeats):
-            plain_best = min(plain_best, time_plain(args))
-            auto_best = min(auto_best, time_split(args, most, chosen))
-        label = f"li2, R learned ({most} runs as sub-batches; probes {probe_s:.1f} s once)"
-        rows.append((label, chosen, most * args.epochs / auto_best))
         learned = ", ".join(f"{r}: {v:,.0f}" for r, v in sorted(rates.items()))
         print(f"learned R={chosen} from the probes' {learned} run-epochs/s", file=sys.stderr, flush=True)
+    plain_best, best = float("inf"), {R: float("inf") for R in sizes}
+    auto_best = float("inf")
+    for round_ in range(args.repeats):
+        for R in sizes:
+            plain_best = min(plain_best, time_plain(args))
+            best[R] = min(best[R], time_batched(args, R))
+        if args.auto:
+            auto_best = min(auto_best, time_split(args, most, chosen))
+        print(f"round {round_ + 1}: plain so far {args.epochs / plain_best:,.0f} run-epochs/s", file=sys.stderr)
+    rows = [("li2 BatchTrainer", R, R * args.epochs / best[R]) for R in sizes]
+    if args.auto:
+        label = f"li2, R learned ({most} runs as sub-batches; probes {probe_s:.1f} s once)"
+        rows.append((label, chosen, most * args.epochs / auto_best))
     plain_rate = args.epochs / plain_best
     rows = [("plain loop (1 run at a time)", 1, plain_rate), *rows]
     rows = [(name, R, rate, rate / plain_rate) for name, R, rate in rows]
