@@ -208,7 +208,7 @@ def main(argv=None) -> int:
         help="add the learned-R row (default on; --no-auto skips its probes and timing)",
     )
     ap.add_argument(
-        "--probe-s", type=float, default=0.5, help="seconds per sub-batch-size probe (LI2_SUBBATCH_PROBE_S; 0.5)"
+        "--probe-s", type=float, default=2.0, help="seconds per sub-batch-size probe (LI2_SUBBATCH_PROBE_S; 2)"
     )
     ap.add_argument(
         "--threads",

@@ -35,7 +35,7 @@ class WorkerSettings:
     soft_shutdown_s: float  # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
     disable_prefetch: bool  # Celery's worker_disable_prefetch on Redis (LI2_WORKER_DISABLE_PREFETCH, 0)
     subbatch: int  # runs per sub-batch; 0 = learned by throughput (LI2_SUBBATCH, auto)
-    subbatch_probe_s: float  # seconds one throughput probe times (LI2_SUBBATCH_PROBE_S, 0.5)
+    subbatch_probe_s: float  # seconds one throughput probe times (LI2_SUBBATCH_PROBE_S, 2)
     worker_data_dir: str  # this host's files, e.g. the sub-batch cache (LI2_WORKER_DATA_DIR, ./var)
 
 
@@ -88,6 +88,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         soft_shutdown_s=_number(env, "LI2_SOFT_SHUTDOWN_S", 60, 0),
         disable_prefetch=_number(env, "LI2_WORKER_DISABLE_PREFETCH", 0, 0, int) > 0,
         subbatch=0 if subbatch == "auto" else int(subbatch),
-        subbatch_probe_s=_number(env, "LI2_SUBBATCH_PROBE_S", 0.5, 0),
+        subbatch_probe_s=_number(env, "LI2_SUBBATCH_PROBE_S", 2.0, 0),
         worker_data_dir=env.get("LI2_WORKER_DATA_DIR") or "./var",
     )
