@@ -133,6 +133,7 @@ def store_entry(path: Path, entry: Entry) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; `li2lab worker --explain` may run as another user
         os.replace(tmp, path)
 
 
