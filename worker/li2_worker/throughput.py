@@ -236,6 +236,11 @@ class HostThroughput:
         return subbatch.run_in_subbatches(run_batch, specs, self.settings.device, chunks, **callbacks)
 
 
+def _figure(rate: float) -> str:
+    """A rate for the table: whole numbers from 100 up, three significant digits below."""
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
 def explain(settings: WorkerSettings) -> str:
     """The table `li2lab worker --explain` prints: what this host has learned, and the rule."""
     path = cache_path(settings.worker_data_dir)
@@ -259,6 +264,6 @@ def explain(settings: WorkerSettings) -> str:
             plain = {r: r / c[0] for r, c in e.costs.items()}
             measured = {r: r / c[1] for r, c in e.costs.items()}
             best = f"{subbatch.choose(plain, MAX_R)} / {subbatch.choose(measured, MAX_R)}"
-            by_r = ", ".join(f"{r}: {plain[r]:,.0f} / {measured[r]:,.0f}" for r in sorted(e.costs))
+            by_r = ", ".join(f"{r}: {_figure(plain[r])} / {_figure(measured[r])}" for r in sorted(e.costs))
             lines.append(f"| {e.device} | {e.shape} | {best} | {by_r} |")
     return "\n".join(lines)
