@@ -5,14 +5,16 @@ reference's class-centred MSE, full-batch Adam (lr 0.01, wd 1e-4, torch semantic
 (train/test accuracy and loss) at the same epochs. The plain loop is what the paper's reference
 script does: `nn.Linear` modules on concatenated one-hot inputs, `torch.optim.Adam`, one run at a
 time. The batched side is `li2.trainer.BatchTrainer` with R runs (different seeds) in one stack.
+The last row is the worker's automatic choice (li2.subbatch): R learned by short probes, then the
+largest R's worth of runs trained as consecutive sub-batches of that size.
 
     python bench/bench_trainer.py                                  # CPU defaults: Z_23, K=128
     python bench/bench_trainer.py --order 97 --hidden 512 --runs 1,16,64,256 --device cuda
     python bench/bench_trainer.py ... --write BENCHMARKS.md        # add/replace the section
 
 On CUDA the batched side uses the fused (torch.compile) step unless LI2_COMPILE=0. Timing excludes
-one short warm-up, and so the compile time; plain and batched timings alternate, `--repeats` times
-per R, and the best of each is kept; `run-epochs/s` = runs × epochs / seconds.
+one short warm-up, and so the compile time; each of `--repeats` rounds times every row once (plain
+and batched alternating) and each row keeps its best round; `run-epochs/s` = runs × epochs / seconds.
 """
 
 from __future__ import annotations
@@ -74,6 +76,43 @@ def time_batched(args, runs: int) -> float:
     _sync(args.device)
     t0 = time.perf_counter()
     trainer.train()
+    _sync(args.device)
+    return time.perf_counter() - t0
+
+
+def learn_size(args, runs: int) -> tuple[int, dict[int, float], float]:
+    """What a worker does the first time it sees this shape (li2.subbatch): probe R = 1, 2, 4, ...
+    up to `runs` and weigh plain and measured epochs by this schedule; returns (chosen R, the
+    run-epochs/s the cost model predicts by R, seconds the probes took)."""
+    from li2 import subbatch
+
+    spec = make_specs(args, 1)[0]
+    epochs, measured = spec["training"]["epochs"], subbatch.measured_epochs(spec["training"])
+
+    def rate(r: int, cost: tuple[float, float]) -> float:
+        return subbatch.run_rate(r, cost, epochs, measured)
+
+    t0 = time.perf_counter()
+    costs = subbatch.learn({}, runs, lambda r: subbatch.measure_cost(spec, r, args.device, args.probe_s), rate)
+    rates = {r: rate(r, c) for r, c in costs.items()}
+    return subbatch.choose(rates, runs), rates, time.perf_counter() - t0
+
+
+def time_split(args, runs: int, size: int) -> float:
+    """Seconds to train `runs` runs as consecutive sub-batches of `size` (the worker's way)."""
+    from li2.trainer import BatchTrainer
+
+    warm = make_specs(args, size)
+    for s in warm:
+        s["training"]["epochs"] = 3
+    fuse = None if "LI2_COMPILE" in os.environ else args.device.startswith("cuda")
+    BatchTrainer(warm, args.device, fuse=fuse).train()
+    specs = make_specs(args, runs)
+    trainers = [BatchTrainer(specs[i : i + size], args.device, fuse=fuse) for i in range(0, runs, size)]
+    _sync(args.device)
+    t0 = time.perf_counter()
+    for trainer in trainers:
+        trainer.train()
     _sync(args.device)
     return time.perf_counter() - t0
 
@@ -163,6 +202,15 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2, help="timings per R, best kept (default 2)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument(
+        "--auto",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add the learned-R row (default on; --no-auto skips its probes and timing)",
+    )
+    ap.add_argument(
+        "--probe-s", type=float, default=2.0, help="seconds per sub-batch-size probe (LI2_SUBBATCH_PROBE_S; 2)"
+    )
+    ap.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -175,18 +223,28 @@ def main(argv=None) -> int:
 
     # Interleave plain and batched timings and keep the best of each: on a shared machine the
     # load changes between measurements, and the best time is the least disturbed one.
-    plain_best, rows = float("inf"), []
-    for R in (int(r) for r in args.runs.split(",")):
-        batched_best = float("inf")
-        for _ in range(args.repeats):
+    # The automatic choice: learn R as a worker would (fresh, no cache); its row trains the largest
+    # R's worth of runs in sub-batches of it. Every round times every row once (plain, each fixed R,
+    # the learned R) and each row keeps its best round, so all rows sample the same load.
+    sizes = [int(r) for r in args.runs.split(",")]
+    most = max(sizes)
+    if args.auto:
+        chosen, rates, probe_s = learn_size(args, most)
+        learned = ", ".join(f"{r}: {v:,.0f}" for r, v in sorted(rates.items()))
+        print(f"learned R={chosen} from the probes' {learned} run-epochs/s", file=sys.stderr, flush=True)
+    plain_best, best = float("inf"), {R: float("inf") for R in sizes}
+    auto_best = float("inf")
+    for round_ in range(args.repeats):
+        for R in sizes:
             plain_best = min(plain_best, time_plain(args))
-            batched_best = min(batched_best, time_batched(args, R))
-        rows.append(("li2 BatchTrainer", R, R * args.epochs / batched_best))
-        print(
-            f"R={R}: {rows[-1][2]:,.0f} run-epochs/s (plain so far {args.epochs / plain_best:,.0f})",
-            file=sys.stderr,
-            flush=True,
-        )
+            best[R] = min(best[R], time_batched(args, R))
+        if args.auto:
+            auto_best = min(auto_best, time_split(args, most, chosen))
+        print(f"round {round_ + 1}: plain so far {args.epochs / plain_best:,.0f} run-epochs/s", file=sys.stderr)
+    rows = [("li2 BatchTrainer", R, R * args.epochs / best[R]) for R in sizes]
+    if args.auto:
+        label = f"li2, R learned ({most} runs as sub-batches; probes {probe_s:.1f} s once)"
+        rows.append((label, chosen, most * args.epochs / auto_best))
     plain_rate = args.epochs / plain_best
     rows = [("plain loop (1 run at a time)", 1, plain_rate), *rows]
     rows = [(name, R, rate, rate / plain_rate) for name, R, rate in rows]

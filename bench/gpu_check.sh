@@ -42,14 +42,14 @@ LI2_COMPILE=0 timeout 150 $PY -m pytest -q -m gpu tests/core/test_gpu.py -p no:c
 echo "pytest -m gpu: exit $?" | tee -a "$OUT/pytest-gpu.txt"; tail -5 "$OUT/pytest-gpu.txt"
 
 COMMON=(--order 97 --hidden 512 --fraction 0.4 --device cuda --repeats 1)
-timeout 200 $PY bench/bench_trainer.py "${COMMON[@]}" --runs 256,64,16,1 --epochs 200 --eval-every 50 \
+timeout 260 $PY bench/bench_trainer.py "${COMMON[@]}" --runs 256,64,16,1 --epochs 200 --eval-every 50 \
   --write "$OUT/BENCHMARKS.md" > "$OUT/bench-compiled.txt" 2>&1
 echo "bench (compiled): exit $?" | tee -a "$OUT/bench-compiled.txt"; tail -9 "$OUT/bench-compiled.txt"
-timeout 70 $PY bench/bench_trainer.py "${COMMON[@]}" --runs 256 --epochs 100 --eval-every 1 \
+timeout 70 $PY bench/bench_trainer.py "${COMMON[@]}" --runs 256 --no-auto --epochs 100 --eval-every 1 \
   > "$OUT/bench-measure-every-epoch.txt" 2>&1
 echo "bench (metrics every epoch, R=256): exit $?" | tee -a "$OUT/bench-measure-every-epoch.txt"
 tail -3 "$OUT/bench-measure-every-epoch.txt"
-LI2_COMPILE=0 timeout 70 $PY bench/bench_trainer.py "${COMMON[@]}" --runs 256 --epochs 100 --eval-every 50 \
+LI2_COMPILE=0 timeout 70 $PY bench/bench_trainer.py "${COMMON[@]}" --runs 256 --no-auto --epochs 100 --eval-every 50 \
   > "$OUT/bench-eager.txt" 2>&1
 echo "bench (eager, R=256): exit $?" | tee -a "$OUT/bench-eager.txt"; tail -3 "$OUT/bench-eager.txt"
 # training.precision on CUDA (unmeasured so far): grokking epoch, final concentration and

@@ -142,12 +142,34 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _host_throughput(device: str, args):
+    """The worker's sub-batch rule on this machine (li2_worker.throughput): R learned by throughput
+    per shape class and cached in LI2_WORKER_DATA_DIR, capped by --batch-size and --batch-memory-mb."""
+    import dataclasses
+
+    from li2_store.config import ConfigError
+    from li2_worker.settings import load_settings
+    from li2_worker.throughput import HostThroughput
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise BadInput(str(exc)) from None
+    return HostThroughput(
+        dataclasses.replace(
+            settings, device=device, max_batch=args.batch_size, batch_memory_bytes=args.batch_memory_mb << 20
+        )
+    )
+
+
 def _train_batches(specs: list[dict], device: str, args, progress: Progress, on_result=None) -> list[dict]:
-    """Train specs in li2.batching's batches (one stacked model per batch); results in input order.
-    `on_result(i, result)` is called as soon as spec i's batch has finished."""
+    """Train specs in li2.batching's batches, each as sub-batches of the size this machine trains
+    fastest (`_host_throughput`, as a worker does); results in input order. `on_result(i, result)`
+    is called as soon as spec i's batch has finished."""
     from li2.batching import batch_key, pack_batches
     from li2.runner import run_batch
 
+    host = _host_throughput(device, args)
     results: list[dict] = [{} for _ in specs]
     entries = [(batch_key(spec), spec, i) for i, spec in enumerate(specs)]
     for batch in pack_batches(entries, args.batch_size, args.batch_memory_mb << 20):
@@ -155,7 +177,8 @@ def _train_batches(specs: list[dict], device: str, args, progress: Progress, on_
         def report(j: int, epoch: int, metrics: dict, batch: list[int] = batch) -> None:
             progress(batch[j], epoch, metrics)
 
-        for i, result in zip(batch, run_batch([specs[i] for i in batch], device, on_progress=report), strict=True):
+        trained = host.run(run_batch, [specs[i] for i in batch], on_progress=report)
+        for i, result in zip(batch, trained, strict=True):
             results[i] = result
             if on_result is not None:
                 on_result(i, result)

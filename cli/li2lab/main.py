@@ -50,6 +50,16 @@ def run_delegate(name: str, rest: list[str]) -> int:
         return EXIT_BAD_INPUT
 
 
+def _batch_size(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="most runs trained together (default 256); within it, sub-batches of the size this machine "
+        "trains fastest (LI2_SUBBATCH, docs/workers.md)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="li2lab", description="Li2 Lab: grokking experiments, locally or as a service."
@@ -69,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--device", default="auto", choices=devices)
     p.add_argument("--plots", action="store_true", help="also write PNG figures (li2.plots)")
-    p.add_argument("--batch-size", type=int, default=256, help="most runs trained together (default 256)")
+    _batch_size(p)
     p.add_argument(
         "--batch-memory-mb",
         type=int,
@@ -87,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (run it again to resume)")
     p.add_argument("--device", default="auto", choices=devices)
     p.add_argument("--plots", action="store_true", help="also write the scaling-law figure (li2.plots)")
-    p.add_argument("--batch-size", type=int, default=256, help="most runs trained together (default 256)")
+    _batch_size(p)
     p.add_argument("--batch-memory-mb", type=int, default=8192, help="device memory one batch may take (8192)")
     p.set_defaults(handler=cmd_search)
 

@@ -113,3 +113,10 @@ def _memory(batch: list[tuple[int, dict, Item]]) -> int:
     (n_min, first, _), (n_max, last, _) = batch[0], batch[-1]
     n_test = task_order(first["task"]) ** first["task"]["operands"] - n_min
     return len(batch) * run_memory_bytes(last, n_max, n_test)
+
+
+def batch_limit(spec: dict, max_batch: int, memory_bytes: int) -> int:
+    """Most runs shaped like `spec` in one batch: `max_batch`, and by `run_memory_bytes` within
+    `memory_bytes` of device memory; always at least 1. The same caps `pack_batches` applies (there
+    at a ragged batch's padded sizes); the worker's sub-batches (li2.subbatch) never exceed it."""
+    return max(1, min(max_batch, memory_bytes // max(1, run_memory_bytes(spec))))

@@ -396,6 +396,8 @@ class Stack:
                 "LI2_DATABASE_URL": database_url,
                 "LI2_BROKER_URL": broker_url,
                 "LI2_WORKER_DEVICE": "cpu",
+                "LI2_WORKER_DATA_DIR": str(workdir / "var"),  # the learned sub-batch sizes, per test
+                "LI2_SUBBATCH_PROBE_S": "0.05",  # a multi-run batch's first probes stay short
                 "PYTHONUNBUFFERED": "1",
                 "OMP_NUM_THREADS": "1",
                 "MKL_NUM_THREADS": "1",

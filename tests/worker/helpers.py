@@ -96,6 +96,7 @@ def settings_for(db_url: str, broker_url: str, **env: Any):
         "LI2_LEASE_S": "2",
         "LI2_REQUEUE_AFTER_S": "1",
         "LI2_CHECKPOINT_EVERY": "5",
+        "LI2_SUBBATCH": "64",  # the whole message as one batch (test_subbatch.py tests the learned size)
     }
     base.update({k: str(v) for k, v in env.items()})
     return load_settings(base)

@@ -21,6 +21,7 @@ FAST_LEASES = {
     "LI2_REQUEUE_AFTER_S": "2",
     "LI2_CHECKPOINT_EVERY": "50",
     "LI2_SOFT_SHUTDOWN_S": "30",
+    "LI2_SUBBATCH_PROBE_S": "0.05",  # a multi-run batch's first sub-batch-size probes stay short
 }
 
 

@@ -157,7 +157,7 @@ def test_a_sweep_batch_fans_in_and_stores_the_fitted_law(tmp_path, redis_url, po
     user = add_user(engine)
     sweep = add_sweep(engine, user, n_runs=3)
     runs = [add_run(engine, user, tiny_spec(epochs=100, seed=s), sweep_id=sweep) for s in (1, 2, 3)]
-    send_batch([(r, 1) for r in runs], redis_url)  # one batch_key: one batch, trained as one stacked model
+    send_batch([(r, 1) for r in runs], redis_url)  # one batch_key: one message (trained in learned sub-batches)
     w = workers("w1", worker_env(postgres_url, redis_url))
     for r in runs:
         wait_status(engine, r, "succeeded", timeout=120, worker=w)

@@ -1,5 +1,7 @@
 """``li2lab worker [--device auto|cpu|cuda|cuda:N] [--concurrency 1]``: one Celery worker + reaper.
 
+``li2lab worker --explain`` prints the sub-batch sizes this host has learned and exits.
+
 The main process runs the reaper loop in a background thread (no torch there) and Celery's worker
 with a prefork pool whose child is replaced after every task. The device reaches the children
 through LI2_WORKER_DEVICE. One worker per GPU: pin it with CUDA_VISIBLE_DEVICES=N (the GPU is
@@ -62,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--name", default=None, help="Celery node name (default li2-<pid>@<host>)")
     parser.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--no-reaper", action="store_true", help="do not run the reaper thread here")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the sub-batch sizes this host has learned (li2_worker.throughput) and exit",
+    )
     return parser
 
 
@@ -84,6 +91,11 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     from li2_worker.settings import load_settings
 
     try:
+        if getattr(ns, "explain", False):
+            from li2_worker.throughput import explain
+
+            print(explain(load_settings()))
+            return 0
         check_secrets()
         settings = load_settings()
         caches = compile_cache.configure(settings.cache_dir)  # before Celery forks any child

@@ -39,6 +39,9 @@ class WorkerSettings:
     soft_shutdown_s: float  # grace for running tasks on cold shutdown (LI2_SOFT_SHUTDOWN_S, 60)
     disable_prefetch: bool  # Celery's worker_disable_prefetch on Redis (LI2_WORKER_DISABLE_PREFETCH, 0)
     cache_dir: str  # the host's compile cache, shared by its pool children (LI2_CACHE_DIR, ./var/cache)
+    subbatch: int  # runs per sub-batch; 0 = learned by throughput (LI2_SUBBATCH, auto)
+    subbatch_probe_s: float  # seconds one throughput probe times (LI2_SUBBATCH_PROBE_S, 2)
+    worker_data_dir: str  # this host's files, e.g. the sub-batch cache (LI2_WORKER_DATA_DIR, ./var)
     dispatch: str = "fair"  # fair | fifo (LI2_DISPATCH; li2_store.dispatch)
     lookahead: int = 0  # messages out beyond one per idle slot (LI2_LOOKAHEAD, 0)
     dispatch_interval_s: float = 0.5  # dispatcher pass period (LI2_DISPATCH_INTERVAL_S, 0.5)
@@ -73,6 +76,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
     if lease <= heartbeat:
         raise ConfigError(f"LI2_LEASE_S ({lease}) must be longer than LI2_HEARTBEAT_S ({heartbeat})")
     broker = shared["BROKER_URL"]
+    subbatch = env.get("LI2_SUBBATCH") or "auto"
+    if subbatch != "auto" and not (subbatch.isdigit() and int(subbatch) >= 1):
+        raise ConfigError(f"LI2_SUBBATCH must be auto or a positive integer, got {subbatch!r}")
     return WorkerSettings(
         database_url=shared["DATABASE_URL"],
         broker_url=broker,
@@ -96,4 +102,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         dispatch=shared["DISPATCH"],
         lookahead=shared["LOOKAHEAD"],
         dispatch_interval_s=_number(env, "LI2_DISPATCH_INTERVAL_S", 0.5, 0.05),
+        subbatch=0 if subbatch == "auto" else int(subbatch),
+        subbatch_probe_s=_number(env, "LI2_SUBBATCH_PROBE_S", 2.0, 0),
+        worker_data_dir=env.get("LI2_WORKER_DATA_DIR") or "./var",
     )

@@ -6,7 +6,8 @@ Flow of one message ``[[run_id, attempt], ...]`` (runs of one li2.batching.batch
    superseded by a newer attempt are skipped, so duplicate and late messages are harmless;
 2. load each run's newest "resume" checkpoint when its attempt is > 1 (the reaper requeued it);
 3. start the heartbeat thread and a SIGTERM handler, import li2.runner *here*, inside the pool
-   child (CUDA is never initialised in Celery's parent process), and run the batch; every measured
+   child (CUDA is never initialised in Celery's parent process), and run the batch, as consecutive
+   sub-batches of the size this host learned for the shape (li2_worker.throughput); every measured
    row is written, batched at most about once a second, as progress and live metric rows
    (li2_store.metric_rows), so the API can serve a running run's curves;
    checkpoints come at the cadence `li2.checkpoint.Cadence` sets (every LI2_CHECKPOINT_INTERVAL_S
@@ -46,6 +47,7 @@ from li2_worker import compile_cache
 from li2_worker.checkpoint_writer import CheckpointWriter
 from li2_worker.heartbeat import Heartbeat
 from li2_worker.settings import WorkerSettings, load_settings
+from li2_worker.throughput import HostThroughput
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +163,9 @@ class BatchJob:
         run_batch = self._run_batch or _load_runner()
         self.writer = writer = CheckpointWriter()
         try:
-            outcomes = run_batch(
+            outcomes = HostThroughput(self.settings).run(  # sub-batches of the learned size (li2_worker.throughput)
+                run_batch,
                 [c.spec for c in self.claims],
-                self.settings.device,
                 on_progress=self.on_progress,
                 should_stop=self.should_stop,
                 on_checkpoint=self.on_checkpoint,
