@@ -49,7 +49,7 @@ def test_unknown_and_foreign_ids_are_not_found(client, live_service, finished_ex
 
 def test_sweep_too_large_is_a_validation_error_not_a_quota(live_service, tiny, limits):
     """Waiting can never shrink a sweep: 422 (ValidationError), never a 429 that retry logic would loop on."""
-    carol = Client(live_service.url, token=live_service.create_user("carol"), retries=0)
+    carol = Client(live_service.url, token=live_service.create_user("carol-sweep-limit"), retries=0)
     with pytest.raises(ValidationError) as info:
         carol.submit_sweep(tiny(), {"seed": list(range(limits["max_sweep_runs"] + 1))})
     assert info.value.status == 422 and not isinstance(info.value, QuotaExceeded)
