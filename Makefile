@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 PIP     := $(BIN)/pip install -c requirements/constraints.txt
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench lint format clean
+.PHONY: install demo test test-fast bench lint format mutate clean
 
 $(STAMP): pyproject.toml client/pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_trainer.py --write BENCHMARKS.md
+
+# Mutation testing of the science core (model, optim, trainer, timeline, scaling): docs/testing.md.
+mutate: $(STAMP)
+	bash scripts/mutate.sh
 
 # Lint: import-linter layer contracts, ruff (lint + format), mypy, hadolint. `.ci/run` runs it first.
 lint: $(STAMP)
