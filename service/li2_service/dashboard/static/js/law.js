@@ -62,28 +62,19 @@ export function verdict(law, reference) {
 export function drawLaw({ law, points, reference, chartId, pstarId, tableId }) {
   const Ms = orders(law, points);
   const traces = [];
-  const ok = points.filter((p) => p.ok);
-  const bad = points.filter((p) => !p.ok);
-  traces.push({
+  // One marker trace per outcome; customdata carries the run id for the click-through.
+  const outcome = (runs, name, symbol, color, label) => ({
     type: "scatter",
     mode: "markers",
-    name: "generalized",
-    x: ok.map((p) => p.M),
-    y: ok.map((p) => p.n),
-    customdata: ok.map((p) => p.id),
-    marker: { symbol: "circle", color: "#2ca02c", size: 8, opacity: 0.7 },
-    hovertemplate: "M=%{x}, n=%{y}<br>%{customdata}<extra>generalized</extra>",
+    name,
+    x: runs.map((p) => p.M),
+    y: runs.map((p) => p.n),
+    customdata: runs.map((p) => p.id),
+    marker: { symbol, color, size: 8, opacity: 0.7 },
+    hovertemplate: `M=%{x}, n=%{y}<br>%{customdata}<extra>${label}</extra>`,
   });
-  traces.push({
-    type: "scatter",
-    mode: "markers",
-    name: "did not",
-    x: bad.map((p) => p.M),
-    y: bad.map((p) => p.n),
-    customdata: bad.map((p) => p.id),
-    marker: { symbol: "x", color: "#d62728", size: 8, opacity: 0.7 },
-    hovertemplate: "M=%{x}, n=%{y}<br>%{customdata}<extra>did not generalize</extra>",
-  });
+  traces.push(outcome(points.filter((p) => p.ok), "generalized", "circle", "#2ca02c", "generalized"));
+  traces.push(outcome(points.filter((p) => !p.ok), "did not", "x", "#d62728", "did not generalize"));
   const crit = (law?.critical || []).filter((c) => c.n_star != null);
   traces.push({
     type: "scatter",
