@@ -8,6 +8,8 @@ import threading
 
 import sqlalchemy as sa
 
+from li2.compute import run_flops
+from li2_service.limits import PETA
 from li2_store import models
 from li2_store import searches as store
 from li2_store import sweeps as sweeps_store
@@ -116,6 +118,24 @@ def test_round_zero_over_the_active_quota_is_429_or_422(db_url, service_factory)
     before = svc.counts()
     r = post(svc, body())
     assert r.status_code == 429 and "Retry-After" in r.headers
+    assert svc.counts() == before
+
+
+def test_round_zero_is_admitted_by_estimated_compute_422_alone_429_beside_waiting_work(db_url, service_factory):
+    """Round 0's estimated compute (li2.compute) counts against LI2_MAX_COMPUTE_PFLOP like any submit."""
+    svc = service_factory(db_url)
+    config = svc.app.extensions["li2"].config
+    first = post(svc, body())
+    assert first.status_code == 202
+    round0 = sum(run_flops(spec) for _, spec, _ in queued_runs(svc, first.json["id"]))
+    config["MAX_COMPUTE_PFLOP"] = 0.5 * round0 / PETA  # round 0 alone is over: never admitted
+    before = svc.counts()
+    r = post(svc, body())
+    assert r.status_code == 422 and "Retry-After" not in r.headers and "compute" in r.json["errors"]
+    assert svc.counts() == before
+    config["MAX_COMPUTE_PFLOP"] = 1.5 * round0 / PETA  # alone it fits; beside the first search's: wait
+    r = post(svc, body())
+    assert r.status_code == 429 and "Retry-After" in r.headers and "compute" in r.json["errors"]
     assert svc.counts() == before
 
 

@@ -16,7 +16,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from li2.errors import SpecError
 from li2.jsonsafe import json_safe
-from li2.search import plan_round, validate_search
+from li2.search import plan_round, specs_for, validate_search
 from li2_service import auth, limits, runs, schemas
 from li2_service.body import json_object
 from li2_service.errors import fail
@@ -140,6 +140,9 @@ def submit_search(state: runs.ServiceState, user: auth.Caller, raw: dict) -> mod
     plan = plan_round(request, outcomes, 0, 0)
     with session_scope(state.engine) as session:
         limits.check_active(session, user, len(plan.points), state.config)
+        # Round 0 is admitted by estimated compute like any submit; later rounds are planned at
+        # fan-in (no request to refuse), bounded by max_runs.
+        limits.check_compute(session, user, specs_for(request, plan), state.config)
         row = models.Search(
             user_id=user.id,
             request_json=json_safe(request),
