@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .polling import Handle, ProgressBar, wait_for
+from .polling import Handle, ProgressBar
 from .results import ScalingLaw
 from .sweeps import run_table
 
@@ -68,12 +68,7 @@ class Search(Handle):
             phases = " ".join(f"M={o.get('order')}:{o.get('phase')}" for o in self.orders)
             bar.update(ended, self.n_runs, f"round {self.round} {phases}")
 
-        try:
-            wait_for(
-                lambda: self.refresh().status, what=f"search {self.id}", timeout=timeout, poll=poll, on_update=show
-            )
-        finally:
-            bar.close()
+        self._wait_until_ended(f"search {self.id}", bar, show, timeout, poll)
         return self
 
     def cancel(self) -> Search:
