@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from flask import current_app
+import sqlalchemy as sa
+from flask import Response, current_app
 from sqlalchemy.orm import Session
 
 from li2_service import auth, organise, runs, schemas
 from li2_service.body import json_object
 from li2_service.errors import fail
+from li2_service.listing import fetch_page, page_response
 from li2_store import models
 from li2_store.db import session_scope
 
@@ -26,6 +28,15 @@ Row = TypeVar("Row", models.Experiment, models.Sweep)
 def app_state() -> runs.ServiceState:
     """The engine, settings and sender of the running app (set by `create_app`)."""
     return current_app.extensions["li2"]
+
+
+def page_of(stmt: sa.Select, page: int, page_size: int, view: Callable[[Session, Any], dict]) -> Response:
+    """One page of `stmt`'s rows (already filtered and ordered), each shown by `view`, as the paged
+    envelope with its X-Pagination header: the body of every list route."""
+    with session_scope(app_state().engine) as session:
+        rows, total = fetch_page(session, stmt, page, page_size)
+        items = [view(session, r) for r in rows]
+    return page_response(items, page, page_size, total)
 
 
 def patch_visible(model: type[Row], row_id: str, what: str, view: Callable[[Session, Row], dict]) -> dict:

@@ -20,10 +20,9 @@ from marshmallow import RAISE
 from li2.spec import validate_spec
 from li2_service import auth, organise, organise_schemas, runs, schemas
 from li2_service import result_schemas as answers
-from li2_service.blueprints.common import app_state, delete_visible, patch_visible
+from li2_service.blueprints.common import app_state, delete_visible, page_of, patch_visible
 from li2_service.body import json_object
 from li2_service.errors import fail, unprocessable
-from li2_service.listing import fetch_page, page_response
 from li2_service.openapi import BINARY, BODY_ERRORS, CSV, location, problems
 from li2_service.priority import pop_priority
 from li2_store import metric_rows, models
@@ -121,11 +120,8 @@ def _location(exp_id: str) -> dict:
 def list_experiments(query: dict):
     """List your experiments, newest first (admins: everyone's, or ?user=NAME), filtered by spec fields,
     outcome and labels and sorted by ?sort= (see the parameters); archived runs only with ?archived=true."""
-    page, page_size = query["page"], query["page_size"]
-    with session_scope(app_state().engine) as session:
-        rows, total = fetch_page(session, organise.experiments_query(auth.current_user(), query), page, page_size)
-        items = [schemas.experiment_view(r) for r in rows]
-    return page_response(items, page, page_size, total)
+    stmt = organise.experiments_query(auth.current_user(), query)
+    return page_of(stmt, query["page"], query["page_size"], lambda _session, row: schemas.experiment_view(row))
 
 
 @blp.route("/<exp_id>", methods=["GET"])

@@ -18,7 +18,7 @@ from li2.errors import SpecError
 from li2.jsonsafe import json_safe
 from li2.search import plan_round, validate_search
 from li2_service import auth, limits, runs, schemas
-from li2_service.blueprints.common import app_state, law_answer
+from li2_service.blueprints.common import app_state, law_answer, page_of
 from li2_service.body import json_object
 from li2_service.errors import fail
 from li2_service.listing import fetch_page, page_response, visible_rows
@@ -191,11 +191,8 @@ def _location(search_id: str) -> dict:
 def list_searches(page: int, page_size: int, status: str | None = None, user: str | None = None):
     """Your searches, newest first (admins: everyone's, or ?user=NAME)."""
     se = models.Search
-    stmt = visible_rows(se, auth.current_user(), user, status)
-    with session_scope(app_state().engine) as session:
-        rows, total = fetch_page(session, stmt.order_by(se.created_at.desc(), se.id), page, page_size)
-        items = [search_view(r, _counts(session, r.id)) for r in rows]
-    return page_response(items, page, page_size, total)
+    stmt = visible_rows(se, auth.current_user(), user, status).order_by(se.created_at.desc(), se.id)
+    return page_of(stmt, page, page_size, lambda session, row: search_view(row, _counts(session, row.id)))
 
 
 def _visible_search(search_id: str, close: bool = False) -> str:

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from flask import url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
+from sqlalchemy.orm import Session
 
 from li2_service import auth, organise, organise_schemas, runs, schemas
-from li2_service.blueprints.common import app_state, delete_visible, law_answer, patch_visible
+from li2_service.blueprints.common import app_state, delete_visible, law_answer, page_of, patch_visible
 from li2_service.body import json_object
 from li2_service.errors import fail
 from li2_service.listing import fetch_page, page_response
@@ -59,7 +60,12 @@ def submit():
             organise.apply_labels(sweep, labels)
             session.flush()
             session.refresh(sweep)
-        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id)), 202, _location(sweep.id)
+        return _sweep_view(session, sweep), 202, _location(sweep.id)
+
+
+def _sweep_view(session: Session, sweep: models.Sweep) -> dict:
+    """The JSON shape of one sweep, with its runs counted by status now."""
+    return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id))
 
 
 def _location(sweep_id: str) -> dict:
@@ -74,11 +80,8 @@ def _location(sweep_id: str) -> dict:
 def list_sweeps(query: dict):
     """List your sweeps, newest first (admins: everyone's, or ?user=NAME); ?name=, ?tag= filter by
     labels; archived sweeps only with ?archived=true."""
-    page, page_size = query["page"], query["page_size"]
-    with session_scope(app_state().engine) as session:
-        rows, total = fetch_page(session, organise.sweeps_query(auth.current_user(), query), page, page_size)
-        items = [schemas.sweep_view(r, runs.sweep_counts(session, r.id)) for r in rows]
-    return page_response(items, page, page_size, total)
+    stmt = organise.sweeps_query(auth.current_user(), query)
+    return page_of(stmt, query["page"], query["page_size"], _sweep_view)
 
 
 def _visible_sweep(sweep_id: str, close: bool = False) -> str:
@@ -99,7 +102,7 @@ def get_sweep(sweep_id: str):
     sweep_id = _visible_sweep(sweep_id, close=True)
     with session_scope(app_state().engine) as session:
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
-        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep_id))
+        return _sweep_view(session, sweep)
 
 
 @blp.route("/<sweep_id>/runs", methods=["GET"])
@@ -181,7 +184,7 @@ def patch_sweep(sweep_id: str):
         models.Sweep,
         sweep_id,
         "sweep",
-        lambda session, sweep: schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id)),
+        _sweep_view,
     )
 
 
