@@ -80,6 +80,16 @@ def emit_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
+def answer(a: argparse.Namespace, data: Any, human: Callable[[], object], code: int = EXIT_OK) -> int:
+    """How a command prints its answer: `data` as JSON with --json, else `human()` prints it for a
+    person (called only then); the command's exit code is `code`."""
+    if a.json:
+        emit_json(data)
+    else:
+        human()
+    return code
+
+
 def read_document(path: str) -> dict:
     """Read a JSON (or, with PyYAML, YAML) file holding one object."""
     p = Path(path)
@@ -156,29 +166,17 @@ def print_experiment(e: Experiment) -> None:
 def cmd_submit(client: Client, a: argparse.Namespace) -> int:
     exp = client.submit(read_document(a.spec_file), force=a.force, priority=a.priority)
     code = wait_for_run(exp, a.timeout, progress=not a.json) if a.wait else RUN_EXIT.get(exp.status, EXIT_OK)
-    if a.json:
-        emit_json(exp.data)
-    else:
-        print_experiment(exp)
-    return code
+    return answer(a, exp.data, lambda: print_experiment(exp), code)
 
 
 def cmd_status(client: Client, a: argparse.Namespace) -> int:
     exp = client.get(a.id)
-    if a.json:
-        emit_json(exp.data)
-    else:
-        print_experiment(exp)
-    return EXIT_OK
+    return answer(a, exp.data, lambda: print_experiment(exp))
 
 
 def cmd_cancel(client: Client, a: argparse.Namespace) -> int:
     exp = client.cancel(a.id)
-    if a.json:
-        emit_json({"id": exp.id, "status": exp.status})
-    else:
-        print(f"{exp.id}: {exp.status}")
-    return EXIT_OK
+    return answer(a, {"id": exp.id, "status": exp.status}, lambda: print(f"{exp.id}: {exp.status}"))
 
 
 def cmd_timeline(client: Client, a: argparse.Namespace) -> int:
@@ -237,12 +235,11 @@ def cmd_sweep_submit(client: Client, a: argparse.Namespace) -> int:
 
 
 def _print_sweep(sweep: Sweep, a: argparse.Namespace) -> int:
-    if a.json:
-        emit_json(sweep.data)
-    else:
+    def human() -> None:
         counts = "  ".join(f"{k}={v}" for k, v in sweep.counts.items())
         print(f"sweep {sweep.id}: {sweep.status}, {sweep.n_runs} runs, {sweep.progress:.0%} ended  {counts}".rstrip())
-    return EXIT_OK
+
+    return answer(a, sweep.data, human)
 
 
 def cmd_sweep_status(client: Client, a: argparse.Namespace) -> int:
@@ -446,11 +443,7 @@ def cmd_plots(client: Client, a: argparse.Namespace) -> int:
     from .plots import plot_experiment
 
     paths = plot_experiment(client.get(a.id), a.out, spectrum=not a.no_spectrum)
-    if a.json:
-        emit_json([str(p) for p in paths])
-    else:
-        print("\n".join(str(p) for p in paths))
-    return EXIT_OK
+    return answer(a, [str(p) for p in paths], lambda: print("\n".join(str(p) for p in paths)))
 
 
 def cmd_sweep_list(client: Client, a: argparse.Namespace) -> int:
@@ -492,11 +485,7 @@ def cmd_queue(client: Client, a: argparse.Namespace) -> int:
 
 def cmd_health(client: Client, a: argparse.Namespace) -> int:
     body = client.health()
-    if a.json:
-        emit_json(body)
-    else:
-        print(f"{client.url}: " + ", ".join(f"{k}={v}" for k, v in body.items()))
-    return EXIT_OK
+    return answer(a, body, lambda: print(f"{client.url}: " + ", ".join(f"{k}={v}" for k, v in body.items())))
 
 
 # -- parser -------------------------------------------------------------------------------------
@@ -694,11 +683,13 @@ def cmd_list(client: Client, a: argparse.Namespace) -> int:
 def _relabel(client: Client, a: argparse.Namespace, **changes: Any) -> int:
     """PATCH an experiment (or with --sweep, a sweep) and print its labels."""
     handle: Experiment | Sweep = client.update_sweep(a.id, **changes) if a.sweep else client.update(a.id, **changes)
-    if a.json:
-        emit_json(handle.data)
-    else:
-        print(f"{handle.id}: name={cell(handle.name)} tags={','.join(handle.tags) or '—'} archived={handle.archived}")
-    return EXIT_OK
+    return answer(
+        a,
+        handle.data,
+        lambda: print(
+            f"{handle.id}: name={cell(handle.name)} tags={','.join(handle.tags) or '—'} archived={handle.archived}"
+        ),
+    )
 
 
 def _current_tags(client: Client, a: argparse.Namespace) -> list[str]:

@@ -298,8 +298,7 @@ class Client:
 
     def scaling_law(self, sweep_id: str, partial: bool = False) -> ScalingLaw:
         """The sweep's fitted n* ≈ c·M·ln M; ``partial=True`` fits now on the runs that have ended."""
-        params = {"partial": "true"} if partial else None
-        return ScalingLaw.from_dict(self._http.get_json(_sweep_path(sweep_id, "/scaling-law"), params))
+        return self._scaling_law(_sweep_path(sweep_id), partial)
 
     # -- searches -------------------------------------------------------------------------------
     def find_critical_size(
@@ -352,8 +351,12 @@ class Client:
 
     def search_scaling_law(self, search_id: str, partial: bool = False) -> ScalingLaw:
         """The joint law over every run of the search; ``partial=True`` fits now while it runs."""
+        return self._scaling_law(_search_path(search_id), partial)
+
+    def _scaling_law(self, path: str, partial: bool) -> ScalingLaw:
+        """``GET {path}/scaling-law`` of a sweep or a search (``?partial=true`` to fit now)."""
         params = {"partial": "true"} if partial else None
-        return ScalingLaw.from_dict(self._http.get_json(_search_path(search_id, "/scaling-law"), params))
+        return ScalingLaw.from_dict(self._http.get_json(f"{path}/scaling-law", params))
 
     # -- service --------------------------------------------------------------------------------
     def queue(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import RunFailed, WaitTimeout
-from .polling import Handle, ProgressBar, wait_for
+from .polling import Handle, ProgressBar
 
 if TYPE_CHECKING:
     from .results import Features, Predictions, Timeline
@@ -88,12 +88,7 @@ class Experiment(Handle):
                 f"{self.status} {acc}".strip(),
             )
 
-        try:
-            status = wait_for(
-                lambda: self.refresh().status, what=f"experiment {self.id}", timeout=timeout, poll=poll, on_update=show
-            )
-        finally:
-            bar.close()
+        status = self._wait_until_ended(f"experiment {self.id}", bar, show, timeout, poll)
         if raise_on_failure and status != "succeeded":
             raise RunFailed(f"experiment {self.id} {status}" + (f": {self.error}" if self.error else ""))
         return self

@@ -57,6 +57,21 @@ class Handle:
         """True when hidden from the default list (``list(archived=True)`` shows it)."""
         return bool(self.data.get("archived"))
 
+    def refresh(self) -> Handle:
+        """Reload ``.data`` from the server (each handle asks its own route)."""
+        raise NotImplementedError
+
+    def _wait_until_ended(
+        self, what: str, bar: ProgressBar, show: Callable[[], None], timeout: float | None, poll: float
+    ) -> str:
+        """The loop every handle's ``wait`` runs: ``refresh()`` every ``poll`` s until the status is
+        terminal (``WaitTimeout`` naming ``what`` after ``timeout`` s), calling ``show`` to update
+        ``bar`` after each read; the bar is closed either way. Returns the final status."""
+        try:
+            return wait_for(lambda: self.refresh().status, what=what, timeout=timeout, poll=poll, on_update=show)
+        finally:
+            bar.close()
+
 
 class ProgressBar:
     """A minimal bar: ``update(n, total, postfix)``; ``close()``. Disabled = does nothing."""

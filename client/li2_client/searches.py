@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .polling import Handle, ProgressBar, wait_for
+from .polling import TERMINAL, Handle, ProgressBar
 from .results import ScalingLaw
 from .sweeps import run_table
 
@@ -64,16 +64,11 @@ class Search(Handle):
         bar = ProgressBar(f"search {self.id[:8]}", "runs", progress)
 
         def show() -> None:
-            ended = sum(self.counts.get(s, 0) for s in ("succeeded", "failed", "cancelled"))
+            ended = sum(self.counts.get(s, 0) for s in TERMINAL)
             phases = " ".join(f"M={o.get('order')}:{o.get('phase')}" for o in self.orders)
             bar.update(ended, self.n_runs, f"round {self.round} {phases}")
 
-        try:
-            wait_for(
-                lambda: self.refresh().status, what=f"search {self.id}", timeout=timeout, poll=poll, on_update=show
-            )
-        finally:
-            bar.close()
+        self._wait_until_ended(f"search {self.id}", bar, show, timeout, poll)
         return self
 
     def cancel(self) -> Search:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .polling import TERMINAL, Handle, ProgressBar, wait_for
+from .polling import TERMINAL, Handle, ProgressBar
 
 if TYPE_CHECKING:
     from .experiments import Experiment
@@ -83,10 +83,7 @@ class Sweep(Handle):
             extra = " ".join(f"{k}={v}" for k, v in c.items() if v)
             bar.update(ended, self.n_runs, extra)
 
-        try:
-            wait_for(lambda: self.refresh().status, what=f"sweep {self.id}", timeout=timeout, poll=poll, on_update=show)
-        finally:
-            bar.close()
+        self._wait_until_ended(f"sweep {self.id}", bar, show, timeout, poll)
         return self
 
     def cancel(self) -> Sweep:

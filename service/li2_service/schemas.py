@@ -165,7 +165,21 @@ class ProgressSchema(Schema):
     latest = fields.Nested(LatestSchema)
 
 
+def _label_fields() -> dict[str, fields.Field]:
+    """The labels an experiment and a sweep answer end with (fresh field objects for each schema;
+    a `Meta.include` puts them after the declared fields, where the OpenAPI document has them)."""
+    return {
+        "name": fields.String(allow_none=True),
+        "tags": fields.List(fields.String()),
+        "note": fields.String(allow_none=True),
+        "archived": fields.Boolean(),
+    }
+
+
 class ExperimentSchema(Schema):
+    class Meta:
+        include = _label_fields()
+
     id = fields.String()
     status = fields.String()
     spec = fields.Nested(ExperimentSpecSchema, metadata={"description": "the normalised spec: every default filled in"})
@@ -183,10 +197,6 @@ class ExperimentSchema(Schema):
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
     round = fields.Integer(allow_none=True, metadata={"description": "a search's runs only: the round that made it"})
-    name = fields.String(allow_none=True)
-    tags = fields.List(fields.String())
-    note = fields.String(allow_none=True)
-    archived = fields.Boolean()
 
 
 class _PageSchema(Schema):
@@ -208,6 +218,9 @@ class CountsSchema(Schema):
 
 
 class SweepSchema(Schema):
+    class Meta:
+        include = _label_fields()
+
     id = fields.String()
     status = fields.String()
     n_runs = fields.Integer()
@@ -219,10 +232,6 @@ class SweepSchema(Schema):
     has_scaling_law = fields.Boolean()
     created_at = fields.String()
     finished_at = fields.String(allow_none=True)
-    name = fields.String(allow_none=True)
-    tags = fields.List(fields.String())
-    note = fields.String(allow_none=True)
-    archived = fields.Boolean()
 
 
 class SweepPageSchema(_PageSchema):

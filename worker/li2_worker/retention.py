@@ -22,14 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from li2_store.db import changed, database_now, session_scope
+from li2_store.models import TERMINAL
 from li2_store.models import Checkpoint as C
 from li2_store.models import Experiment as E
+from li2_store.sweeps import ACTIVE
 from li2_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
-
-ACTIVE = ("queued", "running")
-ENDED = ("succeeded", "failed", "cancelled")
 
 
 def _protected() -> sa.ColumnElement[bool]:
@@ -50,7 +49,7 @@ def delete_beyond_count(engine: Engine, keep: int) -> int:
 def delete_older_than(engine: Engine, days: float) -> int:
     """Delete every checkpoint of runs that ended more than `days` days ago; return how many went."""
     cutoff = database_now(engine) - timedelta(days=days)
-    old_runs = sa.select(E.id).where(E.status.in_(ENDED), E.finished_at < cutoff)
+    old_runs = sa.select(E.id).where(E.status.in_(TERMINAL), E.finished_at < cutoff)
     with session_scope(engine) as s:
         return changed(s, sa.delete(C).where(C.experiment_id.in_(old_runs)))
 

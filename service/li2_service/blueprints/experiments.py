@@ -13,16 +13,16 @@ import io
 import logging
 
 import sqlalchemy as sa
-from flask import Response, current_app, request, url_for
+from flask import Response, request, url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from li2.spec import validate_spec
 from li2_service import auth, organise, organise_schemas, runs, schemas
 from li2_service import result_schemas as answers
+from li2_service.blueprints.common import app_state, delete_visible, page_of, patch_visible
 from li2_service.body import json_object
 from li2_service.errors import fail, unprocessable
-from li2_service.listing import fetch_page, page_response
 from li2_service.openapi import BINARY, BODY_ERRORS, CSV, location, problems
 from li2_service.priority import pop_priority
 from li2_store import metric_rows, models
@@ -38,10 +38,6 @@ blp = Blueprint(
 MAX_EPOCH = 2**31 - 1
 IDEMPOTENCY_KEY_MAX = 200  # characters; documented as the header's maxLength
 RESULT_COLUMNS = {"metrics": "metrics_json", "timeline": "timeline_json", "features": "features_json"}
-
-
-def _state() -> runs.ServiceState:
-    return current_app.extensions["li2"]
 
 
 def _read_submit_body() -> tuple[dict, bool, int]:
@@ -104,7 +100,7 @@ def submit():
     spec = validate_spec(raw)
     labels = _submit_labels()
     done = runs.submit_experiment(
-        _state(), auth.current_user(), spec, force=force, idempotency_key=key, priority=priority
+        app_state(), auth.current_user(), spec, force=force, idempotency_key=key, priority=priority
     )
     row = _label_new_run(done.row, labels) if labels and done.outcome == "created" else done.row
     if done.outcome == "cached":
@@ -124,18 +120,15 @@ def _location(exp_id: str) -> dict:
 def list_experiments(query: dict):
     """List your experiments, newest first (admins: everyone's, or ?user=NAME), filtered by spec fields,
     outcome and labels and sorted by ?sort= (see the parameters); archived runs only with ?archived=true."""
-    page, page_size = query["page"], query["page_size"]
-    with session_scope(_state().engine) as session:
-        rows, total = fetch_page(session, organise.experiments_query(auth.current_user(), query), page, page_size)
-        items = [schemas.experiment_view(r) for r in rows]
-    return page_response(items, page, page_size, total)
+    stmt = organise.experiments_query(auth.current_user(), query)
+    return page_of(stmt, query["page"], query["page_size"], lambda _session, row: schemas.experiment_view(row))
 
 
 @blp.route("/<exp_id>", methods=["GET"])
 @blp.response(200, schemas.ExperimentSchema)
 def get_experiment(exp_id: str):
     """Status, progress (epoch of epochs, latest metrics), summary and error of one experiment."""
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         return schemas.experiment_view(row)
 
@@ -186,7 +179,7 @@ METRICS_ANSWER = (
 def metrics(exp_id: str, format: str | None = None, since: int | None = None):
     """Training curves as columns {name: [values]} (epoch, train_acc, test_acc, losses, diagnostics),
     also while the run trains; ?since=EPOCH returns only the rows after that epoch."""
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         result = session.get(models.Result, row.id)
         if result is not None and row.status in models.TERMINAL:
@@ -223,7 +216,7 @@ def _rows_after(columns: dict, since: int | None) -> dict:
 
 
 def _result_json(exp_id: str, name: str) -> dict:
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         return schemas.json_safe(getattr(_finished_result(session, exp_id, name), RESULT_COLUMNS[name]) or {})
 
 
@@ -268,7 +261,7 @@ def predict_spec(spec: dict) -> dict:
 )
 def predictions(exp_id: str):
     """What the Li2 theory predicts for this spec (available right after submit)."""
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         result = session.get(models.Result, row.id)
         if result is not None and result.predictions_json:
@@ -282,7 +275,7 @@ def predictions(exp_id: str):
 def list_checkpoints(exp_id: str):
     """The run's stored checkpoints: epoch, kind (snapshot | resume) and size in bytes."""
     ck = models.Checkpoint
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         found = session.execute(
             sa.select(ck.epoch, ck.kind, sa.func.length(ck.data))
@@ -299,7 +292,7 @@ def list_checkpoints(exp_id: str):
 def get_checkpoint(exp_id: str, epoch: int):
     """One checkpoint's safetensors bytes (a snapshot at that epoch, else the resume state)."""
     ck = models.Checkpoint
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         if epoch > MAX_EPOCH:  # no such epoch; and the database's INTEGER would overflow
             fail(404, f"no checkpoint at epoch {epoch}")
@@ -324,7 +317,7 @@ def get_checkpoint(exp_id: str, epoch: int):
 @problems(blp, {409: "already finished"})
 def cancel(exp_id: str):
     """Cancel: a queued run at once; a running run stops within seconds and frees its slot."""
-    engine = _state().engine
+    engine = app_state().engine
     with session_scope(engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         status = runs.cancel_experiment(session, row)
@@ -345,7 +338,7 @@ def _submit_labels() -> dict:
 def _label_new_run(row: models.Experiment, labels: dict) -> models.Experiment:
     """Put a fresh submit's labels on its run; the run as it is now. (An identical spec answered from
     the cache, or a replayed Idempotency-Key, keeps the labels it has: change them with PATCH.)"""
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         fresh = session.get(models.Experiment, row.id)
         assert fresh is not None  # just created, and only its owner can delete it
         organise.apply_labels(fresh, labels)
@@ -360,12 +353,7 @@ def _label_new_run(row: models.Experiment, labels: dict) -> models.Experiment:
 @problems(blp, {422: "invalid name, tags, note or archived; errors name each field, nothing changed"})
 def patch_experiment(exp_id: str):
     """Set the name, tags (replacing them), note or archived flag of one of your experiments."""
-    body = json_object()
-    with session_scope(_state().engine) as session:
-        row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
-        organise.patch(session, row, body)
-        session.refresh(row)
-        return schemas.experiment_view(row)
+    return patch_visible(models.Experiment, exp_id, "experiment", lambda _session, row: schemas.experiment_view(row))
 
 
 @blp.route("/<exp_id>", methods=["DELETE"])
@@ -373,11 +361,7 @@ def patch_experiment(exp_id: str):
 @problems(blp, {409: "the run is queued or running, or belongs to a sweep (delete the sweep)"})
 def delete_experiment(exp_id: str):
     """Delete one of your runs that has ended, with its metric rows, result and checkpoints."""
-    with session_scope(_state().engine) as session:
-        row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
-        run_id = row.id
-        deleted = organise.delete_experiment(session, row)
-    return {"id": run_id, "deleted": deleted}
+    return delete_visible(models.Experiment, exp_id, "experiment", organise.delete_experiment)
 
 
 @blp.route("/<exp_id>/archive", methods=["GET"])
@@ -395,7 +379,7 @@ def delete_experiment(exp_id: str):
 @problems(blp, {409: "the run is queued or running"})
 def archive(exp_id: str, format: str):
     """Download a run that has ended as one archive: its record, result.json and every checkpoint (streamed)."""
-    engine = _state().engine
+    engine = app_state().engine
     with session_scope(engine) as session:
         row = auth.get_visible(session, models.Experiment, exp_id, auth.current_user(), "experiment")
         if row.status not in models.TERMINAL:

@@ -10,7 +10,7 @@ is known to the requested tolerance or the run cap is reached. The views trigger
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
@@ -18,6 +18,7 @@ from li2.errors import SpecError
 from li2.jsonsafe import json_safe
 from li2.search import plan_round, specs_for, validate_search
 from li2_service import auth, limits, runs, schemas
+from li2_service.blueprints.common import app_state, law_answer, page_of
 from li2_service.body import json_object
 from li2_service.errors import fail
 from li2_service.listing import fetch_page, page_response, visible_rows
@@ -80,10 +81,6 @@ class SearchCancelSchema(Schema):
     status = fields.String()
     cancelled = fields.Integer()
     stopping = fields.Integer()
-
-
-def _state() -> runs.ServiceState:
-    return current_app.extensions["li2"]
 
 
 def _counts(session, search_id: str) -> dict[str, int]:
@@ -177,7 +174,7 @@ def submit_search(state: runs.ServiceState, user: auth.Caller, raw: dict) -> mod
 )
 def submit():
     """Start a search {"base": SPEC, "orders": [M…], "seeds", "tolerance", "max_runs", …}."""
-    state = _state()
+    state = app_state()
     row = submit_search(state, auth.current_user(), json_object())
     with session_scope(state.engine) as session:
         fresh = session.get(models.Search, row.id)
@@ -197,16 +194,13 @@ def _location(search_id: str) -> dict:
 def list_searches(page: int, page_size: int, status: str | None = None, user: str | None = None):
     """Your searches, newest first (admins: everyone's, or ?user=NAME)."""
     se = models.Search
-    stmt = visible_rows(se, auth.current_user(), user, status)
-    with session_scope(_state().engine) as session:
-        rows, total = fetch_page(session, stmt.order_by(se.created_at.desc(), se.id), page, page_size)
-        items = [search_view(r, _counts(session, r.id)) for r in rows]
-    return page_response(items, page, page_size, total)
+    stmt = visible_rows(se, auth.current_user(), user, status).order_by(se.created_at.desc(), se.id)
+    return page_of(stmt, page, page_size, lambda session, row: search_view(row, _counts(session, row.id)))
 
 
 def _visible_search(search_id: str, close: bool = False) -> str:
     """The id of a search the caller may see (else 404); with close, run its round's fan-in if due."""
-    state = _state()
+    state = app_state()
     with session_scope(state.engine) as session:
         search = auth.get_visible(session, models.Search, search_id, auth.current_user(), "search")
         sweep_ids = list(
@@ -230,7 +224,7 @@ def _visible_search(search_id: str, close: bool = False) -> str:
 def get_search(search_id: str):
     """A search's status, its round in flight, its runs counted by status and each order's state."""
     search_id = _visible_search(search_id, close=True)
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         row = auth.get_visible(session, models.Search, search_id, auth.current_user(), "search")
         return search_view(row, _counts(session, search_id))
 
@@ -241,7 +235,7 @@ def get_search(search_id: str):
 def search_runs(search_id: str, page: int, page_size: int):
     """Every run of every round, round by round; each item also says its `round`."""
     exp, sw = models.Experiment, models.Sweep
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         search = auth.get_visible(session, models.Search, search_id, auth.current_user(), "search")
         stmt = (
             sa.select(exp)
@@ -260,7 +254,7 @@ def search_runs(search_id: str, page: int, page_size: int):
 @problems(blp, {409: "the search has already ended"})
 def cancel(search_id: str):
     """Stop the search: no new round is planned, queued runs are cancelled, running ones stopped."""
-    state = _state()
+    state = app_state()
     done = {"cancelled": 0, "stopping": 0}
     with session_scope(state.engine) as session:
         search = auth.get_visible(session, models.Search, search_id, auth.current_user(), "search")
@@ -289,7 +283,7 @@ def cancel(search_id: str):
 def scaling_law(search_id: str, partial: bool):
     """The joint law over every run of the search: stored when it has ended; ?partial=true fits now."""
     search_id = _visible_search(search_id, close=True)
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         search = auth.get_visible(session, models.Search, search_id, auth.current_user(), "search")
         law, fitted_at, status, n_runs = search.scaling_law_json, search.fitted_at, search.status, search.n_runs
         every = store.search_runs(session, search_id) if law is None else []
@@ -302,6 +296,4 @@ def scaling_law(search_id: str, partial: bool):
             )
         law = store.fit_search_law(every)
         law["n_runs_used"], fitted_at = sum(r["status"] == "succeeded" for r in every), utcnow()
-    if "error" in law:
-        fail(409, f"the scaling law cannot be fitted: {str(law['error'])[:300]}")
-    return {**law, "partial": status == "running", "fitted_at": schemas.iso(fitted_at)}
+    return law_answer(law, fitted_at, partial=status == "running")

@@ -9,11 +9,13 @@ and closes the sweep. The views trigger that same finaliser early (reads of one 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import url_for
 from flask_smorest import Blueprint
 from marshmallow import RAISE
+from sqlalchemy.orm import Session
 
 from li2_service import auth, organise, organise_schemas, runs, schemas
+from li2_service.blueprints.common import app_state, delete_visible, law_answer, page_of, patch_visible
 from li2_service.body import json_object
 from li2_service.errors import fail
 from li2_service.listing import fetch_page, page_response
@@ -29,10 +31,6 @@ blp = Blueprint(
     url_prefix="/api/v1/sweeps",
     description="Sweeps: the Cartesian product of dotted spec paths, batched by shape.",
 )
-
-
-def _state() -> runs.ServiceState:
-    return current_app.extensions["li2"]
 
 
 @blp.route("", methods=["POST"])
@@ -53,7 +51,7 @@ def _state() -> runs.ServiceState:
 )
 def submit():
     """Submit a sweep {"base": SPEC, "grid": {"dotted.path": [values]}}."""
-    state = _state()
+    state = app_state()
     body, labels = organise.pop_labels(json_object())
     sweep = runs.submit_sweep(state, auth.current_user(), body)
     with session_scope(state.engine) as session:
@@ -62,7 +60,12 @@ def submit():
             organise.apply_labels(sweep, labels)
             session.flush()
             session.refresh(sweep)
-        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id)), 202, _location(sweep.id)
+        return _sweep_view(session, sweep), 202, _location(sweep.id)
+
+
+def _sweep_view(session: Session, sweep: models.Sweep) -> dict:
+    """The JSON shape of one sweep, with its runs counted by status now."""
+    return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id))
 
 
 def _location(sweep_id: str) -> dict:
@@ -77,16 +80,13 @@ def _location(sweep_id: str) -> dict:
 def list_sweeps(query: dict):
     """List your sweeps, newest first (admins: everyone's, or ?user=NAME); ?name=, ?tag= filter by
     labels; archived sweeps only with ?archived=true."""
-    page, page_size = query["page"], query["page_size"]
-    with session_scope(_state().engine) as session:
-        rows, total = fetch_page(session, organise.sweeps_query(auth.current_user(), query), page, page_size)
-        items = [schemas.sweep_view(r, runs.sweep_counts(session, r.id)) for r in rows]
-    return page_response(items, page, page_size, total)
+    stmt = organise.sweeps_query(auth.current_user(), query)
+    return page_of(stmt, query["page"], query["page_size"], _sweep_view)
 
 
 def _visible_sweep(sweep_id: str, close: bool = False) -> str:
     """The id of a sweep the caller may see (else 404); with close, run the fan-in first if due."""
-    engine = _state().engine
+    engine = app_state().engine
     with session_scope(engine) as session:
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
         still_open = sweep.status not in models.TERMINAL
@@ -100,9 +100,9 @@ def _visible_sweep(sweep_id: str, close: bool = False) -> str:
 def get_sweep(sweep_id: str):
     """A sweep's status, its runs counted by status, and the fraction that has ended."""
     sweep_id = _visible_sweep(sweep_id, close=True)
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
-        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep_id))
+        return _sweep_view(session, sweep)
 
 
 @blp.route("/<sweep_id>/runs", methods=["GET"])
@@ -111,7 +111,7 @@ def get_sweep(sweep_id: str):
 def sweep_runs(sweep_id: str, page: int, page_size: int, status: str | None = None):
     """The sweep's runs in grid order, each with spec, status and summary."""
     exp = models.Experiment
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
         stmt = sa.select(exp).where(exp.sweep_id == sweep.id)
         if status:
@@ -125,7 +125,7 @@ def sweep_runs(sweep_id: str, page: int, page_size: int, status: str | None = No
 @blp.response(202, schemas.SweepCancelSchema, headers=location("the sweep"))
 def cancel(sweep_id: str):
     """Cancel every queued run of the sweep and ask its running runs to stop."""
-    engine = _state().engine
+    engine = app_state().engine
     with session_scope(engine) as session:
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
         done = runs.cancel_sweep(session, sweep)
@@ -148,7 +148,7 @@ def scaling_law(sweep_id: str, partial: bool):
 
     sweep_id = _visible_sweep(sweep_id, close=True)
     exp = models.Experiment
-    with session_scope(_state().engine) as session:
+    with session_scope(app_state().engine) as session:
         sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
         law, fitted_at = sweep.scaling_law_json, sweep.fitted_at
         if law is None:
@@ -168,9 +168,7 @@ def scaling_law(sweep_id: str, partial: bool):
             ).all()
             law = fit_law([{"spec": spec, "summary": summary} for spec, summary in succeeded])
             law["n_runs_used"], fitted_at = len(succeeded), utcnow()
-    if "error" in law:
-        fail(409, f"the scaling law cannot be fitted: {str(law['error'])[:300]}")
-    return {**law, "partial": sweep.status not in models.TERMINAL, "fitted_at": schemas.iso(fitted_at)}
+    return law_answer(law, fitted_at, partial=sweep.status not in models.TERMINAL)
 
 
 # ---------------------------------------------------------------------------------- organise
@@ -182,12 +180,12 @@ def scaling_law(sweep_id: str, partial: bool):
 @problems(blp, {422: "invalid name, tags, note or archived; errors name each field, nothing changed"})
 def patch_sweep(sweep_id: str):
     """Set the name, tags (replacing them), note or archived flag of one of your sweeps."""
-    body = json_object()
-    with session_scope(_state().engine) as session:
-        sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
-        organise.patch(session, sweep, body)
-        session.refresh(sweep)
-        return schemas.sweep_view(sweep, runs.sweep_counts(session, sweep.id))
+    return patch_visible(
+        models.Sweep,
+        sweep_id,
+        "sweep",
+        _sweep_view,
+    )
 
 
 @blp.route("/<sweep_id>", methods=["DELETE"])
@@ -195,8 +193,4 @@ def patch_sweep(sweep_id: str):
 @problems(blp, {409: "a run of the sweep is queued or running, or the sweep is a round of a search"})
 def delete_sweep(sweep_id: str):
     """Delete one of your sweeps whose runs have all ended (or were cancelled), with all its runs."""
-    with session_scope(_state().engine) as session:
-        sweep = auth.get_visible(session, models.Sweep, sweep_id, auth.current_user(), "sweep")
-        found = sweep.id
-        deleted = organise.delete_sweep(session, sweep)
-    return {"id": found, "deleted": deleted}
+    return delete_visible(models.Sweep, sweep_id, "sweep", organise.delete_sweep)
