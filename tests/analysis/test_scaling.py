@@ -230,10 +230,15 @@ def test_refits_by_budget_and_the_convergence_verdict():
     assert steady["convergence"]["verdict"] == "converged"
     assert "note" not in steady or "converged" not in steady["note"]
     # Runs without per-budget verdicts (older summaries): the verdict is unknown, not invented.
-    assert (
-        convergence(fit_scaling_law([run(11, 40, False), run(11, 80, True)], bootstrap=0)["by_budget"])["verdict"]
-        == "unknown"
-    )
+    unknown = convergence(fit_scaling_law([run(11, 40, False), run(11, 80, True)], bootstrap=0)["by_budget"])
+    assert unknown["verdict"] == "unknown" and "per-budget verdicts" in unknown["note"]
+    # An open interval at either budget cannot be compared: unknown, and the note shows the interval.
+    budgets = [
+        {"fraction": 0.5, "status": "bounded", "ci95": [None, 4.0]},
+        {"fraction": 1.0, "status": "fitted", "ci95": [2.5, 3.0]},
+    ]
+    open_end = convergence(budgets)
+    assert open_end["verdict"] == "unknown" and "open interval" in open_end["note"] and "−∞" in open_end["note"]
 
 
 def test_time_to_grok_grows_as_n_approaches_n_star():
@@ -261,6 +266,8 @@ def test_chi2_tail_and_spearman_known_values():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2], [1, 2]) is None
+    # Ties share their mean rank: x ranks (0, 1.5, 1.5, 3) against (0, 1, 2, 3) give sqrt(0.9).
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(math.sqrt(0.9))
 
 
 def test_grokking_time_power_law_in_weight_decay():

@@ -52,6 +52,7 @@ def test_held_looks_at_the_last_window_only():
     assert summarize_success(DIP, spec())["grokked"] is True  # the dip at 500 is outside the last 10 %
     assert summarize_success(DIP, spec())["epoch_success"] == 600
     assert summarize_success(DIP, spec(success_window=0.6))["grokked"] is False  # now it is inside
+    assert summarize_success(DIP, spec(success_window=0.5))["grokked"] is False  # the window's first epoch counts
     assert summarize_success(DIP, spec(success_threshold=0.999, success_rule="final"))["grokked"] is True
     assert summarize_success(KEPT, spec(success_threshold=1.0))["epoch_success"] == 500
 
@@ -71,3 +72,15 @@ def test_missing_and_nan_measurements_never_count_as_success():
     s = summarize_success(metrics, spec(epochs=300))
     assert s["grokked"] is False and s["generalization_lost"] is False
     assert summarize_success({"epoch": [], "test_acc": []}, spec())["grokked"] is False
+
+
+def test_specs_stored_before_the_success_fields_get_the_defaults():
+    from li2.scaling.success import rule_of
+
+    assert rule_of({"training": {"epochs": 100}}) == {
+        "metric": "test_acc",
+        "threshold": 0.99,
+        "rule": "held",
+        "window": 0.1,
+    }
+    assert rule_of({}) == rule_of({"training": {}})

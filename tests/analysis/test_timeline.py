@@ -133,3 +133,15 @@ def test_emergence_summary():
     assert emergence_summary([None, None])["nodes"] == 0
     s = emergence_summary([None, *range(10, 110, 10)])
     assert s == {"nodes": 10, "first": 10, "p10": 10, "median": 50, "p90": 90, "last": 100}
+
+
+def test_first_and_last_finite_helpers_at_the_edges():
+    """The boundary scans start at index 0 unless told otherwise, and read the last finite value."""
+    from li2.timeline import _first, _last_finite
+
+    assert _first(np.array([True, False, True])) == 0
+    assert _first(np.array([True, False, True]), start=1) == 2
+    assert _first(np.array([False, False])) is None
+    assert _last_finite(np.array([1.0, 2.0, np.nan])) == 2.0
+    assert _last_finite(np.array([5.0])) == 5.0
+    assert _last_finite(np.array([np.nan])) is None

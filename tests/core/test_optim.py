@@ -92,6 +92,16 @@ def test_newton_schulz_roughly_orthogonalises():
     assert s.min() > 0.5 and s.max() < 1.3  # quintic NS pushes singular values near 1
 
 
+def test_newton_schulz_of_a_tall_matrix_is_the_transpose_of_its_wide_twin():
+    """A tall g (rows > columns) is orthogonalised through its transpose: the same polar factor."""
+    g = torch.randn(2, 30, 10)
+    tall = newton_schulz5(g)
+    assert tall.shape == g.shape
+    torch.testing.assert_close(tall, newton_schulz5(g.transpose(-2, -1)).transpose(-2, -1))
+    s = torch.linalg.svdvals(tall)
+    assert s.min() > 0.5 and s.max() < 1.3
+
+
 def test_schedules_match_torch_lr_schedulers():
     p = [torch.zeros(1, requires_grad=True)]
     cases = [

@@ -252,3 +252,30 @@ def test_reference_logged_run_groks(make_spec):
     first_test = next(e for e, a in zip(m["epoch"], m["test_acc"], strict=False) if a >= 0.99)
     assert first_train < first_test <= 150
     assert m["test_acc"][-1] >= 0.99 and s["grokked"]
+
+
+def test_initial_parameters_come_from_the_seed_alone_extra_layers_and_embedding_included():
+    """Resume and compact checkpoints redraw the initial weights from the seed: every parameter
+    (the extra residual layers and a trainable embedding too) must be drawn from the run's own
+    generator, so two draws with one seed are equal and another seed differs."""
+    from li2.model import Shape, init_params
+
+    shape = Shape(order=7, operands=2, hidden=16, activation="sqr", extra_layers=2, embedding_trainable=True)
+    a, b = init_params(shape, [3], [1.0]), init_params(shape, [3], [1.0])
+    other = init_params(shape, [4], [1.0])
+    assert set(a) == {"W", "Vt", "U", "E"}
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+        assert not torch.equal(a[name], other[name]), name
+
+
+def test_a_trainable_embedding_is_a_parameter_and_learns(make_spec):
+    """model.embedding_trainable gives each run its own (M, M) embedding E that the optimizer moves;
+    without it there is no E (the one-hot input is fixed)."""
+    fixed = BatchTrainer([make_spec()], "cpu")
+    assert "E" not in fixed.params
+    trainer = BatchTrainer([make_spec(model={"embedding_trainable": True})], "cpu")
+    start = trainer.params["E"].clone()  # (R, M, M)
+    assert start.shape == (1, 11, 11)
+    trainer.train()
+    assert not torch.equal(trainer.params["E"], start)
