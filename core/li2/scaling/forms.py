@@ -31,10 +31,9 @@ FREE = "M^b"
 B_GRID = np.linspace(0.0, 4.0, 81)  # exponents tried for M^b before refining
 
 
-def log_g(form: str, M: np.ndarray | float, b: float | None = None) -> np.ndarray:
-    """ln g(M) of a form (for M^b, `b` is its exponent)."""
-    M = np.asarray(M, dtype=np.float64)
-    return b * np.log(M) if form == FREE else FIXED[form](M)
+def log_g(form: str, M: np.ndarray | float) -> np.ndarray:
+    """ln g(M) of a fixed form (M ln M, M, M²); the free form M^b is fitted by `fit_power`."""
+    return FIXED[form](np.asarray(M, dtype=np.float64))
 
 
 def cells_for(outcomes: Outcomes, offset: np.ndarray) -> Cells:
