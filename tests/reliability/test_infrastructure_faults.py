@@ -46,6 +46,9 @@ def test_redis_restart_loses_nothing(stack_with, redis_server):
     stack.wait_status(long_id, ("running",), 90)
     waiting = [api.post("/experiments", json=small_spec(300, seed=s)).json()["id"] for s in (2, 3)]
     assert all(stack.status(i) == "queued" for i in waiting)
+    # Their messages are in Redis only once the dispatcher has released them (the look-ahead); a
+    # release that met the outage would simply be retried by the dispatcher, not lost.
+    wait_until(lambda: all(stack.experiment(i)["released_at"] is not None for i in waiting), 60, "the release")
 
     stack.note("stopping Redis")
     redis_server.stop()  # the queue, with the waiting runs' messages, is gone

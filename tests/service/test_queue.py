@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from li2_store import dispatch, models
@@ -21,7 +22,10 @@ def submit(svc, body, who):
     return r.json["id"]
 
 
-def test_the_queue_estimates_each_users_turn_from_measured_epoch_rates(svc, make_spec):
+@pytest.mark.parametrize("latency", [0, 3])
+def test_the_queue_estimates_each_users_turn_from_measured_epoch_rates(svc, make_spec, latency):
+    """`latency`: the measured release-to-start time of finished runs (0: none measured), added
+    before each batch the estimate places."""
     epochs = 20  # make_spec's
     done = submit(svc, make_spec(seed=1), "alice")
     running = submit(svc, make_spec(seed=2), "alice")
@@ -35,7 +39,12 @@ def test_the_queue_estimates_each_users_turn_from_measured_epoch_rates(svc, make
         s.execute(
             sa.update(e)
             .where(e.id == done)
-            .values(status="succeeded", started_at=now - timedelta(seconds=60), finished_at=now - timedelta(seconds=40))
+            .values(
+                status="succeeded",
+                released_at=now - timedelta(seconds=60 + latency) if latency else None,
+                started_at=now - timedelta(seconds=60),
+                finished_at=now - timedelta(seconds=40),
+            )
         )
         # running for 5 s of its expected 20 s: 15 s left
         s.execute(
@@ -64,9 +73,11 @@ def test_the_queue_estimates_each_users_turn_from_measured_epoch_rates(svc, make
         epochs,
     )
     by_user = {w["user"]: w for w in q["waiting"]}
-    # bob's turn comes first (alice was served), after the running batch's 15 s; alice's 20 s later
-    assert by_user["bob"]["position"] == 1 and abs(by_user["bob"]["estimated_start_s"] - 15) < 1
-    assert by_user["alice"]["position"] == 2 and abs(by_user["alice"]["estimated_start_s"] - 35) < 1
+    # bob's turn comes first (alice was served), after the running batch's 15 s and a start-up;
+    # alice's after bob's 20 s and another start-up
+    bob_start, alice_start = 15 + latency, 15 + latency + 20 + latency
+    assert by_user["bob"]["position"] == 1 and abs(by_user["bob"]["estimated_start_s"] - bob_start) < 1
+    assert by_user["alice"]["position"] == 2 and abs(by_user["alice"]["estimated_start_s"] - alice_start) < 1
     assert by_user["alice"]["runs"] == 2 and by_user["alice"]["batches"] == 1  # one shape: trained together
     assert by_user["alice"]["next_run_ids"] == waiting_a
     assert by_user["bob"]["next_run_ids"] is None  # not alice's to see
