@@ -142,7 +142,7 @@ def test_postgres_restart_mid_run_loses_nothing(private_postgres, redis_server, 
         token = stack.create_user("alice")
         api = stack.api(token)
         stack.start_worker("a")
-        r = api.post("/sweeps", json={"base": small_spec(1500), "grid": {"seed": [1, 2]}})
+        r = api.post("/sweeps", json={"base": small_spec(30000), "grid": {"seed": [1, 2]}})
         assert r.status_code == 202, r.text
         sweep_id = r.json()["id"]
         waiting = api.post("/experiments", json=small_spec(300, seed=3)).json()["id"]
