@@ -5,6 +5,7 @@ attempt)` to the broker; if the broker is down the row simply stays queued and t
 reconciler re-enqueues it from the database, so the client still gets its 202. Sweeps fan in
 through `li2_store.sweeps` (one implementation shared with the worker); the API only triggers it
 early. Messages go out through `li2_store.producer`, by task name: the API never imports worker code.
+In fair dispatch a submit also runs one release pass (`release_now`), so an idle worker starts at once.
 Views stay thin: they parse and authorise, then call these functions.
 """
 
@@ -27,6 +28,7 @@ from li2_service.errors import fail, unprocessable
 from li2_service.priority import check_priority, pop_priority
 from li2_store import models
 from li2_store.db import changed, database_now, db_now, session_scope
+from li2_store.dispatch import release_pass
 from li2_store.searches import new_experiment
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,23 @@ def send(state: ServiceState, items: list[tuple[str, int]]) -> bool:
     except Exception:
         log.exception("enqueue of %d run(s) failed; they stay queued for the reconciler", len(items))
         return False
+
+
+def release_now(state: ServiceState) -> None:
+    """Fair dispatch: one release pass right after a submit has committed, so that an idle worker
+    gets the new work now instead of at its dispatcher's next pass (up to LI2_DISPATCH_INTERVAL_S
+    later). The pass's own rules decide whether and what to release (idle slots, fair order:
+    li2_store.dispatch). A failure is only logged; the dispatchers release the work anyway. In
+    fifo mode, which sent every batch at submit, the pass releases nothing. Off when the app was
+    built with an ENQUEUE hook, which then takes over all sending (the API tests record what is
+    handed to the broker)."""
+    cfg = state.config
+    if cfg.get("ENQUEUE"):
+        return
+    try:
+        release_pass(state.engine, cfg, lookahead=cfg["LOOKAHEAD"], within_s=float(cfg.get("WORKER_SEEN_S", 60)))
+    except Exception:
+        log.exception("release pass after a submit failed; the dispatchers release the work")
 
 
 def _idempotency_dedup(key: str) -> str:
@@ -110,6 +129,7 @@ def submit_experiment(
         except IntegrityError:
             continue  # lost the race to an identical submit: the next pass returns its row
         send(state, [(row.id, 1)])
+        release_now(state)
         return Submitted(row, "created")
     fail(409, "concurrent identical submissions kept conflicting; retry")
 
@@ -148,6 +168,7 @@ def submit_sweep(state: ServiceState, user: Caller, raw: dict) -> models.Sweep:
         work = batches(runs, state.config)
     for items in work:
         send(state, items)
+    release_now(state)
     return row
 
 

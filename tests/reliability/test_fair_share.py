@@ -46,8 +46,10 @@ def test_a_single_run_overtakes_a_waiting_sweep_and_three_users_alternate(stack_
     ids = {user_id(stack, n): n for n in tokens}
     stack.start_worker("a")
 
+    # Each of A's batches trains for about 2.5 s: long against the start-up left per batch (about
+    # 0.2 s with the preloaded worker), so B's wait is mostly the running batch's remaining time.
     sweep = stack.api(tokens["alice"]).post(
-        "/sweeps", json={"base": small_spec(20, hidden=32), "grid": {"seed": list(range(20))}}
+        "/sweeps", json={"base": small_spec(5000, hidden=32), "grid": {"seed": list(range(20))}}
     )
     assert sweep.status_code == 202, sweep.text
     t = Experiment.__table__

@@ -95,3 +95,26 @@ def test_without_measurements_the_estimate_is_unknown_not_invented(svc, make_spe
     doc = svc.client.get("/api/v1/openapi.json").json
     props = doc["components"]["schemas"]["Queue"]["properties"]
     assert "get" in doc["paths"]["/api/v1/queue"] and {"running", "waiting", "workers"} <= set(props)
+
+
+def test_a_submit_releases_its_batch_for_an_idle_slot_at_once(service_factory, db_url, make_spec):
+    """runs.release_now: in fair dispatch the API runs one release pass after the commit, so an
+    idle worker need not wait for its dispatcher's next pass; the pass's budget still holds."""
+    svc = service_factory(db_url, ENQUEUE=None)  # the real path: fair mode, sent to the SQLite broker
+    first = submit(svc, make_spec(seed=1), "alice")
+    second = submit(svc, make_spec(seed=2), "bob")
+    with session_scope(svc.engine) as s:
+        released = {e.id: e.released_at for e in s.scalars(sa.select(models.Experiment))}
+    assert released[first] is not None  # no worker registered yet: one message is kept out
+    assert released[second] is None  # that message is unclaimed: no idle slot for a second one
+    with session_scope(svc.engine) as s:  # the first run is claimed and ends: its slot is idle again
+        s.execute(sa.update(models.Experiment).where(models.Experiment.id == first).values(status="succeeded"))
+    svc.app.extensions["li2"].config["DISPATCH"] = "fifo"  # fifo sends at submit and releases nothing
+    submit(svc, make_spec(seed=3), "alice")
+    with session_scope(svc.engine) as s:
+        assert s.get(models.Experiment, second).released_at is None
+    svc.app.extensions["li2"].config["DISPATCH"] = "fair"
+    fourth = submit(svc, make_spec(seed=4), "alice")
+    with session_scope(svc.engine) as s:  # the idle slot takes the waiting run next in fair order
+        assert s.get(models.Experiment, second).released_at is not None
+        assert s.get(models.Experiment, fourth).released_at is None

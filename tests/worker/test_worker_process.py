@@ -83,9 +83,9 @@ def test_run_succeeds_and_a_duplicate_message_executes_once(tmp_path, redis_url,
     wait_until(lambda: "claimed 0 of 1" in w.log(), 60, "the duplicate message to be consumed")
     assert len(re.findall(r"claimed 1 of 1", w.log())) == 1
     assert row(engine, run)["started_at"] == r["started_at"] and len(results_of(engine, run)) == 1
-    # torch (and so CUDA) lives only in the pool children: the worker's main process never loads it
-    maps = open(f"/proc/{w.popen.pid}/maps").read()
-    assert "site-packages/torch" not in maps and "libtorch" not in maps
+    # the training stack is preloaded in the worker's main process (li2_worker.preload): the
+    # children above were forked with torch already imported, and trained
+    assert "libtorch" in open(f"/proc/{w.popen.pid}/maps").read() and "preloaded torch" in w.log()
 
 
 def test_cancel_stops_a_running_run_and_a_held_message_goes_to_an_idle_worker(
@@ -103,8 +103,11 @@ def test_cancel_stops_a_running_run_and_a_held_message_goes_to_an_idle_worker(
     # The busy worker prefetches (holds) the next message; the reaper re-sends that run once it has
     # waited LI2_REQUEUE_AFTER_S with an empty queue, and an idle worker runs it meanwhile.
     wait_until(lambda: redis.Redis.from_url(redis_url).llen("celery") == 0, 30, "the busy worker to take the message")
-    idle = workers("w2", env)
+    idle = workers("w2", {**env, "LI2_WORKER_PRELOAD": "0"})  # its children import torch themselves
     wait_status(engine, nxt, "succeeded", timeout=120, worker=idle)
+    # with the preload off, torch lives only in the pool children: the main process never maps it
+    maps = open(f"/proc/{idle.popen.pid}/maps").read()
+    assert "site-packages/torch" not in maps and "libtorch" not in maps and "preloaded" not in idle.log()
     assert row(engine, long_run)["status"] == "running"
     assert "re-enqueueing 1 queued runs" in busy.log() + idle.log()
     update(engine, long_run, cancel_requested=True)  # what POST /experiments/{id}/cancel does

@@ -23,6 +23,19 @@ from li2_worker.settings import load_settings
 log = logging.getLogger(__name__)
 
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://")
+EMBEDDED_SCHEMES = ("sqla+", "sqlalchemy+")
+EMBEDDED_POLL_S = 0.1  # seconds between the embedded broker's queue polls (kombu's default: 1)
+
+
+def poll_embedded_broker(seconds: float) -> None:
+    """Make kombu's SQLAlchemy transport (the embedded broker) poll its queue table every
+    `seconds` in this process instead of every second: a released batch waited up to that second
+    before its task started (BENCHMARKS.md, sweeps). Each poll is one indexed SELECT on a local
+    SQLite file. Set as the transport's class default because kombu hands every transport option
+    of this transport to SQLAlchemy's create_engine, which refuses `polling_interval`."""
+    from kombu.transport import sqlalchemy as kombu_sqlalchemy
+
+    kombu_sqlalchemy.Transport.polling_interval = seconds
 
 
 def make_celery(broker_url: str | None = None) -> Celery:
@@ -30,6 +43,8 @@ def make_celery(broker_url: str | None = None) -> Celery:
     settings = load_settings()
     url = broker_url or settings.broker_url
     app = Celery("li2", broker=url, include=["li2_worker.tasks"])
+    if url.startswith(EMBEDDED_SCHEMES):
+        poll_embedded_broker(EMBEDDED_POLL_S)
     app.conf.update(
         # Wire format: JSON only (pickle from a reachable broker is code execution).
         task_serializer="json",

@@ -2,8 +2,9 @@
 
 ``li2lab worker --explain`` prints the sub-batch sizes this host has learned and exits.
 
-The main process runs the reaper loop in a background thread (no torch there) and Celery's worker
-with a prefork pool whose child is replaced after every task. The device reaches the children
+The main process preloads torch and the runner (li2_worker.preload; never initialising CUDA), runs
+the reaper and dispatcher loops in background threads, and Celery's worker with a prefork pool
+whose child is replaced after every task. The device reaches the children
 through LI2_WORKER_DEVICE. One worker per GPU: pin it with CUDA_VISIBLE_DEVICES=N (the GPU is
 then cuda:0 inside) or with --device cuda:N; see docs/workers.md.
 """
@@ -106,6 +107,10 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
         level=getattr(ns, "loglevel", "INFO"),
         format="[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s",
     )
+    if settings.preload:
+        from li2_worker.preload import preload
+
+        preload()  # after the cache folders are set, before any thread starts (li2_worker.preload)
 
     stop = threading.Event()
     name = getattr(ns, "name", None) or f"li2-{os.getpid()}@%h"

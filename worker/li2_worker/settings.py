@@ -42,6 +42,7 @@ class WorkerSettings:
     subbatch: int  # runs per sub-batch; 0 = learned by throughput (LI2_SUBBATCH, auto)
     subbatch_probe_s: float  # seconds one throughput probe times (LI2_SUBBATCH_PROBE_S, 2)
     worker_data_dir: str  # this host's files, e.g. the sub-batch cache (LI2_WORKER_DATA_DIR, ./var)
+    preload: bool = True  # import torch + li2.runner in the main process before forking (LI2_WORKER_PRELOAD, 1)
     dispatch: str = "fair"  # fair | fifo (LI2_DISPATCH; li2_store.dispatch)
     lookahead: int = 0  # messages out beyond one per idle slot (LI2_LOOKAHEAD, 0)
     dispatch_interval_s: float = 0.5  # dispatcher pass period (LI2_DISPATCH_INTERVAL_S, 0.5)
@@ -105,4 +106,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         subbatch=0 if subbatch == "auto" else int(subbatch),
         subbatch_probe_s=_number(env, "LI2_SUBBATCH_PROBE_S", 2.0, 0),
         worker_data_dir=env.get("LI2_WORKER_DATA_DIR") or "./var",
+        preload=_number(env, "LI2_WORKER_PRELOAD", 1, 0, int) > 0,
     )

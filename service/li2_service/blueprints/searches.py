@@ -153,6 +153,7 @@ def submit_search(state: runs.ServiceState, user: auth.Caller, raw: dict) -> mod
         session.flush()
         work = store.work_items(store.add_round(session, row, 0, plan, state.config))
     store.send_rows(work, state.config, state.enqueue)
+    runs.release_now(state)
     return row
 
 
