@@ -18,6 +18,8 @@ R = 256. So R is measured, per device kind and shape class, instead of fixed:
   itself) and stops once the two newest R are clearly (`DROP`) below the best so far, or at
   `limit`; costs already known are reused, and a later, larger batch probes on from where it
   stopped. `choose(rates, limit)` is then the best R that fits.
+- `probe_seconds(stake, limit, longest)` sizes the probes to what is at stake: at most
+  `PROBE_SHARE` of the batch's estimated training time, between `MIN_PROBE_S` and `longest`.
 - `run_in_subbatches` trains a list of specs as consecutive sub-batches (each through
   `li2.runner.run_batch`), mapping the runner's per-run callbacks back to the caller's indices.
 
@@ -42,6 +44,8 @@ DROP = 0.9  # a probe below DROP × the best rate so far ends the search (noise 
 WARMUP_EPOCHS = 2  # untimed epochs before a probe's clock starts (allocation, first kernels)
 WINDOWS = 3  # a probe keeps the best of this many timed windows (at least one epoch each)
 PROBE_EPOCHS = 5000  # epoch budget of a probe (it usually stops long before)
+PROBE_SHARE = 0.05  # a batch's probes take at most this share of its estimated training time...
+MIN_PROBE_S = 0.1  # ...but each at least this long (a few epochs of a small shape)
 
 Cost = TypeVar("Cost")  # what one probe of R measured (li2_worker.throughput: run_rate's cost pair)
 
@@ -101,6 +105,16 @@ def learn(
     while (r := next_probe({k: rate(k, v) for k, v in costs.items()}, limit)) is not None:
         costs[r] = measure(r)
     return costs
+
+
+def probe_seconds(stake_s: float, limit: int, longest: float) -> float:
+    """How long each probe for a batch may time: `PROBE_SHARE` of `stake_s` (the batch's training
+    time if its runs went one at a time, from the R = 1 probe) spread over the probes a search up
+    to `limit` makes (R = 1, 2, 4, ..., limit), within [MIN_PROBE_S, `longest`]
+    (LI2_SUBBATCH_PROBE_S). So a sweep whose batch trains in seconds is not held up by probes 10
+    times as long, while a GPU batch of hours still gets full-length, steadier probes."""
+    probes = math.ceil(math.log2(max(limit, 1))) + 1
+    return min(longest, max(MIN_PROBE_S, PROBE_SHARE * stake_s / probes))
 
 
 def measured_epochs(training: dict) -> int:

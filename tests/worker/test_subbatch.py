@@ -16,6 +16,7 @@ from li2 import subbatch
 from li2.batching import batch_limit
 from li2.runner import run_batch
 from li2.spec import validate_spec
+from li2.spec.limits import resolve_train_size
 from li2_store.config import ConfigError
 from li2_store.db import session_scope
 from li2_store.models import Result
@@ -96,7 +97,7 @@ def test_the_cost_model_weighs_plain_and_measured_epochs_by_the_schedule(tmp_pat
     """One shape class, one set of probes: R = 4 is twice as fast in plain epochs and half as fast in
     measured ones, so a run measured at every epoch trains alone and one measured every 50 stacks."""
     costs = {1: (1.0, 1.0), 2: (1.5, 4.0), 4: (2.0, 8.0), 8: (8.0, 32.0)}
-    host = HostThroughput(settings(tmp_path), measure=lambda s, r: costs[r])
+    host = HostThroughput(settings(tmp_path), measure=lambda s, r, _t: costs[r])
     sparse = [spec(seed=i, epochs=200) for i in range(8)]
     for s in sparse:
         s["training"].update(eval_every=50, dense_until=0)
@@ -105,8 +106,10 @@ def test_the_cost_model_weighs_plain_and_measured_epochs_by_the_schedule(tmp_pat
         s["training"].update(eval_every=1)
     assert subbatch.shape_class(sparse[0]) == subbatch.shape_class(dense[0])
     assert host.size(sparse) == 4
+    # R = 1 twice (the 0.1 s first look, then at this batch's 2 s), then 2, 4 and 8
+    assert host.measured == 5
     assert host.size(dense) == 1
-    assert host.measured == 4  # the second batch reused the first one's probes
+    assert host.measured == 5  # the second batch reused the first one's probes
 
 
 def test_subbatches_keep_batch_keys_apart_and_cover_every_run():
@@ -130,6 +133,65 @@ def seed_cache(tmp_path, spec_: dict, rates: dict[int, float]) -> None:
     store_entry(host.path, Entry(throughput.device_kind(host.device), subbatch.shape_class(spec_), costs, "test"))
 
 
+def test_probe_length_is_a_share_of_the_stake_within_its_bounds():
+    assert subbatch.probe_seconds(0.0, 16, 2.0) == subbatch.MIN_PROBE_S  # a trivial batch: the floor
+    assert subbatch.probe_seconds(1e6, 16, 2.0) == 2.0  # hours at stake: LI2_SUBBATCH_PROBE_S
+    # 100 s at stake, 5 probes (R = 1, 2, 4, 8, 16): 5 % of it spread over them
+    assert subbatch.probe_seconds(100.0, 16, 2.0) == pytest.approx(subbatch.PROBE_SHARE * 100.0 / 5)
+    assert subbatch.probe_seconds(100.0, 16, 0.05) == 0.05  # the operator's shorter setting wins
+
+
+def test_probes_are_sized_to_the_batch_and_a_batch_with_more_at_stake_measures_again(tmp_path):
+    """100 run-epochs/s one run at a time: 4 runs × 8 epochs are 0.3 s of work, so every probe is
+    the 0.1 s floor; 4 runs × 20,000 epochs are 800 s, so its probes take the full 2 s and the
+    short ones are measured again; after that a small batch trusts the long ones."""
+    asked: list[tuple[int, float]] = []
+
+    def measure(_spec, r, seconds):
+        asked.append((r, seconds))
+        return as_cost(r, 100.0 * r)
+
+    host = HostThroughput(settings(tmp_path), measure=measure)
+    small = [spec(seed=i, epochs=8) for i in range(4)]
+    assert host.size(small) == 4
+    assert [r for r, _ in asked] == [1, 2, 4] and {t for _, t in asked} == {subbatch.MIN_PROBE_S}
+    asked.clear()
+    big = [spec(seed=i, epochs=20_000) for i in range(4)]
+    assert subbatch.shape_class(big[0]) == subbatch.shape_class(small[0])
+    assert host.size(big) == 4
+    assert asked == [(1, 2.0), (2, 2.0), (4, 2.0)]  # the 0.1 s probes were too short to trust here
+    (entry,) = read_entries(cache_path(str(tmp_path)))[0].values()
+    assert entry.probe_s == {1: 2.0, 2: 2.0, 4: 2.0}
+    asked.clear()
+    assert host.size(small) == 4 and asked == []  # long probes serve a small batch too
+
+
+def test_a_file_written_before_probe_lengths_counts_them_as_full_length(tmp_path):
+    path = cache_path(str(tmp_path))
+    shape = subbatch.shape_class(spec())
+    kind = throughput.device_kind(HostThroughput(settings(tmp_path)).device)
+    doc = {"format": throughput.FORMAT, "entries": [{"device": kind, "shape": shape, "costs": {"1": [1, 1]}}]}
+    path.write_text(json.dumps(doc))
+    (entry,) = read_entries(path)[0].values()
+    assert entry.length(1) == throughput.LEGACY_PROBE_S
+
+
+def test_a_ragged_batch_is_measured_at_its_largest_training_size(tmp_path):
+    """Every run of a ragged batch trains padded to its largest n (li2.runner), so that run's
+    shape class, not the first run's, is the one probed and looked up."""
+    sizes = [validate_spec({**spec(seed=i), "data": {"train_fraction": f}}) for i, f in enumerate((0.2, 0.7, 0.4))]
+    seen: list[int] = []
+
+    def measure(s, r, _seconds):
+        seen.append(resolve_train_size(s))
+        return as_cost(r, 10.0 * r)
+
+    HostThroughput(settings(tmp_path), measure=measure).size(sizes)
+    assert seen and set(seen) == {max(resolve_train_size(s) for s in sizes)}
+    (entry,) = read_entries(cache_path(str(tmp_path)))[0].values()
+    assert entry.shape == subbatch.shape_class(sizes[1]) != subbatch.shape_class(sizes[0])
+
+
 @pytest.mark.parametrize(
     "content",
     [
@@ -138,6 +200,10 @@ def seed_cache(tmp_path, spec_: dict, rates: dict[int, float]) -> None:
         b'{"format": "li2-throughput/2", "entries": [{"device": "x", "shape": "y", "costs": {"0": [1, 1]}}]}',
         b'{"format": "li2-throughput/2", "entries": [{"device": "x", "shape": "y", "costs": {"2": ["fast", 1]}}]}',
         b'{"format": "li2-throughput/2", "entries": [{"device": "x", "shape": "y", "costs": {"2": [0.1, -1]}}]}',
+        b'{"format": "li2-throughput/2", "entries": [{"device": "x", "shape": "y", "costs": {"1": [1, 1]}, '
+        b'"probe_s": {"2": 1}}]}',
+        b'{"format": "li2-throughput/2", "entries": [{"device": "x", "shape": "y", "costs": {"1": [1, 1]}, '
+        b'"probe_s": {"1": 0}}]}',
     ],
 )
 def test_a_corrupted_cache_is_measured_again_not_fatal(tmp_path, content):
@@ -145,7 +211,7 @@ def test_a_corrupted_cache_is_measured_again_not_fatal(tmp_path, content):
     path.write_bytes(content)
     assert read_entries(path)[0] == {} and read_entries(path)[1]  # nothing trusted, a problem named
     curve = Curve({1: 10.0, 2: 30.0, 4: 20.0})
-    host = HostThroughput(settings(tmp_path), measure=lambda s, r: as_cost(r, curve(r)))
+    host = HostThroughput(settings(tmp_path), measure=lambda s, r, _t: as_cost(r, curve(r)))
     assert host.size([spec(seed=i) for i in range(4)]) == 2
     assert curve.asked == [1, 2, 4]
     doc = json.loads(path.read_text())  # rewritten as valid JSON
@@ -163,11 +229,11 @@ def test_memory_and_max_batch_stay_hard_caps(tmp_path):
         calls.append(len(specs))
         return [{"seed": s["seed"]} for s in specs]
 
-    host = HostThroughput(settings(tmp_path, LI2_BATCH_MEMORY_MB=20), measure=lambda s, r: as_cost(r, 1.0 * r))
+    host = HostThroughput(settings(tmp_path, LI2_BATCH_MEMORY_MB=20), measure=lambda s, r, _t: as_cost(r, 1.0 * r))
     out = host.run(recorder, [spec(seed=i) for i in range(8)])
     assert max(calls) <= limit and sum(calls) == 8
     assert [r["seed"] for r in out] == list(range(8))  # input order
-    host = HostThroughput(settings(tmp_path, LI2_MAX_BATCH=3), measure=lambda s, r: as_cost(r, 1.0 * r))
+    host = HostThroughput(settings(tmp_path, LI2_MAX_BATCH=3), measure=lambda s, r, _t: as_cost(r, 1.0 * r))
     calls.clear()
     host.run(recorder, [spec(seed=i) for i in range(8)])
     assert calls == [3, 3, 2]
@@ -177,7 +243,7 @@ def test_memory_and_max_batch_stay_hard_caps(tmp_path):
 
 
 def test_a_probe_the_device_cannot_run_is_never_chosen(tmp_path):
-    def measure(_spec, r):
+    def measure(_spec, r, _seconds):
         if r >= 4:
             raise RuntimeError("CUDA out of memory")
         return as_cost(r, 10.0 * r)

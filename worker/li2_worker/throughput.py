@@ -2,12 +2,16 @@
 
 A claimed message trains as consecutive sub-batches of R runs, R chosen per device kind and shape
 class (`li2.subbatch`) by measured run-epochs per second. The first batch of a shape class on a
-device measures a few R (a fraction of a second each, `LI2_SUBBATCH_PROBE_S`): the seconds per
-plain and per measured epoch of the stack, which the cost model `li2.subbatch.run_rate` weighs by
-each batch's schedule. They are stored in ``<LI2_WORKER_DATA_DIR>/throughput-<host>.json`` and
-every later batch, in this process or after a restart, reuses them (a larger batch than any
-measured one may probe further R). The file is JSON only, validated on load: a file that does not
-parse, or an entry that is malformed, is logged and measured again, never trusted and never fatal.
+device measures a few R: the seconds per plain and per measured epoch of the stack, which the
+cost model `li2.subbatch.run_rate` weighs by each batch's schedule. Each probe times at most
+`LI2_SUBBATCH_PROBE_S` (2 s) and at most a small share of what the batch itself will take
+(`li2.subbatch.probe_seconds`, after a 0.1 s first look at R = 1), so a batch that trains in
+seconds is not held up by probes ten times as long. They are stored, with how long each probe
+timed, in ``<LI2_WORKER_DATA_DIR>/throughput-<host>.json``, and every later batch, in this process
+or after a restart, reuses them. A larger batch than any measured one may probe further R, and a
+batch with more at stake measures again an R whose probe was less than half as long as its own.
+The file is JSON only, validated on load: a file that does not parse, or an entry that is
+malformed, is logged and measured again, never trusted and never fatal.
 Writes merge under a lock and replace the file atomically, so several pool processes on one host
 may share it.
 
@@ -30,13 +34,14 @@ import os
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from li2 import subbatch
 from li2.batching import batch_limit
+from li2.spec.limits import resolve_train_size
 from li2_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ log = logging.getLogger(__name__)
 FORMAT = "li2-throughput/2"
 MAX_R = 1 << 20  # larger R in a file is malformed
 FAILED_COST = (1e9, 1e9)  # seconds per epoch recorded for a probe that raised: never chosen
+LEGACY_PROBE_S = 2.0  # how long probes timed before they were sized to their batch (files without probe_s)
 
 
 def cache_path(data_dir: str, host: str | None = None) -> Path:
@@ -72,18 +78,39 @@ def _costs(raw) -> dict[int, tuple[float, float]] | None:
     return out
 
 
+def _lengths(raw, costs: dict[int, tuple[float, float]]) -> dict[int, float] | None:
+    """{"R": seconds} (how long each probe timed) from the file, or None when malformed. A file
+    written before probes were sized to their batch has none: its probes took LEGACY_PROBE_S."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        return None
+    out = {}
+    for key, value in raw.items():
+        if not (isinstance(key, str) and key.isdigit() and int(key) in costs and _seconds(value)):
+            return None
+        out[int(key)] = float(value)
+    return out
+
+
 @dataclass
 class Entry:
     device: str
     shape: str
     costs: dict[int, tuple[float, float]]  # R -> seconds per epoch of the stack: (plain, measured)
     updated: str
+    probe_s: dict[int, float] = field(default_factory=dict)  # R -> seconds its probe timed
+
+    def length(self, r: int) -> float:
+        """Seconds the probe of R timed (LEGACY_PROBE_S for an entry of an older file)."""
+        return self.probe_s.get(r, LEGACY_PROBE_S)
 
     def to_json(self) -> dict:
         return {
             "device": self.device,
             "shape": self.shape,
             "costs": {str(r): [float(f"{v:.6g}") for v in c] for r, c in sorted(self.costs.items())},
+            "probe_s": {str(r): float(f"{v:.6g}") for r, v in sorted(self.probe_s.items())},
             "updated": self.updated,
         }
 
@@ -103,10 +130,13 @@ def read_entries(path: Path) -> tuple[dict[tuple[str, str], Entry], list[str]]:
     for n, raw in enumerate(doc["entries"]):
         ok = isinstance(raw, dict) and all(isinstance(raw.get(k), str) and raw.get(k) for k in ("device", "shape"))
         costs = _costs(raw.get("costs")) if ok else None
-        if costs is None:
+        lengths = _lengths(raw.get("probe_s"), costs) if costs is not None else None
+        if costs is None or lengths is None:
             problems.append(f"{path}: entry {n} is malformed; measuring it again")
             continue
-        entries[(raw["device"], raw["shape"])] = Entry(raw["device"], raw["shape"], costs, str(raw.get("updated", "")))
+        entries[(raw["device"], raw["shape"])] = Entry(
+            raw["device"], raw["shape"], costs, str(raw.get("updated", "")), lengths
+        )
     return entries, problems
 
 
@@ -127,7 +157,8 @@ def store_entry(path: Path, entry: Entry) -> None:
         entries, _ = read_entries(path)
         old = entries.get((entry.device, entry.shape))
         if old is not None:
-            entry = Entry(entry.device, entry.shape, {**old.costs, **entry.costs}, entry.updated)
+            lengths = {**{r: old.length(r) for r in old.costs}, **entry.probe_s}
+            entry = Entry(entry.device, entry.shape, {**old.costs, **entry.costs}, entry.updated, lengths)
         entries[(entry.device, entry.shape)] = entry
         doc = {"format": FORMAT, "host": socket.gethostname(), "entries": [e.to_json() for e in entries.values()]}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -149,9 +180,11 @@ def device_kind(device) -> str:
 
 
 class HostThroughput:
-    """Chooses each sub-batch size for one worker process; `measure(spec, R)` is overridable."""
+    """Chooses each sub-batch size for one worker process; `measure(spec, R, seconds)` is overridable."""
 
-    def __init__(self, settings: WorkerSettings, measure: Callable[[dict, int], tuple[float, float]] | None = None):
+    def __init__(
+        self, settings: WorkerSettings, measure: Callable[[dict, int, float], tuple[float, float]] | None = None
+    ):
         self.settings = settings
         self.path = cache_path(settings.worker_data_dir)
         self.measure = measure or self._measure
@@ -167,12 +200,14 @@ class HostThroughput:
             self._device = resolve_device(self.settings.device)
         return self._device
 
-    def _measure(self, spec: dict, runs: int) -> tuple[float, float]:
-        return subbatch.measure_cost(spec, runs, self.device, self.settings.subbatch_probe_s)
+    def _measure(self, spec: dict, runs: int, seconds: float) -> tuple[float, float]:
+        return subbatch.measure_cost(spec, runs, self.device, seconds)
 
     def size(self, specs: list[dict]) -> int:
-        """R for these runs of one batch_key: learned (or LI2_SUBBATCH), within the hard cap."""
-        spec = specs[0]
+        """R for these runs of one batch_key: learned (or LI2_SUBBATCH), within the hard cap.
+        The run with the most training samples stands for them all: a ragged batch trains every
+        run padded to that size (li2.runner), so that is the shape whose cost decides R."""
+        spec = max(specs, key=resolve_train_size)
         limit = min(len(specs), batch_limit(spec, self.settings.max_batch, self.settings.batch_memory_bytes))
         if self.settings.subbatch:
             return min(self.settings.subbatch, limit)
@@ -182,17 +217,37 @@ class HostThroughput:
         entries, problems = read_entries(self.path)
         for problem in problems:
             log.warning("sub-batch cache: %s", problem)
-        known = entries[(kind, shape)].costs if (kind, shape) in entries else {}
+        entry = entries.get((kind, shape)) or Entry(kind, shape, {}, "")
         epochs = spec["training"]["epochs"]
         measured = subbatch.measured_epochs(spec["training"])
 
         def rate(r: int, cost: tuple[float, float]) -> float:
             return subbatch.run_rate(r, cost, epochs, measured)
 
-        costs = subbatch.learn(known, limit, lambda r: self._probe(spec, r), rate)
-        if costs != known:
-            new = {r: c for r, c in costs.items() if known.get(r) != c}
-            store_entry(self.path, Entry(kind, shape, new, datetime.now(UTC).isoformat(timespec="seconds")))
+        just: dict[int, tuple[tuple[float, float], float]] = {}  # R -> (cost, seconds), probed now
+
+        def probe(r: int, seconds: float) -> tuple[float, float]:
+            just[r] = (self._probe(spec, r, seconds), seconds)
+            return just[r][0]
+
+        known, longest = dict(entry.costs), self.settings.subbatch_probe_s
+        if 1 not in known:  # a short first look: what would this batch cost one run at a time?
+            known[1] = probe(1, min(subbatch.MIN_PROBE_S, longest))
+        stake = len(specs) * epochs / rate(1, known[1])
+        seconds = subbatch.probe_seconds(stake, limit, longest)
+        # costs measured by probes much shorter than this batch's are measured again, at its length
+        lengths = {**{r: entry.length(r) for r in entry.costs}, **{r: s for r, (_, s) in just.items()}}
+        trusted = {r: c for r, c in known.items() if lengths[r] >= seconds / 2}
+        costs = subbatch.learn(trusted, limit, lambda r: probe(r, seconds), rate)
+        if just:
+            new = Entry(
+                kind,
+                shape,
+                {r: c for r, (c, _) in just.items()},
+                datetime.now(UTC).isoformat(timespec="seconds"),
+                {r: s for r, (_, s) in just.items()},
+            )
+            store_entry(self.path, new)
         rates = {r: rate(r, c) for r, c in costs.items()}
         chosen = subbatch.choose(rates, limit)
         log.info(
@@ -205,17 +260,17 @@ class HostThroughput:
             rates[chosen],
             epochs,
             measured,
-            "cached" if costs == known else "just measured",
+            f"just measured, probes of {seconds:.2g} s" if just else "cached",
             ", ".join(f"{r}: {v:.0f}" for r, v in sorted(rates.items())),
         )
         return chosen
 
-    def _probe(self, spec: dict, runs: int) -> tuple[float, float]:
-        """One measurement; a probe the device cannot run (RuntimeError, e.g. out of memory) gets a
-        prohibitive cost, so that R is never chosen and the search stops above it."""
+    def _probe(self, spec: dict, runs: int, seconds: float) -> tuple[float, float]:
+        """One measurement of `seconds`; a probe the device cannot run (RuntimeError, e.g. out of
+        memory) gets a prohibitive cost, so that R is never chosen and the search stops above it."""
         self.measured += 1
         try:
-            cost = self.measure(spec, runs)
+            cost = self.measure(spec, runs, seconds)
         except RuntimeError as exc:
             log.warning("sub-batch probe: R=%d failed (%s); not using it", runs, exc)
             return FAILED_COST
