@@ -283,7 +283,9 @@ def test_a_wrong_or_revoked_token_sends_the_user_to_sign_in(guarded_page, servic
     page = guarded_page
     sign_in(page, service.url, alice.token)
     page.evaluate("sessionStorage.setItem('li2.token', 'revoked-token')")
-    page.goto(f"{service.url}/runs/{finished_run['id']}")
+    # The page's script may send the user to sign-in before its own load event, which aborts a
+    # goto that waits for "load" (seen: net::ERR_ABORTED); wait only for the navigation to start.
+    page.goto(f"{service.url}/runs/{finished_run['id']}", wait_until="commit")
     page.wait_for_url(re.compile(r".*/signin\?next=.*why=expired"))
     assert "not accepted" in page.inner_text("#notice")
     assert page.evaluate("sessionStorage.getItem('li2.token')") is None
