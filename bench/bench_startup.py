@@ -10,7 +10,9 @@ worker does, and reads each phase's time from the child:
 * ``compile, cold cache``: LI2_COMPILE=1 with an empty TORCHINDUCTOR_CACHE_DIR: what every batch
   paid when nothing persisted between processes;
 * ``compile, warm cache``: LI2_COMPILE=1 again, in a *new* process on the same folder: what a batch
-  pays once the host's cache holds the shape (li2_worker.compile_cache, LI2_CACHE_DIR).
+  pays once the host's cache holds the shape (li2_worker.compile_cache, LI2_CACHE_DIR);
+* ``eager, forked from a preloaded worker``: LI2_COMPILE=0 in a child forked from this process
+  after `li2_worker.preload`, as `li2lab worker` starts each batch by default: no imports left.
 
 Start-up = process + imports + data/model + (first epoch − a steady epoch, when positive). Steady epochs are the
 mean of `--steps` further unmeasured steps, reported for scale.
@@ -96,16 +98,51 @@ def fresh(args, env_extra: dict) -> dict:
     return r
 
 
+def forked(args, env_extra: dict) -> dict:
+    """One child forked from this process after `li2_worker.preload` (LI2_WORKER_PRELOAD), as the
+    worker forks each batch's process: its phases, and the fork (wall − what the child timed)."""
+    from li2_worker.preload import preload
+
+    preload()
+    saved = {k: os.environ.get(k) for k in env_extra}
+    os.environ.update(env_extra)
+    read_fd, write_fd = os.pipe()
+    t = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # the child: time the phases as a fresh process does, print them to the pipe
+        os.close(read_fd)
+        with os.fdopen(write_fd, "w") as out:
+            sys.stdout = out
+            child(args)
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as inp:
+        text = inp.read()
+    os.waitpid(pid, 0)
+    wall = time.perf_counter() - t
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    r = json.loads(text.strip().splitlines()[-1])
+    r["process"] = wall - r["imports"] - r["data"] - r["first"] - r["steady"] * args.steps
+    r["startup"] = r["process"] + r["imports"] + r["data"] + max(r["first"] - r["steady"], 0.0)
+    return r
+
+
 def render(rows: list[tuple[str, dict]], args, command: str) -> str:
     base = rows[0][1]["startup"]
     lines = [
         SECTION,
         "",
-        f"One fresh Python process per row, as the worker runs each batch (`bench/bench_startup.py`): Z_{args.order},",
+        "One new process per row, as the worker runs each batch (`bench/bench_startup.py`): a fresh Python",
+        "process, or (last row) a child forked from a process that preloaded torch and the runner, as",
+        f"`li2lab worker` forks each batch's process with LI2_WORKER_PRELOAD on (the default). Z_{args.order},",
         f"K = {args.hidden}, R = {args.runs}, train fraction {args.fraction}, on {args.device}"
         f" ({os.cpu_count()} cores). Seconds per phase; start-up = process + imports + data/model",
-        "+ (first epoch − a steady epoch, when positive). The machine is shared and was heavily loaded",
-        "(other jobs on its 2 cores), so the absolute seconds are inflated; compare rows of the same run.",
+        "+ (first epoch − a steady epoch, when positive). The machine is shared, so the absolute seconds",
+        "vary from run to run; compare rows of the same run.",
         "",
         f"Command: `{command}`",
         "",
@@ -145,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             r = fresh(args, {**env, "TRITON_CACHE_DIR": os.path.join(cache, "triton")})
             print(name, {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}, flush=True)
             rows.append((name, r))
+        name = "eager, forked from a preloaded worker (LI2_WORKER_PRELOAD=1)"
+        r = forked(args, {"LI2_COMPILE": "0"})
+        print(name, {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}, flush=True)
+        rows.append((name, r))
     publish(SECTION, render(rows, args, command_line("bench_startup.py", argv)), args.write)
     return 0
 

@@ -2,7 +2,8 @@
 
 A sweep of orders × training sizes × seeds (Z_M addition, σ = x², mse, Adam lr 0.01, wd 1e-4) is
 submitted with the SDK to `li2lab serve` in embedded mode (SQLite database and broker, one worker
-subprocess, every batch in a fresh pool process, as tests/client/embedded_service.py starts it);
+subprocess, every batch in a fresh pool process, as tests/client/embedded_service.py starts it;
+or, with --broker, Redis as the broker and one `li2lab worker` process beside the API);
 the clock runs from the POST until the sweep's stored scaling law has been read back. Reported:
 
 - efficiency: the sweep's run-epochs / wall time, against the trainer's own rate on the same
@@ -18,14 +19,17 @@ compare like with like on a shared machine.
 
     python bench/bench_sweep.py                                    # CPU defaults (a few minutes)
     python bench/bench_sweep.py --orders 11,17,23 --fractions 0.2,0.3,0.4,0.5,0.6,0.7 --seeds 2 --epochs 1000
+    python bench/bench_sweep.py --broker redis://127.0.0.1:6379/15   # Redis + a separate worker
     python bench/bench_sweep.py --device cuda --hidden 512 ...     # a GPU worker (not measured yet)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "client")]
 
 from bench_trainer import device_name, make_specs, plain_loop  # noqa: E402
-from embedded_service import running_service  # noqa: E402
+from embedded_service import running_service, stop  # noqa: E402
 
 
 def base_spec(args) -> dict:
@@ -101,9 +105,51 @@ def plain_seconds(specs: list[dict], args) -> float:
     return total
 
 
-def service_run(args, ragged: bool, early_stop: bool = False) -> dict:
+def flush_redis(url: str) -> None:
+    """Empty the bench's Redis database: every service starts with no message left over."""
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+@contextlib.contextmanager
+def separate_worker(svc, wanted: bool):
+    """With a broker URL, `li2lab serve` starts no worker: run one `li2lab worker` beside it (the
+    deployment's topology), in the service's folder and environment, until the sweep is done."""
+    if not wanted:
+        yield
+        return
+    with open(svc.workdir / "worker.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "li2_worker", "--device", svc.env["LI2_WORKER_DEVICE"]],
+            env=svc.env,
+            cwd=svc.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "ready." not in worker_log(svc.workdir):  # Celery's "celery@... ready." line
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"li2lab worker did not start:\n{worker_log(svc.workdir)[-3000:]}")
+            time.sleep(0.2)
+        yield
+    finally:
+        stop(proc)
+
+
+def worker_log(workdir: Path) -> str:
+    path = workdir / "worker.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def service_run(args, ragged: bool, host_dir: Path, early_stop: bool = False, preload: bool = True) -> dict:
     """Submit the sweep to a fresh embedded service; seconds from the POST to the stored law read back.
-    `early_stop`: with the sweep option early_stop = {} (the defaults: held success stops a run)."""
+    `host_dir`: the worker host's own files (LI2_WORKER_DATA_DIR: the sub-batch sizes it learned),
+    kept across services as on a real host. `early_stop`: with the sweep option early_stop = {}
+    (the defaults: held success stops a run). `preload`: LI2_WORKER_PRELOAD (off: every batch's
+    process imports torch itself, as the worker did before)."""
     from li2_client import Client
 
     with tempfile.TemporaryDirectory(prefix="li2-bench-sweep-") as tmp:
@@ -111,12 +157,17 @@ def service_run(args, ragged: bool, early_stop: bool = False) -> dict:
         settings = {
             "OMP_NUM_THREADS": "1",
             "LI2_WORKER_DEVICE": args.device,
+            "LI2_WORKER_DATA_DIR": str(host_dir),
             "LI2_RAGGED_BATCHES": "1" if ragged else "0",
+            "LI2_WORKER_PRELOAD": "1" if preload else "0",
             # no re-sends of messages the worker already holds (prefetch): this measures throughput,
             # and in embedded mode such a re-send was seen to stall the SQLite database for minutes
             "LI2_REQUEUE_AFTER_S": "3600",
         }
-        with running_service(workdir, **settings) as svc:
+        if args.broker:
+            settings["LI2_BROKER_URL"] = args.broker
+            flush_redis(args.broker)
+        with running_service(workdir, **settings) as svc, separate_worker(svc, bool(args.broker)):
             client = Client(svc.url, svc.create_user("bench"))
             t0 = time.perf_counter()
             sweep = client.submit_sweep(base_spec(args), grid(args), early_stop={} if early_stop else None)
@@ -124,7 +175,7 @@ def service_run(args, ragged: bool, early_stop: bool = False) -> dict:
             law = client.scaling_law(sweep.id)
             seconds = time.perf_counter() - t0
             items = sweep.run_items()
-            log = svc.log.read_text(errors="replace")
+            log = svc.log.read_text(errors="replace") + worker_log(workdir)
     summaries = [item.get("summary") or {} for item in items]
     return {
         "seconds": seconds,
@@ -148,6 +199,12 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=1000, help="epoch budget (default 1000)")
     ap.add_argument("--eval-every", type=int, default=50, help="metrics every this many epochs (default 50)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: the worker, trainer and plain loop")
+    ap.add_argument(
+        "--broker",
+        default="",
+        help="a Redis URL: the service on that broker with one `li2lab worker` beside it (its database is "
+        "flushed); default: the embedded SQLite broker and worker of `li2lab serve`",
+    )
     ap.add_argument("--repeats", type=int, default=2, help="alternated measurements, best kept (default 2)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for one sweep (default 1800)")
     args = ap.parse_args(argv)
@@ -156,22 +213,30 @@ def main(argv=None) -> int:
     specs = sweep_specs(args)
     run_epochs = len(specs) * args.epochs
     print(f"{len(specs)} runs × {args.epochs} epochs = {run_epochs:,} run-epochs", file=sys.stderr, flush=True)
+    host_dir = Path(tempfile.mkdtemp(prefix="li2-bench-host-"))
+    # A fresh worker host first: its first sweep of each packing learns the sub-batch sizes of the
+    # sweep's shapes (li2_worker.throughput) and keeps them in `host_dir`; every later service
+    # below starts on that host, as a lab server does after its first sweep of these shapes.
+    cold = service_run(args, ragged=True, host_dir=host_dir)
+    print(f"cold new: {cold}", file=sys.stderr, flush=True)
+    print(f"cold old: {service_run(args, ragged=False, host_dir=host_dir)}", file=sys.stderr, flush=True)
     # Alternate every measurement, `--repeats` times, and keep the best of each: on a shared machine
     # the load changes from minute to minute, and the best time is the least disturbed one.
     best: dict[str, dict] = {}
     for _ in range(args.repeats):
         for name, measure in (
             ("trainer", lambda: {"seconds": trainer_seconds(specs, args.device)}),
-            ("new", lambda: service_run(args, ragged=True)),
-            ("old", lambda: service_run(args, ragged=False)),
-            ("early", lambda: service_run(args, ragged=True, early_stop=True)),
+            ("new", lambda: service_run(args, ragged=True, host_dir=host_dir)),
+            ("old", lambda: service_run(args, ragged=False, host_dir=host_dir)),
+            ("before", lambda: service_run(args, ragged=False, host_dir=host_dir, preload=False)),
+            ("early", lambda: service_run(args, ragged=True, host_dir=host_dir, early_stop=True)),
             ("plain", lambda: {"seconds": plain_seconds(specs, args)}),
         ):
             got = measure()
             print(f"{name}: {got}", file=sys.stderr, flush=True)
             if name not in best or got["seconds"] < best[name]["seconds"]:
                 best[name] = got
-    new, old, early = best["new"], best["old"], best["early"]
+    new, old, early, before = best["new"], best["old"], best["early"], best["before"]
     trainer_s, plain_s = best["trainer"]["seconds"], best["plain"]["seconds"]
 
     trainer_rate = run_epochs / trainer_s
@@ -185,6 +250,8 @@ def main(argv=None) -> int:
         ("li2 BatchTrainer alone, one ragged batch per order (in process)", "—", trainer_s, run_epochs, "—", "—"),
     ]
     for name, r in (
+        ("service, ragged batches, first sweep on a fresh worker host (learns sub-batch sizes)", cold),
+        ("service, old packing, each batch importing torch itself (LI2_WORKER_PRELOAD=0)", before),
         ("service, one training size per batch (old packing)", old),
         ("service, ragged batches (new packing)", new),
         ("service, ragged batches + sweep option early_stop {}", early),
@@ -198,8 +265,11 @@ def main(argv=None) -> int:
         f"{args.seeds} seeds; K={args.hidden}, sqr, mse, Adam lr 0.01 wd 1e-4, {args.epochs} epochs, metrics "
         f"every {args.eval_every}, diagnostics off; {run_epochs:,} run-epochs. "
         f"Device: {args.device} ({device_name(args.device)}); "
-        f"torch {torch.__version__}. Service: `li2lab serve` embedded (SQLite, one worker, fresh process "
-        "per batch); seconds from POST /sweeps to the stored law read back; every row the best of "
+        f"torch {torch.__version__}. Service: `li2lab serve` "
+        + ("with Redis as the broker and one `li2lab worker` process" if args.broker else "embedded")
+        + " (SQLite database, one worker, fresh process "
+        "per batch, on a worker host that has run one sweep of each packing before, except the "
+        "fresh-host row); seconds from POST /sweeps to the stored law read back; every row the best of "
         f"{args.repeats}, alternated. run-epochs/s = the sweep's budget (runs × epochs) / seconds.",
         "",
         "| how | Celery tasks | seconds | run-epochs trained | run-epochs/s | largest padding share | law |",
@@ -218,6 +288,11 @@ def main(argv=None) -> int:
         f"(old packing {plain_s / old['seconds']:.1f}×; ragged + early_stop {plain_s / early['seconds']:.1f}×)",
         f"- new packing vs old, end to end: {old['seconds'] / new['seconds']:.1f}× "
         f"(with early_stop {old['seconds'] / early['seconds']:.1f}×)",
+        f"- new packing and preload vs old packing with torch imported in every batch's process "
+        f"(LI2_WORKER_PRELOAD=0): {before['seconds'] / new['seconds']:.1f}× "
+        f"(with early_stop {before['seconds'] / early['seconds']:.1f}×)",
+        f"- first sweep on a fresh worker host (learning sub-batch sizes, once per host and shape): "
+        f"efficiency {run_epochs / cold['seconds'] / trainer_rate:.0%}",
     ]
     print("\n".join(lines))
     return 0
