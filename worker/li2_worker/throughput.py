@@ -224,30 +224,10 @@ class HostThroughput:
         def rate(r: int, cost: tuple[float, float]) -> float:
             return subbatch.run_rate(r, cost, epochs, measured)
 
-        just: dict[int, tuple[tuple[float, float], float]] = {}  # R -> (cost, seconds), probed now
-
-        def probe(r: int, seconds: float) -> tuple[float, float]:
-            just[r] = (self._probe(spec, r, seconds), seconds)
-            return just[r][0]
-
-        known, longest = dict(entry.costs), self.settings.subbatch_probe_s
-        if 1 not in known:  # a short first look: what would this batch cost one run at a time?
-            known[1] = probe(1, min(subbatch.MIN_PROBE_S, longest))
-        stake = len(specs) * epochs / rate(1, known[1])
-        seconds = subbatch.probe_seconds(stake, limit, longest)
-        # costs measured by probes much shorter than this batch's are measured again, at its length
-        lengths = {**{r: entry.length(r) for r in entry.costs}, **{r: s for r, (_, s) in just.items()}}
-        trusted = {r: c for r, c in known.items() if lengths[r] >= seconds / 2}
-        costs = subbatch.learn(trusted, limit, lambda r: probe(r, seconds), rate)
+        costs, seconds, just = self._learn(entry, spec, len(specs), limit, rate)
         if just:
-            new = Entry(
-                kind,
-                shape,
-                {r: c for r, (c, _) in just.items()},
-                datetime.now(UTC).isoformat(timespec="seconds"),
-                {r: s for r, (_, s) in just.items()},
-            )
-            store_entry(self.path, new)
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            store_entry(self.path, Entry(kind, shape, {r: costs[r] for r in just}, stamp, just))
         rates = {r: rate(r, c) for r, c in costs.items()}
         chosen = subbatch.choose(rates, limit)
         log.info(
@@ -264,6 +244,30 @@ class HostThroughput:
             ", ".join(f"{r}: {v:.0f}" for r, v in sorted(rates.items())),
         )
         return chosen
+
+    def _learn(
+        self, entry: Entry, spec: dict, runs: int, limit: int, rate: Callable[[int, tuple[float, float]], float]
+    ) -> tuple[dict[int, tuple[float, float]], float, dict[int, float]]:
+        """The costs to choose R from for a batch of `runs` copies of `spec`'s shape, the length of
+        its probes (`li2.subbatch.probe_seconds` of its stake) and {R: seconds} of the probes run now.
+
+        Known costs are reused unless their probe was less than half this batch's length; a class
+        seen for the first time gets a short first look at R = 1 to estimate the stake."""
+        just: dict[int, float] = {}
+        costs: dict[int, tuple[float, float]] = {}
+
+        def probe(r: int, seconds: float) -> tuple[float, float]:
+            costs[r], just[r] = self._probe(spec, r, seconds), seconds
+            return costs[r]
+
+        known, longest = dict(entry.costs), self.settings.subbatch_probe_s
+        if 1 not in known:  # what would this batch cost one run at a time?
+            known[1] = probe(1, min(subbatch.MIN_PROBE_S, longest))
+        epochs = spec["training"]["epochs"]
+        seconds = subbatch.probe_seconds(runs * epochs / rate(1, known[1]), limit, longest)
+        trusted = {r: c for r, c in known.items() if just.get(r, entry.length(r)) >= seconds / 2}
+        learned = subbatch.learn(trusted, limit, lambda r: probe(r, seconds), rate)
+        return learned, seconds, just
 
     def _probe(self, spec: dict, runs: int, seconds: float) -> tuple[float, float]:
         """One measurement of `seconds`; a probe the device cannot run (RuntimeError, e.g. out of
