@@ -28,7 +28,7 @@ from li2_service.errors import fail, unprocessable
 from li2_service.priority import check_priority, pop_priority
 from li2_store import models
 from li2_store.db import changed, database_now, db_now, session_scope
-from li2_store.dispatch import release_pass
+from li2_store.dispatch import release_pass, worker_seen_s
 from li2_store.searches import new_experiment
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def release_now(state: ServiceState) -> None:
     if cfg.get("ENQUEUE"):
         return
     try:
-        release_pass(state.engine, cfg, lookahead=cfg["LOOKAHEAD"], within_s=float(cfg.get("WORKER_SEEN_S", 60)))
+        release_pass(state.engine, cfg, lookahead=cfg["LOOKAHEAD"], within_s=worker_seen_s(cfg))
     except Exception:
         log.exception("release pass after a submit failed; the dispatchers release the work")
 

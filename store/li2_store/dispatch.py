@@ -48,6 +48,15 @@ PRIORITY_NAMES = {v: k for k, v in PRIORITIES.items()}
 
 Send = Callable[[list[tuple[str, int]], str], None]
 
+WORKER_SEEN_S = 60.0
+"""The API counts a worker's slots while its dispatcher registered within this many seconds (the
+workers themselves use their LI2_LEASE_S, 60 by default)."""
+
+
+def worker_seen_s(config: dict) -> float:
+    """The API's window for live workers: config WORKER_SEEN_S, else WORKER_SEEN_S."""
+    return float(config.get("WORKER_SEEN_S", WORKER_SEEN_S))
+
 
 def hold(items: list[tuple[str, int]], broker_url: str) -> None:
     """The enqueue of fair mode: send nothing; the runs wait in the database for the dispatcher."""

@@ -17,6 +17,7 @@ from marshmallow import Schema, fields
 
 from li2_service import auth, runs
 from li2_store.db import session_scope
+from li2_store.dispatch import worker_seen_s
 from li2_store.queue_state import snapshot
 
 blp = Blueprint(
@@ -73,7 +74,7 @@ def queue():
     with session_scope(state.engine) as s:
         snap = snapshot(
             s,
-            within_s=float(cfg.get("WORKER_SEEN_S", 60)),
+            within_s=worker_seen_s(cfg),
             max_batch=cfg["MAX_BATCH"],
             memory_bytes=cfg["BATCH_MEMORY_MB"] << 20,
         )
