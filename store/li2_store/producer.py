@@ -9,6 +9,8 @@ configuration would not load.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +23,27 @@ TASK_NAME = "li2.run_batch"
 
 _apps: dict[str, Celery] = {}
 _lock = threading.Lock()
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child: drop the parent's cached apps and kombu's cached SQLAlchemy engines.
+
+    A broker connection must not cross a fork. A Redis socket shared by two processes interleaves
+    their commands; an SQLite connection shared across a fork corrupts its lock state, and the
+    child's copy of the parent's pool counts connections it can never get back (a worker's pool
+    child once stalled on "QueuePool limit ... reached"). So the child builds its own: a new app
+    on first use, and new connections from each engine kombu keeps per broker file
+    (``dispose(close=False)`` leaves the parent's connections open for the parent).
+    """
+    global _lock
+    _apps.clear()
+    _lock = threading.Lock()
+    transport = sys.modules.get("kombu.transport.sqlalchemy")
+    for engine, _session in getattr(getattr(transport, "Channel", None), "_engines", {}).values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def transport_options(url: str) -> dict[str, Any]:

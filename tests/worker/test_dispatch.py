@@ -19,9 +19,10 @@ from li2_store.db import session_scope
 from li2_store.models import Experiment
 from li2_worker import reaper
 from li2_worker.dispatcher import dispatch_config
+from li2_worker.tasks import BatchJob
 
+from .helpers import FakeRunner, add_user, new_engine, row, settings_for, tiny_spec, update
 from .helpers import add_run as add_sent_run
-from .helpers import add_user, new_engine, settings_for, tiny_spec, update
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -170,3 +171,23 @@ def test_the_reaper_leaves_unreleased_runs_to_the_dispatcher(engine, redis_url):
     url = engine.url.render_as_string(hide_password=False)
     assert reaper.resend_lost_messages(engine, settings_for(url, redis_url)) == 0
     assert reaper.resend_lost_messages(engine, settings_for(url, redis_url, LI2_DISPATCH="fifo")) == 1
+
+
+@pytest.mark.parametrize("mode", ["fair", "fifo"])
+def test_a_finished_batch_hands_its_slot_to_the_next_waiting_batch_at_once(engine, redis_url, mode):
+    """li2_worker.tasks.BatchJob._hand_over: the task that ends releases the next batch itself
+    (fair mode), so the message is in the broker before the dispatcher's next pass."""
+    import redis
+
+    a = add_user(engine, "a")
+    first = add_sent_run(engine, a, tiny_spec(10, seed=1))  # its message is out: the job below runs it
+    nxt = add_run(engine, a, tiny_spec(10, seed=2))  # waiting in the database
+    url = engine.url.render_as_string(hide_password=False)
+    settings = settings_for(url, redis_url, LI2_DISPATCH=mode)
+    BatchJob(engine, settings, "w@test/1", run_batch=FakeRunner()).run([(first, 1)])  # no dispatcher thread runs
+    assert row(engine, first)["status"] == "succeeded"
+    queued = redis.Redis.from_url(redis_url).llen("celery")
+    if mode == "fair":
+        assert row(engine, nxt)["released_at"] is not None and queued == 1
+    else:  # fifo: the API sent every batch at submit; nothing is released here
+        assert row(engine, nxt)["released_at"] is None and queued == 0

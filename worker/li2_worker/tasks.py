@@ -18,7 +18,9 @@ Flow of one message ``[[run_id, attempt], ...]`` (runs of one li2.batching.batch
    (stopped on request; partial result kept), failed (the core raised: the error text is stored,
    a run is never silently lost), or back to queued with attempt+1 when the worker is being shut
    down (SIGTERM) — the message is re-sent and another worker resumes from the checkpoint;
-5. fan in: close any sweep whose runs have all ended (sweeps.finalize_sweep).
+5. fan in: close any sweep whose runs have all ended (sweeps.finalize_sweep);
+6. hand over: in fair dispatch, release the next batch for the slot this child frees
+   (`dispatcher.dispatch_once`), so its message waits in the broker while the next child forks.
 
 The database may restart or be cut off under a running batch. Training goes on meanwhile:
 heartbeats and progress are retried at their next period, and every other write (claim,
@@ -46,6 +48,7 @@ from li2_store.db import db_now, is_unavailable, make_engine, retrying, session_
 from li2_store.producer import TASK_NAME, send_batch
 from li2_worker import compile_cache
 from li2_worker.checkpoint_writer import CheckpointWriter
+from li2_worker.dispatcher import dispatch_once
 from li2_worker.heartbeat import Heartbeat
 from li2_worker.settings import WorkerSettings, load_settings
 from li2_worker.throughput import HostThroughput
@@ -145,6 +148,20 @@ class BatchJob:
             self.heartbeat.stop()
         for sweep_id in self._sweep_ids():
             retrying(f"sweep {sweep_id} fan-in", partial(sweeps.finalize_sweep, self.engine, sweep_id))
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Fair dispatch: release the next batch for the slot this task is about to free, now,
+        instead of at the dispatcher's next pass (up to LI2_DISPATCH_INTERVAL_S later), so its
+        message is in the broker while the pool forks the next child. The pass's own rules decide
+        whether and what (li2_store.dispatch: the budget, the fair order); a failure only logs,
+        and the dispatcher's next pass does it then."""
+        if self.settings.dispatch != "fair":
+            return
+        try:
+            dispatch_once(self.engine, self.settings)
+        except Exception as exc:
+            log.warning("hand-over dispatch pass failed; the dispatcher's next pass releases: %s", exc)
 
     def _claim(self, run_id: str, attempt: int) -> lease.Claim | None:
         return retrying(
