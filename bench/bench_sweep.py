@@ -44,11 +44,15 @@ sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "client")]
 from bench_trainer import device_name, make_specs, plain_loop  # noqa: E402
 from embedded_service import running_service, stop  # noqa: E402
 
+ROWS = ("trainer", "cold", "before", "old", "new", "early", "plain")
+"""The measurements, in the table's order (`--rows`): see the module docstring."""
+
 
 def base_spec(args) -> dict:
     """The sweep's base: bench_trainer's spec (the algorithm its plain loop trains), diagnostics off."""
     shape = SimpleNamespace(order=11, fraction=0.5, hidden=args.hidden, epochs=args.epochs, eval_every=args.eval_every)
-    return make_specs(shape, 1)[0]
+    spec = make_specs(shape, 1)[0]
+    return {**spec, "training": {**spec["training"], "lr": args.lr, "weight_decay": args.weight_decay}}
 
 
 def grid(args) -> dict:
@@ -198,6 +202,14 @@ def main(argv=None) -> int:
     ap.add_argument("--hidden", type=int, default=64, help="K (default 64)")
     ap.add_argument("--epochs", type=int, default=1000, help="epoch budget (default 1000)")
     ap.add_argument("--eval-every", type=int, default=50, help="metrics every this many epochs (default 50)")
+    ap.add_argument("--lr", type=float, default=0.01, help="Adam's learning rate (default 0.01; Fig. 5: 5e-4)")
+    ap.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay (default 1e-4; Fig. 5: 2e-4)")
+    ap.add_argument(
+        "--rows",
+        default=",".join(ROWS),
+        help=f"which measurements to take, comma-separated (default all: {','.join(ROWS)}); a GPU-sized sweep "
+        "may skip the slow baselines, e.g. trainer,new,early",
+    )
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: the worker, trainer and plain loop")
     ap.add_argument(
         "--broker",
@@ -208,6 +220,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2, help="alternated measurements, best kept (default 2)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for one sweep (default 1800)")
     args = ap.parse_args(argv)
+    wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
+    if unknown := sorted(set(wanted) - set(ROWS)) or not {"trainer", "new"} <= set(wanted):
+        ap.error(f"--rows: {unknown or 'trainer and new are required'}; allowed: {','.join(ROWS)}")
     torch.set_num_threads(1)  # on CUDA too: the host side stays comparable with the worker's
 
     specs = sweep_specs(args)
@@ -217,52 +232,58 @@ def main(argv=None) -> int:
     # A fresh worker host first: its first sweep of each packing learns the sub-batch sizes of the
     # sweep's shapes (li2_worker.throughput) and keeps them in `host_dir`; every later service
     # below starts on that host, as a lab server does after its first sweep of these shapes.
-    cold = service_run(args, ragged=True, host_dir=host_dir)
-    print(f"cold new: {cold}", file=sys.stderr, flush=True)
-    print(f"cold old: {service_run(args, ragged=False, host_dir=host_dir)}", file=sys.stderr, flush=True)
+    best: dict[str, dict] = {"cold": service_run(args, ragged=True, host_dir=host_dir)}
+    print(f"cold new: {best['cold']}", file=sys.stderr, flush=True)
+    if {"old", "before"} & set(wanted):
+        print(f"cold old: {service_run(args, ragged=False, host_dir=host_dir)}", file=sys.stderr, flush=True)
+    measures = {
+        "trainer": lambda: {"seconds": trainer_seconds(specs, args.device)},
+        "new": lambda: service_run(args, ragged=True, host_dir=host_dir),
+        "old": lambda: service_run(args, ragged=False, host_dir=host_dir),
+        "before": lambda: service_run(args, ragged=False, host_dir=host_dir, preload=False),
+        "early": lambda: service_run(args, ragged=True, host_dir=host_dir, early_stop=True),
+        "plain": lambda: {"seconds": plain_seconds(specs, args)},
+    }
     # Alternate every measurement, `--repeats` times, and keep the best of each: on a shared machine
     # the load changes from minute to minute, and the best time is the least disturbed one.
-    best: dict[str, dict] = {}
     for _ in range(args.repeats):
-        for name, measure in (
-            ("trainer", lambda: {"seconds": trainer_seconds(specs, args.device)}),
-            ("new", lambda: service_run(args, ragged=True, host_dir=host_dir)),
-            ("old", lambda: service_run(args, ragged=False, host_dir=host_dir)),
-            ("before", lambda: service_run(args, ragged=False, host_dir=host_dir, preload=False)),
-            ("early", lambda: service_run(args, ragged=True, host_dir=host_dir, early_stop=True)),
-            ("plain", lambda: {"seconds": plain_seconds(specs, args)}),
-        ):
-            got = measure()
+        for name in (n for n in measures if n in wanted):
+            got = measures[name]()
             print(f"{name}: {got}", file=sys.stderr, flush=True)
             if name not in best or got["seconds"] < best[name]["seconds"]:
                 best[name] = got
-    new, old, early, before = best["new"], best["old"], best["early"], best["before"]
-    trainer_s, plain_s = best["trainer"]["seconds"], best["plain"]["seconds"]
-
-    trainer_rate = run_epochs / trainer_s
+    new = best["new"]
+    trainer_rate = run_epochs / best["trainer"]["seconds"]
 
     def law(r: dict) -> str:
         c = "—" if r["c"] is None else f"{r['c']:.2f}"
         return f"{r['law']}, c = {c}, {r['grokked']}/{r['runs']} grokked"
 
-    rows = [
-        ("plain loop, one run after another (in process)", "—", plain_s, run_epochs, "—", "—"),
-        ("li2 BatchTrainer alone, one ragged batch per order (in process)", "—", trainer_s, run_epochs, "—", "—"),
-    ]
-    for name, r in (
-        ("service, ragged batches, first sweep on a fresh worker host (learns sub-batch sizes)", cold),
-        ("service, old packing, each batch importing torch itself (LI2_WORKER_PRELOAD=0)", before),
-        ("service, one training size per batch (old packing)", old),
-        ("service, ragged batches (new packing)", new),
-        ("service, ragged batches + sweep option early_stop {}", early),
-    ):
-        rows.append((name, r["tasks"], r["seconds"], r["epochs_run"], f"{r['padding']:.0%}", law(r)))
+    titles = {
+        "plain": "plain loop, one run after another (in process)",
+        "trainer": "li2 BatchTrainer alone, one ragged batch per order (in process)",
+        "cold": "service, ragged batches, first sweep on a fresh worker host (learns sub-batch sizes)",
+        "before": "service, old packing, each batch importing torch itself (LI2_WORKER_PRELOAD=0)",
+        "old": "service, one training size per batch (old packing)",
+        "new": "service, ragged batches (new packing)",
+        "early": "service, ragged batches + sweep option early_stop {}",
+    }
+    rows = []
+    for name in ("plain", "trainer", "cold", "before", "old", "new", "early"):
+        if name not in best:
+            continue
+        r = best[name]
+        if name in ("plain", "trainer"):
+            rows.append((titles[name], "—", r["seconds"], run_epochs, "—", "—"))
+        else:
+            rows.append((titles[name], r["tasks"], r["seconds"], r["epochs_run"], f"{r['padding']:.0%}", law(r)))
     command = "python bench/bench_sweep.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     lines = [
         f"Command: `{command.strip()}`",
         "",
         f"{len(specs)} runs: Z_M for M ∈ {{{args.orders}}} × training fractions {{{args.fractions}}} × "
-        f"{args.seeds} seeds; K={args.hidden}, sqr, mse, Adam lr 0.01 wd 1e-4, {args.epochs} epochs, metrics "
+        f"{args.seeds} seeds; K={args.hidden}, sqr, mse, Adam lr {args.lr:g} wd {args.weight_decay:g}, "
+        f"{args.epochs} epochs, metrics "
         f"every {args.eval_every}, diagnostics off; {run_epochs:,} run-epochs. "
         f"Device: {args.device} ({device_name(args.device)}); "
         f"torch {torch.__version__}. Service: `li2lab serve` "
@@ -279,21 +300,44 @@ def main(argv=None) -> int:
         f"| {name} | {tasks} | {sec:.1f} | {trained:,} | {run_epochs / sec:,.0f} | {pad} | {fit} |"
         for name, tasks, sec, trained, pad, fit in rows
     ]
-    lines += [
-        "",
+
+    def ratio_line(text: str, slow: str, fast: str, extras: list[tuple[str, str, str]]) -> str | None:
+        """ "text: slow/fast×" with "(label a/b×; …)" for each extra (label, a, b) measured; None
+        when `slow` or `fast` was not measured (`--rows`)."""
+
+        def ratio(a: str, b: str) -> float | None:
+            return best[a]["seconds"] / best[b]["seconds"] if a in best and b in best else None
+
+        main = ratio(slow, fast)
+        if main is None:
+            return None
+        more = [f"{label} {r:.1f}×" for label, a, b in extras if (r := ratio(a, b)) is not None]
+        return f"- {text}: {main:.1f}×" + (f" ({'; '.join(more)})" if more else "")
+
+    old_eff = (
+        f"; with the old packing {run_epochs / best['old']['seconds'] / trainer_rate:.0%}" if "old" in best else ""
+    )
+    summary = [
         f"- efficiency (service with ragged batches vs the trainer alone): "
-        f"{run_epochs / new['seconds'] / trainer_rate:.0%}; with the old packing "
-        f"{run_epochs / old['seconds'] / trainer_rate:.0%}",
-        f"- speed-up over the plain loop: {plain_s / new['seconds']:.1f}× "
-        f"(old packing {plain_s / old['seconds']:.1f}×; ragged + early_stop {plain_s / early['seconds']:.1f}×)",
-        f"- new packing vs old, end to end: {old['seconds'] / new['seconds']:.1f}× "
-        f"(with early_stop {old['seconds'] / early['seconds']:.1f}×)",
-        f"- new packing and preload vs old packing with torch imported in every batch's process "
-        f"(LI2_WORKER_PRELOAD=0): {before['seconds'] / new['seconds']:.1f}× "
-        f"(with early_stop {before['seconds'] / early['seconds']:.1f}×)",
+        f"{run_epochs / new['seconds'] / trainer_rate:.0%}{old_eff}",
+        ratio_line(
+            "speed-up over the plain loop",
+            "plain",
+            "new",
+            [("old packing", "plain", "old"), ("ragged + early_stop", "plain", "early")],
+        ),
+        ratio_line("new packing vs old, end to end", "old", "new", [("with early_stop", "old", "early")]),
+        ratio_line(
+            "new packing and preload vs old packing with torch imported in every batch's process "
+            "(LI2_WORKER_PRELOAD=0)",
+            "before",
+            "new",
+            [("with early_stop", "before", "early")],
+        ),
         f"- first sweep on a fresh worker host (learning sub-batch sizes, once per host and shape): "
-        f"efficiency {run_epochs / cold['seconds'] / trainer_rate:.0%}",
+        f"efficiency {run_epochs / best['cold']['seconds'] / trainer_rate:.0%}",
     ]
+    lines += [""] + [line for line in summary if line]
     print("\n".join(lines))
     return 0
 
