@@ -37,6 +37,9 @@ def test_configure_refuses_a_link_or_a_file(tmp_path):
         compile_cache.configure(str(tmp_path / "file"), {})
 
 
+CACHE_LINE = re.compile(r"compile cache (\d+) hits, (\d+) misses")
+
+
 @pytest.mark.slow
 def test_the_compile_cache_survives_a_worker_restart(tmp_path, redis_url, postgres_url):
     """LI2_COMPILE=1 compiles on the CPU too. The first worker's batch compiles (cache misses) and
@@ -59,8 +62,10 @@ def test_the_compile_cache_survives_a_worker_restart(tmp_path, redis_url, postgr
         worker = Worker(name, env, tmp_path)
         try:
             wait_until(lambda: row(engine, run)["status"] == "succeeded", 900, f"run {run} to succeed")
-            wait_until(lambda: "compile cache" in worker.log(), 60, "the compile cache line")
-            found = re.search(r"compile cache (\d+) hits, (\d+) misses", worker.log())
+            # the task's own line, logged as its child finishes (after the run's row says
+            # succeeded); the main process's start-up line also names the "compile cache"
+            wait_until(lambda: CACHE_LINE.search(worker.log()), 60, "the task's compile cache line")
+            found = CACHE_LINE.search(worker.log())
             assert found, worker.log()[-3000:]
             return int(found.group(1)), int(found.group(2))
         finally:

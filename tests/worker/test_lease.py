@@ -216,7 +216,9 @@ def test_reaper_requeues_fails_and_cancels_stale_leases(db, redis_url):
 def test_reaper_resends_lost_messages_only_when_the_queue_is_empty(db, redis_url):
     url, engine = db
     user = add_user(engine)
-    settings = settings_for(url, redis_url, LI2_REQUEUE_AFTER_S=1)
+    # `other` below is enqueued now and must stay younger than the threshold through the test,
+    # also on a loaded machine (with 1 s it was once old enough to count as lost too)
+    settings = settings_for(url, redis_url, LI2_REQUEUE_AFTER_S=10)
     old = database_now(engine) - timedelta(seconds=30)
     lost = [add_run(engine, user, tiny_spec(seed=i)) for i in range(3)]
     for run in lost:
