@@ -8,9 +8,9 @@ Flow of one message ``[[run_id, attempt], ...]`` (runs of one li2.batching.batch
 3. start the heartbeat thread and a SIGTERM handler, take li2.runner (preloaded by the parent,
    li2_worker.preload, or imported here; CUDA is only ever initialised in this pool child), and
    run the batch, as consecutive sub-batches of the size this host learned for the shape
-   (li2_worker.throughput); every measured
-   row is written, batched at most about once a second, as progress and live metric rows
-   (li2_store.metric_rows), so the API can serve a running run's curves;
+   (li2_worker.throughput); every measured row is written, batched at most about once a second,
+   as progress and live metric rows (li2_store.metric_rows), so the API can serve a running
+   run's curves;
    checkpoints come at the cadence `li2.checkpoint.Cadence` sets (every LI2_CHECKPOINT_INTERVAL_S
    seconds, plus epoch 0, the requested epochs, the end and a stop) and are serialised and stored
    by a background `CheckpointWriter`, which is flushed before step 4;
